@@ -1,0 +1,161 @@
+//! [`App`]: Durable Object classes plus a Worker, served.
+
+use std::ops::Deref;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use axum::Router;
+use clap::Parser;
+use dormouse_runtime::{Runtime, RuntimeBuilder};
+use dormouse_sdk::{DurableObject, Env};
+use dormouse_server::{DataDir, ServeArgs, Server};
+use tracing_subscriber::EnvFilter;
+
+type WorkerFactory = Box<dyn FnOnce(Env) -> Router + Send>;
+
+/// An application: its Durable Object classes and its Worker (the router in front of them).
+pub struct App {
+    runtime: RuntimeBuilder,
+    worker: WorkerFactory,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("runtime", &self.runtime)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for App {
+    fn default() -> Self {
+        App::new()
+    }
+}
+
+/// The command line of every Dormouse binary.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about = "A Dormouse server: Durable Objects with hibernatable WebSockets"
+)]
+struct Cli {
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+impl App {
+    /// An application with no classes and a Worker that answers 404.
+    pub fn new() -> Self {
+        App {
+            runtime: Runtime::builder(),
+            worker: Box::new(|_| Router::new()),
+        }
+    }
+
+    /// Binds the class `T` as `binding` (for example `"CHAT_ROOM"`).
+    pub fn durable_object<T: DurableObject>(mut self, binding: &str) -> Self {
+        self.runtime = self.runtime.durable_object::<T>(binding);
+        self
+    }
+
+    /// A plain-text variable, visible as `env.var(name)`.
+    pub fn var(mut self, name: &str, value: &str) -> Self {
+        self.runtime = self.runtime.var(name, value);
+        self
+    }
+
+    /// The Worker: builds the router in front of the objects from the environment.
+    pub fn worker(mut self, build: impl FnOnce(Env) -> Router + Send + 'static) -> Self {
+        self.worker = Box::new(build);
+        self
+    }
+
+    /// Starts serving as `args` say; returns once listening. Use from tests (with port 0).
+    pub async fn serve(self, args: &ServeArgs) -> anyhow::Result<Running> {
+        let data_dir = DataDir::open(&args.data_dir)?;
+        let runtime = self.runtime.config(args.runtime_config()).build()?;
+        let router = (self.worker)(runtime.env());
+        let server = Server::bind(args.listen, Some(args.admin_listen), runtime, router).await?;
+        Ok(Running { server, data_dir })
+    }
+
+    /// Runs the application as a program: parses the shared flags, logs to stderr (`RUST_LOG`
+    /// sets the filter, default `info`), serves until SIGINT or SIGTERM.
+    pub fn main(self) -> ExitCode {
+        let cli = Cli::parse();
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            )
+            .with_writer(std::io::stderr)
+            .init();
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                eprintln!("error: cannot start the async runtime: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match runtime.block_on(self.run(cli.serve)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                tracing::error!("{error:#}");
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    async fn run(self, args: ServeArgs) -> anyhow::Result<()> {
+        let running = self.serve(&args).await?;
+        tracing::info!(
+            listen = %running.addr(),
+            admin = ?running.admin_addr(),
+            hibernate_after = ?args.hibernate_after,
+            data_dir = %args.data_dir.display(),
+            "ready"
+        );
+        shutdown_signal()
+            .await
+            .context("cannot listen for shutdown signals")?;
+        tracing::info!("shutting down");
+        running.shutdown().await;
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result,
+        _ = terminate.recv() => Ok(()),
+    }
+}
+
+/// A running application.
+#[derive(Debug)]
+pub struct Running {
+    server: Server,
+    data_dir: DataDir,
+}
+
+impl Running {
+    /// The data directory (locked while the application runs).
+    pub fn data_dir(&self) -> &DataDir {
+        &self.data_dir
+    }
+}
+
+impl Deref for Running {
+    type Target = Server;
+
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}

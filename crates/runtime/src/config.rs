@@ -1,0 +1,86 @@
+//! Runtime configuration: timeouts and limits, each with its default and the reason for it.
+
+use std::time::Duration;
+
+/// How long an idle object that can hibernate stays in memory (Cloudflare: 10 s).
+pub const DEFAULT_HIBERNATE_AFTER: Duration = Duration::from_secs(10);
+
+/// How long an idle object that cannot hibernate (it holds standard sockets) stays in memory
+/// (Cloudflare: 70–140 s; workerd's cleanup loop runs every 70 s).
+pub const DEFAULT_EVICT_AFTER: Duration = Duration::from_secs(70);
+
+/// Longest `wait_until` work keeps an object in memory (Cloudflare: 15 minutes); past it the work
+/// is cancelled.
+pub const DEFAULT_WAIT_UNTIL_LIMIT: Duration = Duration::from_secs(15 * 60);
+
+/// Largest accepted event timeout: 7 days, Cloudflare's bound for
+/// `setHibernatableWebSocketEventTimeout`.
+pub const MAX_EVENT_TIMEOUT: Duration = Duration::from_millis(604_800_000);
+
+/// Limits applied to applications. The defaults are Cloudflare's, so that code written for Workers
+/// behaves the same; each can be raised or lowered per server.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Distinct tags per hibernatable socket (Cloudflare: 10).
+    pub max_tags: usize,
+    /// Bytes per tag, UTF-8 (Cloudflare: 256).
+    pub max_tag_bytes: usize,
+    /// Hibernatable sockets per object (Cloudflare: 32,768).
+    pub max_sockets_per_object: usize,
+    /// Bytes of an auto-response request or response (Cloudflare: 2,048).
+    pub max_auto_response_bytes: usize,
+    /// Auto-response pairs per object (Cloudflare allows one; Dormouse allows a few more).
+    pub max_auto_response_pairs: usize,
+    /// Serialized bytes of a socket attachment (Cloudflare: 16,384).
+    pub max_attachment_bytes: usize,
+    /// Bytes of a received message (Cloudflare: 32 MiB); larger ones close the socket with 1009.
+    pub max_message_bytes: usize,
+    /// Events waiting in one object's mailbox. Past it, HTTP requests get 503 ("overloaded") and
+    /// sockets stop being read until the object catches up, so a slow object cannot make the
+    /// server queue without bound.
+    pub mailbox_capacity: usize,
+    /// Bytes of message payload waiting in one object's mailbox, for the same reason.
+    pub mailbox_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_tags: 10,
+            max_tag_bytes: 256,
+            max_sockets_per_object: 32_768,
+            max_auto_response_bytes: 2_048,
+            max_auto_response_pairs: 8,
+            max_attachment_bytes: 16_384,
+            max_message_bytes: dormouse_ws::DEFAULT_MAX_MESSAGE_SIZE,
+            mailbox_capacity: 4_096,
+            mailbox_bytes: 64 << 20,
+        }
+    }
+}
+
+/// Everything the runtime needs to know, fixed at start.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Idle time after which an object that can hibernate is dropped from memory while its
+    /// hibernatable sockets stay open. Default 10 s; may be as short as a millisecond.
+    pub hibernate_after: Duration,
+    /// Idle time after which an object that cannot hibernate is evicted (its standard sockets are
+    /// closed with 1001). Default 70 s.
+    pub evict_after: Duration,
+    /// Longest `wait_until` work keeps an object in memory. Default 15 min.
+    pub wait_until_limit: Duration,
+    /// Limits applied to applications.
+    pub limits: Limits,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            hibernate_after: DEFAULT_HIBERNATE_AFTER,
+            evict_after: DEFAULT_EVICT_AFTER,
+            wait_until_limit: DEFAULT_WAIT_UNTIL_LIMIT,
+            limits: Limits::default(),
+        }
+    }
+}

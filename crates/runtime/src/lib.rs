@@ -1,0 +1,63 @@
+//! The Dormouse object host: it keeps Durable Objects addressed by id, runs their events one turn
+//! at a time, drops idle instances from memory (hibernation) and owns their WebSockets so that
+//! connections stay open while objects sleep.
+//!
+//! # Layout
+//! - [`runtime`]: [`Runtime`], the handle the server and tests use, and [`RuntimeBuilder`].
+//! - [`config`]: [`RuntimeConfig`] and [`Limits`], every timeout and limit with its default.
+//! - `namespace`: one bound class: id derivation (workerd's HMAC scheme) and request routing.
+//! - `registry`: every known object, in 64 shards.
+//! - `object`: the cell of an object (mailbox, sockets, settings that survive hibernation),
+//!   the task that runs its turns and hibernates it, and its context (`State`'s host).
+//! - `socket`: the socket holder: each WebSocket's record (send path, close handshake,
+//!   attachment, tags) and its I/O task (reads, pings, auto-responses, close replies).
+//! - `metrics`: counters per namespace, rendered for Prometheus.
+//! - [`error`]: [`RuntimeError`].
+//!
+//! # Where to look
+//! | Question | Place |
+//! |---|---|
+//! | When does an object hibernate? | `object::task` (`idle_deadline`, `sleep_if_idle`) |
+//! | What survives hibernation? | `object::ObjectCell` (kept) vs. the instance (dropped) |
+//! | How does a frame reach a handler? | `socket::io` → `ObjectCell::deliver_socket_event` → `object::task` |
+//! | What does a reset do? | `object::task::Runner::reset` |
+//!
+//! # Example
+//! ```
+//! use dormouse_runtime::{Runtime, RuntimeConfig};
+//! use dormouse_sdk::prelude::*;
+//!
+//! struct Counter(u64);
+//! impl DurableObject for Counter {
+//!     fn new(_state: State, _env: Env) -> Self {
+//!         Counter(0)
+//!     }
+//!     async fn fetch(&mut self, _req: Request) -> Result<Response> {
+//!         self.0 += 1;
+//!         Ok(response::text(http::StatusCode::OK, self.0.to_string()))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<()> {
+//! let runtime = Runtime::builder().config(RuntimeConfig::default()).durable_object::<Counter>("COUNTER").build().unwrap();
+//! let stub = runtime.env().durable_object("COUNTER")?.get_by_name("a")?;
+//! let response = stub.fetch_with_str("http://do/").await?;
+//! assert_eq!(response.status(), 200);
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod config;
+pub mod error;
+mod metrics;
+mod namespace;
+mod object;
+mod registry;
+pub mod runtime;
+mod socket;
+
+pub use config::{Limits, RuntimeConfig};
+pub use error::RuntimeError;
+pub use metrics::NamespaceGauges;
+pub use runtime::{HibernateReport, ObjectState, ObjectStatus, Runtime, RuntimeBuilder};

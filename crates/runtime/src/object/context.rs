@@ -1,0 +1,224 @@
+//! `ObjectContext`: the runtime as one instance sees it (the `ObjectHost` behind `State`).
+
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, SystemTime};
+
+use dormouse_sdk::host::{self, BoxFuture, ObjectHost};
+use dormouse_sdk::{
+    Error, ErrorKind, ObjectId, Outgoing, WebSocket, WebSocketId, WebSocketRequestResponsePair,
+};
+use futures_util::FutureExt;
+use tokio::task::AbortHandle;
+
+use super::ObjectCell;
+use crate::config::MAX_EVENT_TIMEOUT;
+use crate::socket::{self, SocketRecord};
+
+/// The context of one instance. A woken object gets a new one; `wait_until` work started through
+/// it is cancelled when the instance is dropped.
+pub(crate) struct ObjectContext {
+    cell: Arc<ObjectCell>,
+    /// Itself, for handing to `wait_until` work as the current object.
+    this: Weak<ObjectContext>,
+    wait_until_limit: Duration,
+    wait_until_tasks: Mutex<Vec<AbortHandle>>,
+}
+
+impl ObjectContext {
+    pub(crate) fn new(cell: Arc<ObjectCell>, wait_until_limit: Duration) -> Arc<Self> {
+        Arc::new_cyclic(|this| ObjectContext {
+            cell,
+            this: this.clone(),
+            wait_until_limit,
+            wait_until_tasks: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Cancels unfinished `wait_until` work (the instance is going away).
+    pub(crate) fn cancel_wait_until(&self) {
+        for task in self
+            .wait_until_tasks
+            .lock()
+            .expect("wait_until lock")
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+
+    fn limits(&self) -> &crate::config::Limits {
+        &self.cell.namespace.config.limits
+    }
+
+    /// The record behind a server end of this object, or the error Cloudflare gives.
+    fn own_server_end(&self, ws: &WebSocket) -> dormouse_sdk::Result<Arc<SocketRecord>> {
+        if ws.is_client_end() {
+            return Err(Error::new(
+                ErrorKind::Type,
+                "the client end of a WebSocketPair cannot be accepted; accept the server end",
+            ));
+        }
+        let record = SocketRecord::arc_from_handle(ws).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Type,
+                "this WebSocket does not belong to this runtime",
+            )
+        })?;
+        if !Arc::ptr_eq(&record.cell, &self.cell) {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                "this WebSocket belongs to another Durable Object",
+            ));
+        }
+        Ok(record)
+    }
+}
+
+impl ObjectHost for ObjectContext {
+    fn id(&self) -> ObjectId {
+        self.cell.id()
+    }
+
+    fn new_websocket_pair(&self) -> dormouse_sdk::Result<(WebSocket, WebSocket)> {
+        let record: Arc<dyn dormouse_sdk::host::SocketHost> =
+            Arc::new(SocketRecord::new(self.cell.clone()));
+        Ok((
+            WebSocket::client_from_host(record.clone()),
+            WebSocket::from_host(record),
+        ))
+    }
+
+    fn accept_websocket(&self, ws: &WebSocket, tags: &[&str]) -> dormouse_sdk::Result<()> {
+        let record = self.own_server_end(ws)?;
+        let limits = self.limits();
+        let tags = socket::validate_tags(tags, limits)?;
+        record.accept_hibernatable(tags, limits)
+    }
+
+    fn websockets(&self, tag: Option<&str>) -> Vec<WebSocket> {
+        let sockets = self.cell.sockets.lock().expect("socket set lock");
+        sockets
+            .hibernatable(tag)
+            .map(|record| WebSocket::from_host(record.clone()))
+            .collect()
+    }
+
+    fn set_auto_responses(
+        &self,
+        pairs: Vec<WebSocketRequestResponsePair>,
+    ) -> dormouse_sdk::Result<()> {
+        let limits = self.limits();
+        if pairs.len() > limits.max_auto_response_pairs {
+            return Err(Error::new(
+                ErrorKind::Range,
+                format!(
+                    "at most {} auto-response pairs can be set",
+                    limits.max_auto_response_pairs
+                ),
+            ));
+        }
+        let max = limits.max_auto_response_bytes;
+        for pair in &pairs {
+            for (what, article, size) in [
+                ("Request", "request", pair.request_bytes().len()),
+                ("Response", "response", pair.response_bytes().len()),
+            ] {
+                if size > max {
+                    return Err(Error::new(
+                        ErrorKind::Range,
+                        format!(
+                            "{what} cannot be larger than {max} bytes. A {article} of size {size} was provided."
+                        ),
+                    ));
+                }
+            }
+        }
+        *self
+            .cell
+            .auto_responses
+            .write()
+            .expect("auto-response lock") = Arc::from(pairs);
+        Ok(())
+    }
+
+    fn auto_responses(&self) -> Vec<WebSocketRequestResponsePair> {
+        self.cell
+            .auto_responses
+            .read()
+            .expect("auto-response lock")
+            .to_vec()
+    }
+
+    fn auto_response_timestamp(&self, ws: &WebSocket) -> Option<SystemTime> {
+        SocketRecord::from_handle(ws).and_then(SocketRecord::auto_response_timestamp)
+    }
+
+    fn set_event_timeout(&self, timeout: Option<Duration>) -> dormouse_sdk::Result<()> {
+        if timeout.is_some_and(|t| t > MAX_EVENT_TIMEOUT) {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                "Event timeout should not exceed 604800000 ms.",
+            ));
+        }
+        self.cell.set_event_timeout(timeout);
+        Ok(())
+    }
+
+    fn event_timeout(&self) -> Option<Duration> {
+        self.cell.event_timeout()
+    }
+
+    fn wait_until(&self, work: BoxFuture<'static, ()>) {
+        let Some(this) = self.this.upgrade() else {
+            return;
+        };
+        self.cell.begin_wait_until();
+        let guard = WaitUntilGuard(self.cell.clone());
+        let limit = self.wait_until_limit;
+        let host: Arc<dyn ObjectHost> = this;
+        let task = tokio::spawn(host::scope_object(host, async move {
+            let _guard = guard;
+            match tokio::time::timeout(limit, AssertUnwindSafe(work).catch_unwind()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(panic)) => {
+                    tracing::error!(panic = %super::task::panic_message(&*panic), "wait_until work panicked")
+                }
+                Err(_) => tracing::warn!(?limit, "wait_until work cancelled after its time limit"),
+            }
+        }));
+        let mut tasks = self.wait_until_tasks.lock().expect("wait_until lock");
+        tasks.retain(|task| !task.is_finished());
+        tasks.push(task.abort_handle());
+    }
+
+    fn broadcast(
+        &self,
+        tag: Option<&str>,
+        message: Outgoing<'_>,
+        except: Option<WebSocketId>,
+    ) -> usize {
+        let frame = socket::encode_outgoing(message);
+        let recipients: Vec<Arc<SocketRecord>> = {
+            let sockets = self.cell.sockets.lock().expect("socket set lock");
+            sockets
+                .hibernatable(tag)
+                .filter(|record| Some(record.id()) != except)
+                .cloned()
+                .collect()
+        };
+        recipients
+            .iter()
+            .filter(|record| record.send_frame(frame.clone()))
+            .count()
+    }
+}
+
+/// Ends a `wait_until` registration when its work completes, fails or is cancelled.
+struct WaitUntilGuard(Arc<ObjectCell>);
+
+impl Drop for WaitUntilGuard {
+    fn drop(&mut self) {
+        self.0.end_wait_until();
+    }
+}

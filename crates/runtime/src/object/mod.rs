@@ -1,0 +1,367 @@
+//! Objects: the cell each object lives in, its mailbox, its task and its context.
+//!
+//! An [`ObjectCell`] outlives instances: it is the registry entry, holds the mailbox, the socket
+//! set, the auto-responses and the event timeout, and survives hibernation. An instance (the
+//! application's `DurableObject` value) exists only while the object's task runs; hibernating
+//! means ending the task and dropping the instance, while the cell and its sockets stay.
+//!
+//! Lock order, to rule out deadlocks: registry shard, then [`ObjectCell::state`], then
+//! [`ObjectCell::sockets`], then a socket's own lock. No code takes them in another order.
+
+mod context;
+mod task;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+
+use dormouse_sdk::{
+    ObjectId, Request, Response, WebSocketIncomingMessage, WebSocketRequestResponsePair,
+};
+use tokio::sync::{Notify, oneshot};
+
+pub(crate) use context::ObjectContext;
+
+use crate::config::Limits;
+use crate::namespace::Namespace;
+use crate::registry::CellKey;
+use crate::socket::{SocketRecord, SocketSet};
+
+/// Whether an object has a task (and so, possibly, an instance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// No task and no instance. With open sockets, the object is hibernated.
+    Dormant,
+    /// A task runs the object's turns.
+    Running,
+    /// Removed from the registry; deliveries must look the object up again.
+    Retired,
+}
+
+/// Something for the object to do.
+pub(crate) enum Envelope {
+    /// An HTTP request from a stub; the reply goes back to the caller.
+    Fetch {
+        request: Request,
+        reply: oneshot::Sender<dormouse_sdk::Result<Response>>,
+    },
+    /// An event of one of the object's hibernatable sockets.
+    Socket {
+        socket: Arc<SocketRecord>,
+        event: SocketEvent,
+    },
+    /// An instruction from the runtime, processed in order with events.
+    Control(Control),
+}
+
+impl Envelope {
+    /// Payload bytes held by the envelope, counted against the mailbox byte limit.
+    fn weight(&self) -> usize {
+        match self {
+            Envelope::Socket {
+                event: SocketEvent::Message(WebSocketIncomingMessage::String(s)),
+                ..
+            } => s.len(),
+            Envelope::Socket {
+                event: SocketEvent::Message(WebSocketIncomingMessage::Binary(b)),
+                ..
+            } => b.len(),
+            _ => 0,
+        }
+    }
+}
+
+/// An event of a socket, in arrival order.
+#[derive(Debug)]
+pub(crate) enum SocketEvent {
+    /// A text or binary message.
+    Message(WebSocketIncomingMessage),
+    /// The socket closed; its last event.
+    Close {
+        code: u16,
+        reason: String,
+        was_clean: bool,
+    },
+    /// The socket failed with a protocol error; its last event.
+    Error(String),
+}
+
+impl SocketEvent {
+    pub(crate) fn is_terminal(&self) -> bool {
+        !matches!(self, SocketEvent::Message(_))
+    }
+}
+
+/// Instructions from the runtime to an object's task.
+pub(crate) enum Control {
+    /// Hibernate now if nothing prevents it; the reply says why not otherwise.
+    Hibernate(oneshot::Sender<Result<(), String>>),
+}
+
+/// Why a delivery was not accepted; the envelope is handed back.
+pub(crate) enum Refused {
+    /// The mailbox is full.
+    Full(Envelope),
+    /// The cell was retired; look the object up again.
+    Retired(Envelope),
+}
+
+/// Mutable state of a cell, behind [`ObjectCell::state`].
+struct CellState {
+    phase: Phase,
+    mailbox: VecDeque<Envelope>,
+    /// Sum of [`Envelope::weight`] over the mailbox.
+    mailbox_bytes: usize,
+    /// Unfinished `wait_until` work; while non-zero the object does not hibernate.
+    wait_until: usize,
+    /// The task ended by hibernating with sockets open: the next instance is a wake.
+    hibernated: bool,
+    /// When the event that woke a hibernated object arrived, for the wake-latency metric.
+    woken_at: Option<Instant>,
+}
+
+/// One object: its identity, mailbox, sockets and the settings that survive hibernation.
+pub(crate) struct ObjectCell {
+    pub(crate) namespace: Arc<Namespace>,
+    raw: [u8; 32],
+    /// Set once the object is addressed by name, so that `state.id().name()` works inside it.
+    name: OnceLock<Arc<str>>,
+    state: Mutex<CellState>,
+    /// Wakes the object's task: an envelope was queued, `wait_until` work ended, or a standard
+    /// socket saw traffic (all of which restart the idle clock).
+    work: Notify,
+    /// Wakes one socket reader waiting for mailbox space; each woken reader passes it on while
+    /// space remains, so a full mailbox does not wake every waiting socket at once.
+    space: Notify,
+    /// Every accepted socket of the object, hibernatable or standard, with its tags.
+    pub(crate) sockets: Mutex<SocketSet>,
+    /// Auto-response pairs, read by socket readers for every text or binary frame.
+    pub(crate) auto_responses: RwLock<Arc<[WebSocketRequestResponsePair]>>,
+    /// The WebSocket event timeout in milliseconds; 0 when unset.
+    event_timeout_ms: AtomicU64,
+}
+
+impl ObjectCell {
+    pub(crate) fn new(namespace: Arc<Namespace>, raw: [u8; 32]) -> Self {
+        ObjectCell {
+            namespace,
+            raw,
+            name: OnceLock::new(),
+            state: Mutex::new(CellState {
+                phase: Phase::Dormant,
+                mailbox: VecDeque::new(),
+                mailbox_bytes: 0,
+                wait_until: 0,
+                hibernated: false,
+                woken_at: None,
+            }),
+            work: Notify::new(),
+            space: Notify::new(),
+            sockets: Mutex::new(SocketSet::default()),
+            auto_responses: RwLock::new(Arc::from(Vec::new())),
+            event_timeout_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, CellState> {
+        self.state.lock().expect("cell state lock")
+    }
+
+    pub(crate) fn key(&self) -> CellKey {
+        CellKey {
+            namespace: self.namespace.index,
+            raw: self.raw,
+        }
+    }
+
+    pub(crate) fn id(&self) -> ObjectId {
+        ObjectId::from_raw(self.raw, self.name.get().cloned())
+    }
+
+    pub(crate) fn learn_name(&self, name: &str) {
+        if self.name.get().is_none() {
+            let _ = self.name.set(name.into());
+        }
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        self.state().phase
+    }
+
+    /// Queues `envelope`, starting the object's task if it has none (waking it if hibernated).
+    ///
+    /// Refuses when the mailbox is over its count or byte limit; a single message larger than the
+    /// byte limit is still accepted into an empty mailbox, since it fits the message size limit.
+    pub(crate) fn try_deliver(
+        self: &Arc<Self>,
+        envelope: Envelope,
+        limits: &Limits,
+    ) -> Result<(), Refused> {
+        let start_task = {
+            let mut state = self.state();
+            if state.phase == Phase::Retired {
+                return Err(Refused::Retired(envelope));
+            }
+            let weight = envelope.weight();
+            let is_control = matches!(envelope, Envelope::Control(_));
+            let over_count = state.mailbox.len() >= limits.mailbox_capacity;
+            let over_bytes =
+                !state.mailbox.is_empty() && state.mailbox_bytes + weight > limits.mailbox_bytes;
+            if !is_control && (over_count || over_bytes) {
+                return Err(Refused::Full(envelope));
+            }
+            state.mailbox.push_back(envelope);
+            state.mailbox_bytes += weight;
+            if state.phase == Phase::Dormant {
+                state.phase = Phase::Running;
+                if std::mem::take(&mut state.hibernated) {
+                    state.woken_at = Some(Instant::now());
+                }
+                true
+            } else {
+                false
+            }
+        };
+        if start_task {
+            tokio::spawn(task::run(self.clone()));
+        } else {
+            self.work.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Queues a socket event, waiting for mailbox space if needed. Returns false if the cell is
+    /// retired (which cannot happen while it has sockets; the event is then dropped).
+    pub(crate) async fn deliver_socket_event(
+        self: &Arc<Self>,
+        socket: Arc<SocketRecord>,
+        event: SocketEvent,
+        limits: &Limits,
+    ) -> bool {
+        let mut envelope = Envelope::Socket { socket, event };
+        let mut waited = false;
+        loop {
+            let notified = self.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            match self.try_deliver(envelope, limits) {
+                Ok(()) => {
+                    if waited {
+                        self.pass_on_space(limits);
+                    }
+                    return true;
+                }
+                Err(Refused::Retired(_)) => return false,
+                Err(Refused::Full(back)) => envelope = back,
+            }
+            notified.await;
+            waited = true;
+        }
+    }
+
+    /// After a waiting reader got its turn: wake the next one if there is room for it.
+    fn pass_on_space(&self, limits: &Limits) {
+        let state = self.state();
+        if state.mailbox.len() < limits.mailbox_capacity
+            && state.mailbox_bytes < limits.mailbox_bytes
+        {
+            self.space.notify_one();
+        }
+    }
+
+    /// Takes the next envelope, for the object's task.
+    fn pop(&self) -> Option<Envelope> {
+        let envelope = {
+            let mut state = self.state();
+            let envelope = state.mailbox.pop_front()?;
+            state.mailbox_bytes -= envelope.weight();
+            envelope
+        };
+        self.space.notify_one();
+        Some(envelope)
+    }
+
+    /// Marks the cell retired if it is dormant, idle and has no sockets; called by the registry
+    /// under its shard lock.
+    pub(crate) fn retire_if_empty(&self) -> bool {
+        let mut state = self.state();
+        if state.phase != Phase::Dormant || !state.mailbox.is_empty() {
+            return false;
+        }
+        if !self.sockets.lock().expect("socket set lock").is_empty() {
+            return false;
+        }
+        state.phase = Phase::Retired;
+        true
+    }
+
+    pub(crate) fn event_timeout(&self) -> Option<Duration> {
+        match self.event_timeout_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+
+    pub(crate) fn set_event_timeout(&self, timeout: Option<Duration>) {
+        let ms = timeout.map_or(0, |t| t.as_millis().clamp(1, u128::from(u64::MAX)) as u64);
+        self.event_timeout_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Restarts the idle clock of a running object (standard-socket traffic counts as activity).
+    pub(crate) fn note_activity(&self) {
+        self.work.notify_one();
+    }
+
+    fn begin_wait_until(&self) {
+        self.state().wait_until += 1;
+    }
+
+    fn end_wait_until(&self) {
+        self.state().wait_until -= 1;
+        self.work.notify_one();
+    }
+
+    /// What keeps this object from hibernating now, in words; empty if nothing does.
+    pub(crate) fn hibernation_blockers(&self) -> Vec<String> {
+        let state = self.state();
+        let mut blockers = Vec::new();
+        if !state.mailbox.is_empty() {
+            blockers.push(format!("{} event(s) queued", state.mailbox.len()));
+        }
+        if state.wait_until > 0 {
+            blockers.push(format!("{} wait_until task(s) pending", state.wait_until));
+        }
+        let standard = self
+            .sockets
+            .lock()
+            .expect("socket set lock")
+            .standard_count();
+        if standard > 0 {
+            blockers.push(format!(
+                "{standard} standard (non-hibernatable) WebSocket(s) open"
+            ));
+        }
+        blockers
+    }
+
+    /// Counts for diagnostics: (queued events, hibernatable sockets, standard sockets).
+    pub(crate) fn counts(&self) -> (usize, usize, usize) {
+        let queued = self.state().mailbox.len();
+        let sockets = self.sockets.lock().expect("socket set lock");
+        (
+            queued,
+            sockets.hibernatable_count(),
+            sockets.standard_count(),
+        )
+    }
+}
+
+impl std::fmt::Debug for ObjectCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectCell")
+            .field("namespace", &self.namespace.binding)
+            .field("id", &self.id())
+            .finish()
+    }
+}

@@ -1,0 +1,428 @@
+//! The task that runs one object's turns while it is in memory.
+//!
+//! Started by the first delivery to a dormant object, it constructs the instance lazily (on the
+//! first envelope that needs one), runs one envelope at a time to completion, and ends when the
+//! object hibernates, is evicted, or the runtime shuts down. A panic or a timed-out event resets
+//! the object: its instance is dropped and its sockets are closed with 1011; other objects never
+//! notice.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use dormouse_sdk::host::{self, ObjectHost};
+use dormouse_sdk::{Error, ErrorKind, Guest, State, WebSocket};
+use dormouse_ws::close;
+use futures_util::FutureExt;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use super::{Control, Envelope, ObjectCell, ObjectContext, Phase, SocketEvent};
+use crate::runtime::Shared;
+
+/// Reason sent to clients whose socket is closed by a reset. Details go to the log only.
+const RESET_REASON: &str = "Durable Object reset";
+
+/// Reason sent to standard sockets closed because their idle object was evicted.
+const EVICTED_REASON: &str = "Durable Object evicted after inactivity";
+
+pub(super) async fn run(cell: Arc<ObjectCell>) {
+    let Some(shared) = cell.namespace.shared.upgrade() else {
+        return;
+    };
+    let span = tracing::info_span!(parent: None, "object", namespace = %cell.namespace.binding, id = %cell.id());
+    Runner {
+        cell,
+        shared,
+        instance: None,
+        context: None,
+        idle_since: Instant::now(),
+    }
+    .run()
+    .instrument(span)
+    .await
+}
+
+/// How a guarded handler call ended.
+enum Outcome<T> {
+    Done(T),
+    Panicked(String),
+    TimedOut,
+}
+
+enum Flow {
+    Continue,
+    /// The task ends: the object hibernated.
+    Exit,
+}
+
+struct Runner {
+    cell: Arc<ObjectCell>,
+    shared: Arc<Shared>,
+    instance: Option<Box<dyn Guest>>,
+    /// The instance's context; dropped (and its `wait_until` work cancelled) with the instance.
+    context: Option<Arc<ObjectContext>>,
+    /// When the object last became idle; hibernation and eviction count from here.
+    idle_since: Instant,
+}
+
+impl Runner {
+    async fn run(mut self) {
+        let cell = self.cell.clone();
+        loop {
+            let notified = cell.work.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(envelope) = self.cell.pop() {
+                if let Flow::Exit = self.handle(envelope).await {
+                    return;
+                }
+                self.idle_since = Instant::now();
+                continue;
+            }
+            let deadline = self.idle_deadline();
+            tokio::select! {
+                () = &mut notified => self.idle_since = Instant::now(),
+                () = tokio::time::sleep_until(deadline) => {
+                    if self.sleep_if_idle() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// When the object may leave memory if nothing happens before.
+    fn idle_deadline(&self) -> Instant {
+        let config = &self.shared.config;
+        let (wait_until, standard) = {
+            let state = self.cell.state();
+            (
+                state.wait_until,
+                self.cell
+                    .sockets
+                    .lock()
+                    .expect("socket set lock")
+                    .standard_count(),
+            )
+        };
+        let after = if wait_until > 0 {
+            config.wait_until_limit.max(config.evict_after)
+        } else if standard > 0 {
+            config.evict_after
+        } else {
+            config.hibernate_after
+        };
+        self.idle_since + after
+    }
+
+    /// At the idle deadline: hibernate if possible, evict if the object cannot hibernate.
+    /// Returns true when the task must end.
+    fn sleep_if_idle(&mut self) -> bool {
+        if Instant::now() < self.idle_deadline() {
+            return false;
+        }
+        let mut state = self.cell.state();
+        if !state.mailbox.is_empty() {
+            return false;
+        }
+        let blocked = state.wait_until > 0
+            || self
+                .cell
+                .sockets
+                .lock()
+                .expect("socket set lock")
+                .standard_count()
+                > 0;
+        state.phase = Phase::Dormant;
+        state.hibernated = !blocked
+            && self.instance.is_some()
+            && !self
+                .cell
+                .sockets
+                .lock()
+                .expect("socket set lock")
+                .is_empty();
+        let hibernated = state.hibernated;
+        drop(state);
+        let metrics = &self.cell.namespace.metrics;
+        if blocked {
+            metrics.evictions.fetch_add(1, Relaxed);
+            tracing::debug!("evicting idle object that cannot hibernate");
+            for socket in self
+                .cell
+                .sockets
+                .lock()
+                .expect("socket set lock")
+                .take_standard()
+            {
+                socket.terminate(close::GOING_AWAY, EVICTED_REASON);
+            }
+        } else if hibernated {
+            metrics.hibernations.fetch_add(1, Relaxed);
+            tracing::debug!("hibernating");
+        }
+        self.drop_instance();
+        self.shared.registry.retire_if_empty(&self.cell);
+        self.shared.after_instance_dropped();
+        true
+    }
+
+    async fn handle(&mut self, envelope: Envelope) -> Flow {
+        match envelope {
+            Envelope::Control(Control::Hibernate(reply)) => {
+                let outcome = self.hibernate_on_request();
+                let exit = outcome.is_ok();
+                let _ = reply.send(outcome);
+                if exit {
+                    return Flow::Exit;
+                }
+            }
+            Envelope::Fetch { request, reply } => {
+                if !self.ensure_instance() {
+                    let _ = reply.send(Err(Error::new(
+                        ErrorKind::Reset,
+                        "Durable Object's constructor panicked",
+                    )));
+                    return Flow::Continue;
+                }
+                self.cell
+                    .namespace
+                    .metrics
+                    .events
+                    .fetch
+                    .fetch_add(1, Relaxed);
+                let context = self.context_host();
+                let instance = self.instance.as_mut().expect("ensured above");
+                match guard(context, instance.fetch(request), None).await {
+                    Outcome::Done(result) => {
+                        let _ = reply.send(result);
+                    }
+                    Outcome::Panicked(message) => {
+                        let _ = reply.send(Err(Error::new(
+                            ErrorKind::Reset,
+                            "Durable Object was reset: its fetch handler panicked",
+                        )));
+                        self.reset(&format!("fetch handler panicked: {message}"));
+                    }
+                    Outcome::TimedOut => unreachable!("fetch runs without a timeout"),
+                }
+            }
+            Envelope::Socket { socket, event } => self.handle_socket_event(socket, event).await,
+        }
+        Flow::Continue
+    }
+
+    async fn handle_socket_event(
+        &mut self,
+        socket: Arc<crate::socket::SocketRecord>,
+        event: SocketEvent,
+    ) {
+        // Events of sockets that are gone (closed by a reset) are dropped.
+        if !self
+            .cell
+            .sockets
+            .lock()
+            .expect("socket set lock")
+            .contains(socket.id())
+        {
+            return;
+        }
+        // The constructor runs before the terminal event removes the socket, so that a woken
+        // object rebuilds the session of the socket that is closing.
+        if !self.ensure_instance() {
+            return;
+        }
+        if event.is_terminal() {
+            self.cell
+                .sockets
+                .lock()
+                .expect("socket set lock")
+                .remove(socket.id());
+        }
+        let metrics = &self.cell.namespace.metrics.events;
+        let ws = WebSocket::from_host(socket);
+        let context = self.context_host();
+        let timeout = self.cell.event_timeout();
+        let instance = self.instance.as_mut().expect("ensured above");
+        let (kind, handler) = match event {
+            SocketEvent::Message(message) => {
+                metrics.message.fetch_add(1, Relaxed);
+                ("websocket_message", instance.websocket_message(ws, message))
+            }
+            SocketEvent::Close {
+                code,
+                reason,
+                was_clean,
+            } => {
+                metrics.close.fetch_add(1, Relaxed);
+                (
+                    "websocket_close",
+                    instance.websocket_close(ws, code, reason, was_clean),
+                )
+            }
+            SocketEvent::Error(error) => {
+                metrics.error.fetch_add(1, Relaxed);
+                (
+                    "websocket_error",
+                    instance.websocket_error(ws, Error::new(ErrorKind::InvalidState, error)),
+                )
+            }
+        };
+        match guard(context, handler, timeout).await {
+            Outcome::Done(Ok(())) => {}
+            Outcome::Done(Err(error)) => {
+                tracing::warn!(handler = kind, %error, "handler returned an error")
+            }
+            Outcome::Panicked(message) => {
+                self.reset(&format!("{kind} handler panicked: {message}"))
+            }
+            Outcome::TimedOut => {
+                let timeout = timeout.unwrap_or_default();
+                self.reset(&format!("{kind} exceeded the event timeout of {timeout:?}"));
+            }
+        }
+    }
+
+    /// Constructs the instance if there is none. False if the constructor panicked (the object
+    /// was reset).
+    fn ensure_instance(&mut self) -> bool {
+        if self.instance.is_some() {
+            return true;
+        }
+        let context = ObjectContext::new(self.cell.clone(), self.shared.config.wait_until_limit);
+        let host: Arc<dyn ObjectHost> = context.clone();
+        let state = State::from_host(host.clone());
+        let env = self.shared.env.clone();
+        let factory = self.cell.namespace.factory.clone();
+        let constructed = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            host::sync_scope_object(host, || factory(state, env))
+        }));
+        match constructed {
+            Ok(instance) => {
+                self.instance = Some(instance);
+                self.context = Some(context);
+                let metrics = &self.cell.namespace.metrics;
+                metrics.starts.fetch_add(1, Relaxed);
+                if let Some(arrived) = self.cell.state().woken_at.take() {
+                    metrics.wakes.fetch_add(1, Relaxed);
+                    metrics.observe_wake(arrived.elapsed());
+                }
+                true
+            }
+            Err(panic) => {
+                context.cancel_wait_until();
+                self.reset(&format!("constructor panicked: {}", panic_message(&*panic)));
+                false
+            }
+        }
+    }
+
+    fn context_host(&self) -> Arc<dyn ObjectHost> {
+        self.context
+            .clone()
+            .expect("context exists with the instance")
+    }
+
+    /// Serves [`Control::Hibernate`]: hibernates unless something prevents it.
+    fn hibernate_on_request(&mut self) -> Result<(), String> {
+        let mut state = self.cell.state();
+        let mut blockers = Vec::new();
+        if !state.mailbox.is_empty() {
+            blockers.push(format!("{} event(s) queued", state.mailbox.len()));
+        }
+        if state.wait_until > 0 {
+            blockers.push(format!("{} wait_until task(s) pending", state.wait_until));
+        }
+        let (standard, any) = {
+            let sockets = self.cell.sockets.lock().expect("socket set lock");
+            (sockets.standard_count(), !sockets.is_empty())
+        };
+        if standard > 0 {
+            blockers.push(format!(
+                "{standard} standard (non-hibernatable) WebSocket(s) open"
+            ));
+        }
+        if !blockers.is_empty() {
+            return Err(blockers.join("; "));
+        }
+        state.phase = Phase::Dormant;
+        state.hibernated = any && self.instance.is_some();
+        let counted = state.hibernated;
+        drop(state);
+        if counted {
+            self.cell
+                .namespace
+                .metrics
+                .hibernations
+                .fetch_add(1, Relaxed);
+        }
+        self.drop_instance();
+        self.shared.registry.retire_if_empty(&self.cell);
+        self.shared.after_instance_dropped();
+        Ok(())
+    }
+
+    /// Drops the instance (catching a panicking `Drop`) and cancels its `wait_until` work.
+    fn drop_instance(&mut self) {
+        if let Some(context) = self.context.take() {
+            context.cancel_wait_until();
+        }
+        if let Some(instance) = self.instance.take()
+            && std::panic::catch_unwind(AssertUnwindSafe(move || drop(instance))).is_err()
+        {
+            tracing::error!("object's Drop panicked");
+        }
+    }
+
+    /// Resets the object: drops the instance and closes every socket with 1011, without events.
+    /// Queued requests stay queued and will be served by a new instance.
+    fn reset(&mut self, reason: &str) {
+        self.cell.namespace.metrics.resets.fetch_add(1, Relaxed);
+        tracing::error!(%reason, "object reset");
+        self.drop_instance();
+        let sockets = self
+            .cell
+            .sockets
+            .lock()
+            .expect("socket set lock")
+            .take_all();
+        for socket in sockets {
+            socket.terminate(close::INTERNAL_ERROR, RESET_REASON);
+        }
+        self.shared.after_instance_dropped();
+    }
+}
+
+/// Runs one handler with the object as the current one, catching panics and applying `timeout`.
+async fn guard<T>(
+    context: Arc<dyn ObjectHost>,
+    handler: impl Future<Output = T>,
+    timeout: Option<Duration>,
+) -> Outcome<T> {
+    let call = host::scope_object(context, AssertUnwindSafe(handler).catch_unwind());
+    let result = match timeout {
+        Some(limit) => match tokio::time::timeout(limit, call).await {
+            Ok(result) => result,
+            Err(_) => return Outcome::TimedOut,
+        },
+        None => call.await,
+    };
+    match result {
+        Ok(value) => Outcome::Done(value),
+        Err(panic) => Outcome::Panicked(panic_message(&*panic)),
+    }
+}
+
+pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}

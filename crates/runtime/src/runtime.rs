@@ -1,0 +1,396 @@
+//! [`Runtime`]: the handle the server (and tests) use; [`RuntimeBuilder`] registers classes.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use dormouse_sdk::host::{EnvHost, NamespaceHost};
+use dormouse_sdk::response::WebSocketUpgrade;
+use dormouse_sdk::{DurableObject, Env, Guest, ObjectId, State};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+
+use crate::config::RuntimeConfig;
+use crate::error::{Result, RuntimeError};
+use crate::metrics::{self, NamespaceGauges};
+use crate::namespace::{Factory, Namespace};
+use crate::object::{Control, Envelope, ObjectCell, Phase, Refused};
+use crate::registry::{CellKey, Registry};
+use crate::socket::SocketRecord;
+
+/// State shared by everything the runtime runs.
+pub(crate) struct Shared {
+    pub(crate) config: Arc<RuntimeConfig>,
+    pub(crate) registry: Registry,
+    /// Indexed by [`Namespace::index`].
+    namespaces: Vec<Arc<Namespace>>,
+    pub(crate) env: Env,
+    vars: HashMap<String, String>,
+    /// Set when an instance was dropped; the memory trimmer returns freed pages to the OS.
+    memory_to_return: AtomicBool,
+}
+
+impl Shared {
+    pub(crate) fn namespace_at(&self, index: u32) -> &Arc<Namespace> {
+        &self.namespaces[index as usize]
+    }
+
+    fn namespace(&self, binding: &str) -> Option<&Arc<Namespace>> {
+        self.namespaces.iter().find(|ns| ns.binding == binding)
+    }
+
+    /// Called when an instance is dropped (hibernation, eviction, reset).
+    pub(crate) fn after_instance_dropped(&self) {
+        self.memory_to_return.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The `EnvHost` behind every [`Env`]: weak, because the runtime owns the environment.
+struct RuntimeEnv(Weak<Shared>);
+
+impl EnvHost for RuntimeEnv {
+    fn namespace(&self, binding: &str) -> Option<Arc<dyn NamespaceHost>> {
+        let shared = self.0.upgrade()?;
+        shared
+            .namespace(binding)
+            .map(|ns| ns.clone() as Arc<dyn NamespaceHost>)
+    }
+
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.upgrade()?.vars.get(name).cloned()
+    }
+}
+
+/// A class to register.
+struct Class {
+    binding: String,
+    class: String,
+    unique_key: String,
+    factory: Factory,
+}
+
+/// Registers Durable Object classes and builds a [`Runtime`].
+#[derive(Default)]
+pub struct RuntimeBuilder {
+    config: RuntimeConfig,
+    classes: Vec<Class>,
+    vars: HashMap<String, String>,
+}
+
+impl std::fmt::Debug for RuntimeBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bindings: Vec<&str> = self.classes.iter().map(|c| c.binding.as_str()).collect();
+        f.debug_struct("RuntimeBuilder")
+            .field("config", &self.config)
+            .field("bindings", &bindings)
+            .finish()
+    }
+}
+
+impl RuntimeBuilder {
+    /// Replaces the configuration.
+    pub fn config(mut self, config: RuntimeConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Binds the class `T` as `binding`. Its ids are keyed by the class name, so they stay valid
+    /// across restarts (and a renamed binding keeps its objects).
+    pub fn durable_object<T: DurableObject>(self, binding: &str) -> Self {
+        let class = short_type_name::<T>();
+        self.guest(binding, &class, &class, |state, env| {
+            Box::new(T::new(state, env))
+        })
+    }
+
+    /// Binds any [`Guest`] implementation as `binding`, with explicit class name and id key.
+    pub fn guest(
+        mut self,
+        binding: &str,
+        class: &str,
+        unique_key: &str,
+        factory: impl Fn(State, Env) -> Box<dyn Guest> + Send + Sync + 'static,
+    ) -> Self {
+        self.classes.push(Class {
+            binding: binding.to_owned(),
+            class: class.to_owned(),
+            unique_key: unique_key.to_owned(),
+            factory: Arc::new(factory),
+        });
+        self
+    }
+
+    /// A plain-text variable, visible as `env.var(name)`.
+    pub fn var(mut self, name: &str, value: &str) -> Self {
+        self.vars.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Builds the runtime.
+    pub fn build(self) -> Result<Runtime> {
+        let mut seen = std::collections::HashSet::new();
+        for class in &self.classes {
+            if !seen.insert(class.binding.clone()) {
+                return Err(RuntimeError::DuplicateBinding(class.binding.clone()));
+            }
+        }
+        let config = Arc::new(self.config);
+        let shared = Arc::new_cyclic(|weak: &Weak<Shared>| Shared {
+            config: config.clone(),
+            registry: Registry::new(),
+            namespaces: self
+                .classes
+                .into_iter()
+                .enumerate()
+                .map(|(index, class)| {
+                    Arc::new(Namespace::new(
+                        index as u32,
+                        class.binding,
+                        class.class,
+                        &class.unique_key,
+                        class.factory,
+                        config.clone(),
+                        weak.clone(),
+                    ))
+                })
+                .collect(),
+            env: Env::from_host(Arc::new(RuntimeEnv(weak.clone()))),
+            vars: self.vars,
+            memory_to_return: AtomicBool::new(false),
+        });
+        Ok(Runtime { shared })
+    }
+}
+
+/// The last path segment of a type's name, without generics: the class name users wrote.
+fn short_type_name<T>() -> String {
+    let full = std::any::type_name::<T>();
+    let base = full.split('<').next().unwrap_or(full);
+    base.rsplit("::").next().unwrap_or(base).to_owned()
+}
+
+/// What the runtime knows of one object, for diagnostics.
+#[derive(Debug, Clone)]
+pub struct ObjectStatus {
+    /// The binding of its namespace.
+    pub binding: String,
+    /// Its id (64 hex digits).
+    pub id: String,
+    /// Its name, if it was addressed by name.
+    pub name: Option<String>,
+    /// Whether it has an instance in memory.
+    pub state: ObjectState,
+    /// Open hibernatable sockets.
+    pub hibernatable_sockets: usize,
+    /// Open standard sockets (each keeps the object in memory).
+    pub standard_sockets: usize,
+    /// Events waiting in its mailbox.
+    pub queued_events: usize,
+    /// What keeps it from hibernating now; empty when nothing does.
+    pub hibernation_blockers: Vec<String>,
+}
+
+/// The memory state of an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectState {
+    /// An instance is in memory.
+    Active,
+    /// No instance; its hibernatable sockets are open.
+    Hibernated,
+    /// No instance and no sockets (about to be forgotten).
+    Idle,
+}
+
+/// The outcome of [`Runtime::hibernate_all`].
+#[derive(Debug, Clone, Default)]
+pub struct HibernateReport {
+    /// Objects that were in memory and now are not.
+    pub hibernated: usize,
+    /// Objects that could not hibernate, with why: (binding, id, reasons).
+    pub refused: Vec<(String, String, String)>,
+}
+
+/// The object host. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("objects", &self.shared.registry.len())
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// Starts registering classes.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// The environment handed to the Worker and to objects.
+    pub fn env(&self) -> Env {
+        self.shared.env.clone()
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.shared.config
+    }
+
+    /// Connects the client end carried by a 101 response to the upgraded TCP connection.
+    /// `leftover` holds bytes read past the handshake.
+    pub fn attach(
+        &self,
+        upgrade: &WebSocketUpgrade,
+        stream: TcpStream,
+        leftover: Bytes,
+    ) -> Result<()> {
+        let record =
+            SocketRecord::arc_from_handle(upgrade.client()).ok_or(RuntimeError::ForeignSocket)?;
+        record.attach(stream, leftover);
+        Ok(())
+    }
+
+    /// Hibernates the object now if nothing prevents it, as if its idle timeout had passed:
+    /// for tests and operators. Succeeds at once for an object that is not in memory.
+    pub async fn hibernate_now(&self, binding: &str, id: &ObjectId) -> Result<()> {
+        let namespace = self
+            .shared
+            .namespace(binding)
+            .ok_or_else(|| RuntimeError::UnknownBinding(binding.to_owned()))?;
+        let key = CellKey {
+            namespace: namespace.index,
+            raw: *id.as_bytes(),
+        };
+        match self.shared.registry.get(&key) {
+            None => Ok(()),
+            Some(cell) => hibernate_cell(&cell).await,
+        }
+    }
+
+    /// Hibernates every object that can hibernate now.
+    pub async fn hibernate_all(&self) -> HibernateReport {
+        let mut report = HibernateReport::default();
+        for cell in self.shared.registry.cells() {
+            if cell.phase() != Phase::Running {
+                continue;
+            }
+            match hibernate_cell(&cell).await {
+                Ok(()) => report.hibernated += 1,
+                Err(error) => report.refused.push((
+                    cell.namespace.binding.clone(),
+                    cell.id().to_string(),
+                    error.to_string(),
+                )),
+            }
+        }
+        report
+    }
+
+    /// Every object the runtime knows.
+    pub fn objects(&self) -> Vec<ObjectStatus> {
+        self.shared
+            .registry
+            .cells()
+            .into_iter()
+            .map(|cell| {
+                let (queued, hibernatable, standard) = cell.counts();
+                let state = match cell.phase() {
+                    Phase::Running => ObjectState::Active,
+                    _ if hibernatable + standard > 0 => ObjectState::Hibernated,
+                    _ => ObjectState::Idle,
+                };
+                let id = cell.id();
+                ObjectStatus {
+                    binding: cell.namespace.binding.clone(),
+                    id: id.to_string(),
+                    name: id.name().map(str::to_owned),
+                    state,
+                    hibernatable_sockets: hibernatable,
+                    standard_sockets: standard,
+                    queued_events: queued,
+                    hibernation_blockers: cell.hibernation_blockers(),
+                }
+            })
+            .collect()
+    }
+
+    /// The metrics of every namespace, in the Prometheus text format.
+    pub fn metrics(&self) -> String {
+        let mut gauges = vec![NamespaceGauges::default(); self.shared.namespaces.len()];
+        for cell in self.shared.registry.cells() {
+            let gauge = &mut gauges[cell.namespace.index as usize];
+            let (_, hibernatable, standard) = cell.counts();
+            gauge.websockets += (hibernatable + standard) as u64;
+            match cell.phase() {
+                Phase::Running => gauge.active += 1,
+                Phase::Dormant if hibernatable + standard > 0 => gauge.hibernated += 1,
+                _ => {}
+            }
+        }
+        let rows: Vec<_> = self
+            .shared
+            .namespaces
+            .iter()
+            .zip(gauges)
+            .map(|(ns, g)| (ns.binding.as_str(), &ns.metrics, g))
+            .collect();
+        metrics::render(&rows)
+    }
+
+    /// Whether an instance was dropped since the last call (and resets the flag).
+    pub fn take_memory_to_return(&self) -> bool {
+        self.shared.memory_to_return.swap(false, Ordering::Relaxed)
+    }
+}
+
+async fn hibernate_cell(cell: &Arc<ObjectCell>) -> Result<()> {
+    let (reply, outcome) = oneshot::channel();
+    match cell.try_deliver(
+        Envelope::Control(Control::Hibernate(reply)),
+        &cell.namespace.config.limits,
+    ) {
+        Ok(()) => {}
+        // A retired object is not in memory.
+        Err(Refused::Retired(_)) => return Ok(()),
+        Err(Refused::Full(_)) => unreachable!("control envelopes bypass the mailbox limits"),
+    }
+    match outcome.await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(reasons)) => Err(RuntimeError::NotHibernatable(reasons)),
+        // The task ended (or was reset) without answering: it is not in memory.
+        Err(_) => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Plain;
+    impl DurableObject for Plain {
+        fn new(_: State, _: Env) -> Self {
+            Plain
+        }
+    }
+
+    #[test]
+    fn class_names_are_short() {
+        assert_eq!(short_type_name::<Plain>(), "Plain");
+        assert_eq!(short_type_name::<Vec<u8>>(), "Vec");
+    }
+
+    #[test]
+    fn bindings_are_unique() {
+        let error = Runtime::builder()
+            .durable_object::<Plain>("A")
+            .durable_object::<Plain>("A")
+            .build()
+            .unwrap_err();
+        assert!(matches!(error, RuntimeError::DuplicateBinding(binding) if binding == "A"));
+    }
+}

@@ -1,0 +1,124 @@
+//! The `DurableObject` trait and its type-erased form, the contract the runtime drives.
+
+use std::future::Future;
+
+use crate::error::{Error, Result};
+use crate::host::BoxFuture;
+use crate::websocket::{WebSocket, WebSocketIncomingMessage};
+use crate::{Body, Env, Request, Response, State};
+
+/// A Durable Object class.
+///
+/// The runtime creates an instance with [`DurableObject::new`] when the object first receives an
+/// event, and again every time it wakes from hibernation, so `new` should be cheap: rebuild
+/// in-memory maps from `state.get_websockets()` and their attachments. Handlers take `&mut self`
+/// and run one at a time per object, each to completion (a *turn*): no locks or `RefCell` are
+/// needed for the object's state. Different objects run in parallel.
+///
+/// Every handler has a default that does nothing (or answers 501 for `fetch`), never a panic.
+/// A handler that returns `Err` leaves its socket open; one that panics resets the object (its
+/// sockets are closed with 1011) and nothing else.
+pub trait DurableObject: Send + Sized + 'static {
+    /// Creates an instance. Runs on first use and on every wake.
+    fn new(state: State, env: Env) -> Self;
+
+    /// Handles an HTTP request sent through a [`Stub`](crate::Stub), including WebSocket upgrades.
+    fn fetch(&mut self, req: Request) -> impl Future<Output = Result<Response>> + Send {
+        let _ = req;
+        async {
+            Ok(http::Response::builder()
+                .status(http::StatusCode::NOT_IMPLEMENTED)
+                .body(Body::from("this Durable Object has no fetch handler"))
+                .expect("static response"))
+        }
+    }
+
+    /// A text or binary message arrived on a hibernatable socket.
+    fn websocket_message(
+        &mut self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = (ws, message);
+        async { Ok(()) }
+    }
+
+    /// A hibernatable socket closed: the peer sent a close frame (`was_clean`; the runtime has
+    /// already answered it) or the connection dropped (code 1006, not clean). Last event of `ws`.
+    fn websocket_close(
+        &mut self,
+        ws: WebSocket,
+        code: u16,
+        reason: String,
+        was_clean: bool,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = (ws, code, reason, was_clean);
+        async { Ok(()) }
+    }
+
+    /// A hibernatable socket failed with a protocol error; the runtime has closed it. Last event
+    /// of `ws`.
+    fn websocket_error(
+        &mut self,
+        ws: WebSocket,
+        error: Error,
+    ) -> impl Future<Output = Result<()>> + Send {
+        let _ = (ws, error);
+        async { Ok(()) }
+    }
+}
+
+/// An object instance behind a uniform, object-safe interface: what the runtime drives.
+///
+/// Every [`DurableObject`] is a `Guest`; another guest (an object written in another language)
+/// would implement it directly.
+pub trait Guest: Send + 'static {
+    /// See [`DurableObject::fetch`].
+    fn fetch(&mut self, req: Request) -> BoxFuture<'_, Result<Response>>;
+    /// See [`DurableObject::websocket_message`].
+    fn websocket_message(
+        &mut self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> BoxFuture<'_, Result<()>>;
+    /// See [`DurableObject::websocket_close`].
+    fn websocket_close(
+        &mut self,
+        ws: WebSocket,
+        code: u16,
+        reason: String,
+        was_clean: bool,
+    ) -> BoxFuture<'_, Result<()>>;
+    /// See [`DurableObject::websocket_error`].
+    fn websocket_error(&mut self, ws: WebSocket, error: Error) -> BoxFuture<'_, Result<()>>;
+}
+
+impl<T: DurableObject> Guest for T {
+    fn fetch(&mut self, req: Request) -> BoxFuture<'_, Result<Response>> {
+        Box::pin(DurableObject::fetch(self, req))
+    }
+
+    fn websocket_message(
+        &mut self,
+        ws: WebSocket,
+        message: WebSocketIncomingMessage,
+    ) -> BoxFuture<'_, Result<()>> {
+        Box::pin(DurableObject::websocket_message(self, ws, message))
+    }
+
+    fn websocket_close(
+        &mut self,
+        ws: WebSocket,
+        code: u16,
+        reason: String,
+        was_clean: bool,
+    ) -> BoxFuture<'_, Result<()>> {
+        Box::pin(DurableObject::websocket_close(
+            self, ws, code, reason, was_clean,
+        ))
+    }
+
+    fn websocket_error(&mut self, ws: WebSocket, error: Error) -> BoxFuture<'_, Result<()>> {
+        Box::pin(DurableObject::websocket_error(self, ws, error))
+    }
+}

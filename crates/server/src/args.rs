@@ -1,0 +1,98 @@
+//! Command-line flags shared by every Dormouse server binary.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dormouse_runtime::{Limits, RuntimeConfig};
+
+/// Flags every example and server takes, with the same defaults.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address to serve HTTP and WebSockets on.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:8787",
+        env = "DORMOUSE_LISTEN"
+    )]
+    pub listen: SocketAddr,
+
+    /// Address of the admin endpoint: /metrics (Prometheus), /objects, /healthz.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:9787",
+        env = "DORMOUSE_ADMIN_LISTEN"
+    )]
+    pub admin_listen: SocketAddr,
+
+    /// Idle time after which an object that can hibernate leaves memory (e.g. 300ms, 10s).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration, env = "DORMOUSE_HIBERNATE_AFTER")]
+    pub hibernate_after: Duration,
+
+    /// Idle time after which an object that cannot hibernate (standard WebSockets) is evicted.
+    #[arg(long, value_name = "DURATION", default_value = "70s", value_parser = humantime::parse_duration, env = "DORMOUSE_EVICT_AFTER")]
+    pub evict_after: Duration,
+
+    /// Directory for durable state; created if missing, locked against a second server.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = ".dormouse",
+        env = "DORMOUSE_DATA_DIR"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Largest WebSocket message accepted, in bytes; larger ones close the socket with 1009.
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_message_bytes, env = "DORMOUSE_MAX_MESSAGE_SIZE")]
+    pub max_message_size: usize,
+}
+
+impl ServeArgs {
+    /// The runtime configuration these flags describe.
+    pub fn runtime_config(&self) -> RuntimeConfig {
+        let defaults = RuntimeConfig::default();
+        RuntimeConfig {
+            hibernate_after: self.hibernate_after,
+            evict_after: self.evict_after,
+            limits: Limits {
+                max_message_bytes: self.max_message_size,
+                ..defaults.limits
+            },
+            ..defaults
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn defaults_and_human_durations() {
+        let cli = Cli::parse_from(["x"]);
+        assert_eq!(cli.serve.listen.to_string(), "127.0.0.1:8787");
+        assert_eq!(cli.serve.hibernate_after, Duration::from_secs(10));
+        let cli = Cli::parse_from([
+            "x",
+            "--hibernate-after",
+            "300ms",
+            "--listen",
+            "0.0.0.0:9000",
+        ]);
+        assert_eq!(cli.serve.hibernate_after, Duration::from_millis(300));
+        assert_eq!(
+            cli.serve.runtime_config().hibernate_after,
+            Duration::from_millis(300)
+        );
+        assert!(Cli::try_parse_from(["x", "--hibernate-after", "soon"]).is_err());
+    }
+}

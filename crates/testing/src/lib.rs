@@ -1,0 +1,19 @@
+//! Test support: a real server on `127.0.0.1:0`, real WebSocket clients, and the admin endpoint.
+//!
+//! Tests never sleep to wait for something: every wait has a deadline and fails loudly, and the
+//! absence of a message is proven with a ping/pong barrier ([`WsClient::expect_nothing`]).
+//! Hibernation is forced with [`TestServer::hibernate`] (the idle timeout defaults to an hour here,
+//! so it never fires on its own during a test).
+
+mod client;
+mod http;
+mod metrics;
+mod server;
+
+pub use client::{WsClient, connect_raw, read_at_least};
+pub use http::{HttpReply, http_request};
+pub use metrics::Metrics;
+pub use server::{TempDir, TestServer, test_args};
+
+/// How long any single wait in a test may take before it fails.
+pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);

@@ -1,0 +1,271 @@
+//! Frames to messages: fragment reassembly, UTF-8 validation and size limits.
+
+use crate::close::{self, CloseFrame};
+use crate::frame::{self, Opcode};
+use crate::{ProtocolError, Role};
+
+/// A whole message as the application (or the runtime, for control frames) sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// A complete, UTF-8-validated text message.
+    Text(String),
+    /// A complete binary message.
+    Binary(Vec<u8>),
+    /// A ping; the payload must be echoed in a pong.
+    Ping(Vec<u8>),
+    /// A pong (an answer to our ping, or an unsolicited heartbeat).
+    Pong(Vec<u8>),
+    /// A close frame; `None` when it carried no status code (reported as 1005).
+    Close(Option<CloseFrame>),
+}
+
+/// The outcome of one [`MessageDecoder::decode`] call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeStep {
+    /// Bytes of the input consumed; 0 when more input is needed.
+    pub consumed: usize,
+    /// The message completed by the consumed frame, if any. A consumed frame that only extends a
+    /// fragmented message yields `None`.
+    pub message: Option<Message>,
+    /// When nothing was consumed: the number of bytes the next frame needs in total, if the header
+    /// was complete enough to tell. Lets the caller reserve a private buffer exactly once.
+    pub needed: Option<usize>,
+}
+
+/// A fragmented message in progress. Boxed so that an idle connection's decoder is one pointer.
+#[derive(Debug)]
+struct Fragments {
+    text: bool,
+    data: Vec<u8>,
+}
+
+/// Per-connection decoding state.
+///
+/// Idle, it holds no buffer: the caller owns the bytes, and a fragmented message is the only
+/// thing kept between frames.
+#[derive(Debug)]
+pub struct MessageDecoder {
+    role: Role,
+    max_message_size: usize,
+    fragments: Option<Box<Fragments>>,
+}
+
+impl MessageDecoder {
+    /// A decoder for `role` that rejects messages larger than `max_message_size` bytes.
+    pub fn new(role: Role, max_message_size: usize) -> Self {
+        MessageDecoder {
+            role,
+            max_message_size,
+            fragments: None,
+        }
+    }
+
+    /// The configured limit.
+    pub fn max_message_size(&self) -> usize {
+        self.max_message_size
+    }
+
+    /// Decodes at most one frame from the start of `buf`, unmasking its payload in place.
+    ///
+    /// A message over the limit is rejected as soon as its header announces it, before any of its
+    /// payload has to be buffered.
+    pub fn decode(&mut self, buf: &mut [u8]) -> Result<DecodeStep, ProtocolError> {
+        let Some(header) = frame::parse_header(buf, self.role)? else {
+            return Ok(DecodeStep {
+                consumed: 0,
+                message: None,
+                needed: None,
+            });
+        };
+        if !header.opcode.is_control() {
+            let so_far = self.fragments.as_ref().map_or(0, |f| f.data.len() as u64);
+            let size = so_far.saturating_add(header.payload_len);
+            if size > self.max_message_size as u64 {
+                return Err(ProtocolError::MessageTooBig {
+                    size,
+                    max: self.max_message_size,
+                });
+            }
+        }
+        let frame_len = header.frame_len().ok_or(ProtocolError::InvalidLength)?;
+        if buf.len() < frame_len {
+            return Ok(DecodeStep {
+                consumed: 0,
+                message: None,
+                needed: Some(frame_len),
+            });
+        }
+        let payload = &mut buf[header.header_len..frame_len];
+        if let Some(mask) = header.mask {
+            frame::apply_mask(payload, mask);
+        }
+        let message = self.on_frame(header.fin, header.opcode, payload)?;
+        Ok(DecodeStep {
+            consumed: frame_len,
+            message,
+            needed: None,
+        })
+    }
+
+    fn on_frame(
+        &mut self,
+        fin: bool,
+        opcode: Opcode,
+        payload: &[u8],
+    ) -> Result<Option<Message>, ProtocolError> {
+        match opcode {
+            Opcode::Ping => Ok(Some(Message::Ping(payload.to_vec()))),
+            Opcode::Pong => Ok(Some(Message::Pong(payload.to_vec()))),
+            Opcode::Close => Ok(Some(Message::Close(close::parse_payload(payload)?))),
+            Opcode::Text | Opcode::Binary => {
+                if self.fragments.is_some() {
+                    return Err(ProtocolError::ExpectedContinuation);
+                }
+                let text = opcode == Opcode::Text;
+                if fin {
+                    return finish(text, payload.to_vec()).map(Some);
+                }
+                self.fragments = Some(Box::new(Fragments {
+                    text,
+                    data: payload.to_vec(),
+                }));
+                Ok(None)
+            }
+            Opcode::Continuation => {
+                let fragments = self
+                    .fragments
+                    .as_mut()
+                    .ok_or(ProtocolError::UnexpectedContinuation)?;
+                fragments.data.extend_from_slice(payload);
+                if !fin {
+                    return Ok(None);
+                }
+                let Fragments { text, data } = *self.fragments.take().expect("checked above");
+                finish(text, data).map(Some)
+            }
+        }
+    }
+}
+
+fn finish(text: bool, data: Vec<u8>) -> Result<Message, ProtocolError> {
+    if !text {
+        return Ok(Message::Binary(data));
+    }
+    if simdutf8::basic::from_utf8(&data).is_err() {
+        return Err(ProtocolError::InvalidUtf8("text message"));
+    }
+    Ok(Message::Text(
+        String::from_utf8(data).expect("validated above"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::encode;
+
+    const MASK: Option<[u8; 4]> = Some([0x37, 0xFA, 0x21, 0x3D]);
+
+    fn decode_all(
+        decoder: &mut MessageDecoder,
+        mut wire: Vec<u8>,
+    ) -> Result<Vec<Message>, ProtocolError> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < wire.len() {
+            let step = decoder.decode(&mut wire[at..])?;
+            assert!(step.consumed > 0, "incomplete input in test");
+            at += step.consumed;
+            out.extend(step.message);
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn reassembles_fragments_around_control_frames() {
+        let mut wire = encode::frame(false, Opcode::Text, b"hel", MASK).to_vec();
+        wire.extend_from_slice(&encode::frame(true, Opcode::Ping, b"p", MASK));
+        wire.extend_from_slice(&encode::frame(
+            true,
+            Opcode::Continuation,
+            "lo é".as_bytes(),
+            MASK,
+        ));
+        let mut decoder = MessageDecoder::new(Role::Server, 1024);
+        let messages = decode_all(&mut decoder, wire).unwrap();
+        assert_eq!(
+            messages,
+            vec![
+                Message::Ping(b"p".to_vec()),
+                Message::Text("hello é".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn utf8_is_checked_on_the_whole_message() {
+        // "é" split across two fragments is valid.
+        let e = "é".as_bytes();
+        let mut wire = encode::frame(false, Opcode::Text, &e[..1], MASK).to_vec();
+        wire.extend_from_slice(&encode::frame(true, Opcode::Continuation, &e[1..], MASK));
+        let mut decoder = MessageDecoder::new(Role::Server, 1024);
+        assert_eq!(
+            decode_all(&mut decoder, wire).unwrap(),
+            vec![Message::Text("é".into())]
+        );
+
+        let wire = encode::frame(true, Opcode::Text, &[0xC3, 0x28], MASK).to_vec();
+        let err = decode_all(&mut MessageDecoder::new(Role::Server, 1024), wire).unwrap_err();
+        assert_eq!(err.close_code(), 1007);
+    }
+
+    #[test]
+    fn oversized_message_is_rejected_from_its_header() {
+        let mut decoder = MessageDecoder::new(Role::Server, 10);
+        let mut header_only = Vec::new();
+        frame::encode_header(&mut header_only, true, Opcode::Binary, 11, MASK);
+        let err = decoder.decode(&mut header_only).unwrap_err();
+        assert_eq!(err, ProtocolError::MessageTooBig { size: 11, max: 10 });
+        assert_eq!(err.close_code(), 1009);
+
+        // Fragments count toward the same limit.
+        let mut decoder = MessageDecoder::new(Role::Server, 10);
+        let mut wire = encode::frame(false, Opcode::Binary, &[0; 6], MASK).to_vec();
+        wire.extend_from_slice(&encode::frame(true, Opcode::Continuation, &[0; 6], MASK));
+        assert!(matches!(
+            decode_all(&mut decoder, wire),
+            Err(ProtocolError::MessageTooBig { size: 12, .. })
+        ));
+    }
+
+    #[test]
+    fn continuation_rules() {
+        let wire = encode::frame(true, Opcode::Continuation, b"x", MASK).to_vec();
+        let err = decode_all(&mut MessageDecoder::new(Role::Server, 64), wire).unwrap_err();
+        assert_eq!(err, ProtocolError::UnexpectedContinuation);
+
+        let mut wire = encode::frame(false, Opcode::Text, b"a", MASK).to_vec();
+        wire.extend_from_slice(&encode::frame(true, Opcode::Text, b"b", MASK));
+        let err = decode_all(&mut MessageDecoder::new(Role::Server, 64), wire).unwrap_err();
+        assert_eq!(err, ProtocolError::ExpectedContinuation);
+    }
+
+    #[test]
+    fn reports_bytes_needed_for_a_partial_frame() {
+        let mut wire = encode::frame(true, Opcode::Binary, &[7; 300], MASK).to_vec();
+        let total = wire.len();
+        let mut decoder = MessageDecoder::new(Role::Server, 1024);
+        let step = decoder.decode(&mut wire[..10]).unwrap();
+        assert_eq!((step.consumed, step.needed), (0, Some(total)));
+        let step = decoder.decode(&mut wire).unwrap();
+        assert_eq!(step.consumed, total);
+        assert_eq!(step.message, Some(Message::Binary(vec![7; 300])));
+    }
+
+    #[test]
+    fn close_without_status() {
+        let wire = encode::frame(true, Opcode::Close, &[], MASK).to_vec();
+        let messages = decode_all(&mut MessageDecoder::new(Role::Server, 64), wire).unwrap();
+        assert_eq!(messages, vec![Message::Close(None)]);
+    }
+}

@@ -1,0 +1,96 @@
+//! Whole frames, ready to write.
+//!
+//! Server frames are unmasked, so one encoded frame can be queued to every recipient of a
+//! broadcast: [`Bytes`] clones share the allocation.
+
+use bytes::Bytes;
+
+use crate::close::{self, CloseFrame};
+use crate::frame::{self, Opcode};
+
+/// Encodes one frame. With `mask` (client role) the payload is masked in the output.
+pub fn frame(fin: bool, opcode: Opcode, payload: &[u8], mask: Option<[u8; 4]>) -> Bytes {
+    let mut out =
+        Vec::with_capacity(frame::header_len(payload.len(), mask.is_some()) + payload.len());
+    frame::encode_header(&mut out, fin, opcode, payload.len(), mask);
+    let start = out.len();
+    out.extend_from_slice(payload);
+    if let Some(mask) = mask {
+        frame::apply_mask(&mut out[start..], mask);
+    }
+    Bytes::from(out)
+}
+
+/// A text message in one frame.
+pub fn text_frame(text: &str, mask: Option<[u8; 4]>) -> Bytes {
+    frame(true, Opcode::Text, text.as_bytes(), mask)
+}
+
+/// A binary message in one frame.
+pub fn binary_frame(data: &[u8], mask: Option<[u8; 4]>) -> Bytes {
+    frame(true, Opcode::Binary, data, mask)
+}
+
+/// A pong echoing `payload` (truncated to the control-frame limit).
+pub fn pong_frame(payload: &[u8], mask: Option<[u8; 4]>) -> Bytes {
+    frame(
+        true,
+        Opcode::Pong,
+        &payload[..payload.len().min(frame::MAX_CONTROL_PAYLOAD)],
+        mask,
+    )
+}
+
+/// A ping carrying `payload` (truncated to the control-frame limit).
+pub fn ping_frame(payload: &[u8], mask: Option<[u8; 4]>) -> Bytes {
+    frame(
+        true,
+        Opcode::Ping,
+        &payload[..payload.len().min(frame::MAX_CONTROL_PAYLOAD)],
+        mask,
+    )
+}
+
+/// A close frame; `None` sends an empty payload (the peer reports 1005). A reason longer than
+/// [`close::MAX_REASON_BYTES`] is cut on a character boundary.
+pub fn close_frame(close: Option<&CloseFrame>, mask: Option<[u8; 4]>) -> Bytes {
+    let Some(close) = close else {
+        return frame(true, Opcode::Close, &[], mask);
+    };
+    let reason = close::truncate_reason(&close.reason);
+    let mut payload = Vec::with_capacity(2 + reason.len());
+    payload.extend_from_slice(&close.code.to_be_bytes());
+    payload.extend_from_slice(reason.as_bytes());
+    frame(true, Opcode::Close, &payload, mask)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Message, MessageDecoder, Role};
+
+    #[test]
+    fn server_frames_decode_on_the_client() {
+        let mut wire = text_frame("hi", None).to_vec();
+        let step = MessageDecoder::new(Role::Client, 64)
+            .decode(&mut wire)
+            .unwrap();
+        assert_eq!(step.message, Some(Message::Text("hi".into())));
+    }
+
+    #[test]
+    fn close_reason_is_truncated() {
+        let close = CloseFrame {
+            code: 1000,
+            reason: "x".repeat(200),
+        };
+        let mut wire = close_frame(Some(&close), None).to_vec();
+        let step = MessageDecoder::new(Role::Client, 64)
+            .decode(&mut wire)
+            .unwrap();
+        let Some(Message::Close(Some(frame))) = step.message else {
+            panic!("not a close")
+        };
+        assert_eq!(frame.reason.len(), close::MAX_REASON_BYTES);
+    }
+}

@@ -1,0 +1,178 @@
+//! The HTTP/1.1 upgrade handshake (RFC 6455 §4).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use http::{HeaderMap, Method, StatusCode, Version, header};
+use sha1::{Digest, Sha1};
+
+use crate::HandshakeError;
+
+/// The GUID RFC 6455 appends to the client key before hashing.
+const ACCEPT_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/// Whether `headers` ask for a WebSocket upgrade at all (`Upgrade: websocket`, any case).
+///
+/// Requests that do not ask are ordinary HTTP and go to the application untouched, so that it can
+/// answer 426 as Workers code does.
+pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
+    header_has_token(headers, &header::UPGRADE, "websocket")
+}
+
+/// Validates a request that asked for an upgrade and returns its `Sec-WebSocket-Key`.
+pub fn validate_request(
+    method: &Method,
+    version: Version,
+    headers: &HeaderMap,
+) -> Result<String, HandshakeError> {
+    if method != Method::GET {
+        return Err(HandshakeError::MethodNotGet(method.to_string()));
+    }
+    if version != Version::HTTP_11 {
+        return Err(HandshakeError::WrongHttpVersion);
+    }
+    if !header_has_token(headers, &header::CONNECTION, "upgrade") {
+        return Err(HandshakeError::MissingConnectionUpgrade);
+    }
+    let version = headers
+        .get(header::SEC_WEBSOCKET_VERSION)
+        .ok_or(HandshakeError::MissingVersion)?;
+    if version.as_bytes().trim_ascii() != b"13" {
+        return Err(HandshakeError::UnsupportedVersion(
+            String::from_utf8_lossy(version.as_bytes()).into_owned(),
+        ));
+    }
+    let key = headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .ok_or(HandshakeError::MissingKey)?;
+    let key = key.to_str().map(str::trim).unwrap_or_default();
+    match BASE64.decode(key) {
+        Ok(raw) if raw.len() == 16 => Ok(key.to_owned()),
+        _ => Err(HandshakeError::InvalidKey(
+            String::from_utf8_lossy(key.as_bytes()).into_owned(),
+        )),
+    }
+}
+
+/// The `Sec-WebSocket-Accept` value for a client key.
+pub fn accept_key(key: &str) -> String {
+    let mut sha = Sha1::new();
+    sha.update(key.as_bytes());
+    sha.update(ACCEPT_GUID);
+    BASE64.encode(sha.finalize())
+}
+
+/// A fresh client key from 16 caller-supplied random bytes.
+pub fn client_key(random: [u8; 16]) -> String {
+    BASE64.encode(random)
+}
+
+/// The raw HTTP/1.1 request a client sends to open a WebSocket at `path` on `host`.
+pub fn client_request(host: &str, path: &str, key: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+/// Checks a server's answer to a client handshake sent with `key`.
+pub fn check_response(
+    status: StatusCode,
+    headers: &HeaderMap,
+    key: &str,
+) -> Result<(), HandshakeError> {
+    if status != StatusCode::SWITCHING_PROTOCOLS {
+        return Err(HandshakeError::Rejected(format!("status {status}")));
+    }
+    let expected = accept_key(key);
+    match headers.get(header::SEC_WEBSOCKET_ACCEPT) {
+        Some(value) if value.as_bytes() == expected.as_bytes() => Ok(()),
+        _ => Err(HandshakeError::Rejected(
+            "wrong or missing Sec-WebSocket-Accept".into(),
+        )),
+    }
+}
+
+/// Whether any value of `name` lists `token` (comma-separated, case-insensitive).
+fn header_has_token(headers: &HeaderMap, name: &header::HeaderName, token: &str) -> bool {
+    headers.get_all(name).iter().any(|value| {
+        value
+            .as_bytes()
+            .split(|&b| b == b',')
+            .any(|part| part.trim_ascii().eq_ignore_ascii_case(token.as_bytes()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn upgrade_headers() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        headers.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        headers.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
+        );
+        headers
+    }
+
+    #[test]
+    fn rfc_sample_key() {
+        assert_eq!(
+            accept_key("dGhlIHNhbXBsZSBub25jZQ=="),
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+        );
+    }
+
+    #[test]
+    fn accepts_a_valid_request() {
+        let headers = upgrade_headers();
+        assert!(is_upgrade_request(&headers));
+        assert_eq!(
+            validate_request(&Method::GET, Version::HTTP_11, &headers).unwrap(),
+            "dGhlIHNhbXBsZSBub25jZQ=="
+        );
+    }
+
+    #[test]
+    fn names_what_is_wrong() {
+        let headers = upgrade_headers();
+        assert_eq!(
+            validate_request(&Method::POST, Version::HTTP_11, &headers),
+            Err(HandshakeError::MethodNotGet("POST".into()))
+        );
+        let mut no_key = upgrade_headers();
+        no_key.remove(header::SEC_WEBSOCKET_KEY);
+        assert_eq!(
+            validate_request(&Method::GET, Version::HTTP_11, &no_key),
+            Err(HandshakeError::MissingKey)
+        );
+        let mut bad_key = upgrade_headers();
+        bad_key.insert(header::SEC_WEBSOCKET_KEY, HeaderValue::from_static("short"));
+        assert!(matches!(
+            validate_request(&Method::GET, Version::HTTP_11, &bad_key),
+            Err(HandshakeError::InvalidKey(_))
+        ));
+        let mut old = upgrade_headers();
+        old.insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("8"));
+        assert!(matches!(
+            validate_request(&Method::GET, Version::HTTP_11, &old),
+            Err(HandshakeError::UnsupportedVersion(_))
+        ));
+        let mut no_conn = upgrade_headers();
+        no_conn.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        assert_eq!(
+            validate_request(&Method::GET, Version::HTTP_11, &no_conn),
+            Err(HandshakeError::MissingConnectionUpgrade)
+        );
+    }
+}
