@@ -13,12 +13,22 @@ use crate::config::RuntimeConfig;
 use crate::metrics::NamespaceMetrics;
 use crate::object::{Envelope, Refused};
 use crate::runtime::Shared;
+use crate::socket::Drivers;
 
 /// Builds an instance of the class: `DurableObject::new` behind a type-erased closure.
 pub(crate) type Factory = Arc<dyn Fn(State, Env) -> Box<dyn Guest> + Send + Sync>;
 
 /// Cloudflare's message for a full mailbox.
 const OVERLOADED: &str = "Durable Object is overloaded. Too many requests queued.";
+
+/// A class to bind, as registered with the runtime builder.
+pub(crate) struct ClassSpec {
+    pub(crate) binding: String,
+    pub(crate) class: String,
+    /// Derives the namespace's id key: ids stay valid while it stays the same.
+    pub(crate) unique_key: String,
+    pub(crate) factory: Factory,
+}
 
 /// A bound class.
 pub(crate) struct Namespace {
@@ -34,6 +44,8 @@ pub(crate) struct Namespace {
     pub(crate) factory: Factory,
     /// The runtime's configuration (immutable), reachable from every cell and socket.
     pub(crate) config: Arc<RuntimeConfig>,
+    /// The runtime's socket drivers.
+    pub(crate) drivers: Arc<Drivers>,
     pub(crate) metrics: NamespaceMetrics,
     /// The runtime; weak because the runtime owns its namespaces.
     pub(crate) shared: Weak<Shared>,
@@ -42,21 +54,20 @@ pub(crate) struct Namespace {
 impl Namespace {
     pub(crate) fn new(
         index: u32,
-        binding: String,
-        class: String,
-        unique_key: &str,
-        factory: Factory,
+        spec: ClassSpec,
         config: Arc<RuntimeConfig>,
+        drivers: Arc<Drivers>,
         shared: Weak<Shared>,
     ) -> Self {
-        let key = Sha256::digest(unique_key.as_bytes()).into();
+        let key = Sha256::digest(spec.unique_key.as_bytes()).into();
         Namespace {
             index,
-            binding,
-            class,
+            binding: spec.binding,
+            class: spec.class,
             key,
-            factory,
+            factory: spec.factory,
             config,
+            drivers,
             metrics: NamespaceMetrics::default(),
             shared,
         }
@@ -184,10 +195,13 @@ mod tests {
     fn namespace(key: &str) -> Namespace {
         Namespace::new(
             0,
-            "B".into(),
-            "C".into(),
-            key,
-            Arc::new(|_, _| unreachable!("not constructed")),
+            ClassSpec {
+                binding: "B".into(),
+                class: "C".into(),
+                unique_key: key.into(),
+                factory: Arc::new(|_, _| unreachable!("not constructed")),
+            },
+            Arc::default(),
             Arc::default(),
             Weak::new(),
         )

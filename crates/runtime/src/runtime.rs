@@ -14,9 +14,10 @@ use tokio::sync::oneshot;
 use crate::config::RuntimeConfig;
 use crate::error::{Result, RuntimeError};
 use crate::metrics::{self, NamespaceGauges};
-use crate::namespace::{Factory, Namespace};
+use crate::namespace::{ClassSpec, Namespace};
 use crate::object::{Control, Envelope, ObjectCell, Phase, Refused};
 use crate::registry::{CellKey, Registry};
+use crate::socket::Drivers;
 use crate::socket::SocketRecord;
 
 /// State shared by everything the runtime runs.
@@ -62,19 +63,11 @@ impl EnvHost for RuntimeEnv {
     }
 }
 
-/// A class to register.
-struct Class {
-    binding: String,
-    class: String,
-    unique_key: String,
-    factory: Factory,
-}
-
 /// Registers Durable Object classes and builds a [`Runtime`].
 #[derive(Default)]
 pub struct RuntimeBuilder {
     config: RuntimeConfig,
-    classes: Vec<Class>,
+    classes: Vec<ClassSpec>,
     vars: HashMap<String, String>,
 }
 
@@ -112,7 +105,7 @@ impl RuntimeBuilder {
         unique_key: &str,
         factory: impl Fn(State, Env) -> Box<dyn Guest> + Send + Sync + 'static,
     ) -> Self {
-        self.classes.push(Class {
+        self.classes.push(ClassSpec {
             binding: binding.to_owned(),
             class: class.to_owned(),
             unique_key: unique_key.to_owned(),
@@ -136,6 +129,7 @@ impl RuntimeBuilder {
             }
         }
         let config = Arc::new(self.config);
+        let drivers = Arc::new(Drivers::new());
         let shared = Arc::new_cyclic(|weak: &Weak<Shared>| Shared {
             config: config.clone(),
             registry: Registry::new(),
@@ -143,14 +137,12 @@ impl RuntimeBuilder {
                 .classes
                 .into_iter()
                 .enumerate()
-                .map(|(index, class)| {
+                .map(|(index, spec)| {
                     Arc::new(Namespace::new(
                         index as u32,
-                        class.binding,
-                        class.class,
-                        &class.unique_key,
-                        class.factory,
+                        spec,
                         config.clone(),
+                        drivers.clone(),
                         weak.clone(),
                     ))
                 })

@@ -81,8 +81,7 @@ impl ObjectHost for ObjectContext {
     }
 
     fn new_websocket_pair(&self) -> dormouse_sdk::Result<(WebSocket, WebSocket)> {
-        let record: Arc<dyn dormouse_sdk::host::SocketHost> =
-            Arc::new(SocketRecord::new(self.cell.clone()));
+        let record: Arc<dyn dormouse_sdk::host::SocketHost> = SocketRecord::new(self.cell.clone());
         Ok((
             WebSocket::client_from_host(record.clone()),
             WebSocket::from_host(record),

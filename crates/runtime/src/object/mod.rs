@@ -12,8 +12,10 @@ mod context;
 mod task;
 
 use std::collections::VecDeque;
+use std::future::poll_fn;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
+use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use dormouse_sdk::{
@@ -131,9 +133,10 @@ pub(crate) struct ObjectCell {
     /// Wakes the object's task: an envelope was queued, `wait_until` work ended, or a standard
     /// socket saw traffic (all of which restart the idle clock).
     work: Notify,
-    /// Wakes one socket reader waiting for mailbox space; each woken reader passes it on while
-    /// space remains, so a full mailbox does not wake every waiting socket at once.
-    space: Notify,
+    /// Sockets waiting for mailbox space. Each freed slot wakes one; a woken socket that got its
+    /// events in passes the turn on while space remains, so a full mailbox never wakes every
+    /// waiting socket at once.
+    space_waiters: Mutex<VecDeque<Waker>>,
     /// Every accepted socket of the object, hibernatable or standard, with its tags.
     pub(crate) sockets: Mutex<SocketSet>,
     /// Auto-response pairs, read by socket readers for every text or binary frame.
@@ -157,7 +160,7 @@ impl ObjectCell {
                 woken_at: None,
             }),
             work: Notify::new(),
-            space: Notify::new(),
+            space_waiters: Mutex::new(VecDeque::new()),
             sockets: Mutex::new(SocketSet::default()),
             auto_responses: RwLock::new(Arc::from(Vec::new())),
             event_timeout_ms: AtomicU64::new(0),
@@ -231,42 +234,72 @@ impl ObjectCell {
         Ok(())
     }
 
-    /// Queues a socket event, waiting for mailbox space if needed. Returns false if the cell is
-    /// retired (which cannot happen while it has sockets; the event is then dropped).
-    pub(crate) async fn deliver_socket_event(
+    /// Queues a socket event, or hands it back after registering `waker` to be woken when the
+    /// mailbox has room. An event for a retired cell (which cannot have sockets) is dropped.
+    pub(crate) fn try_deliver_socket(
         self: &Arc<Self>,
         socket: Arc<SocketRecord>,
         event: SocketEvent,
         limits: &Limits,
-    ) -> bool {
-        let mut envelope = Envelope::Socket { socket, event };
-        let mut waited = false;
-        loop {
-            let notified = self.space.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            match self.try_deliver(envelope, limits) {
-                Ok(()) => {
-                    if waited {
-                        self.pass_on_space(limits);
-                    }
-                    return true;
-                }
-                Err(Refused::Retired(_)) => return false,
-                Err(Refused::Full(back)) => envelope = back,
-            }
-            notified.await;
-            waited = true;
+        waker: &Waker,
+    ) -> Result<(), SocketEvent> {
+        let envelope = match self.try_deliver(Envelope::Socket { socket, event }, limits) {
+            Ok(()) | Err(Refused::Retired(_)) => return Ok(()),
+            Err(Refused::Full(envelope)) => envelope,
+        };
+        self.space_waiters
+            .lock()
+            .expect("space waiters lock")
+            .push_back(waker.clone());
+        // Space may have been freed between the attempt and the registration: try once more.
+        match self.try_deliver(envelope, limits) {
+            Ok(()) | Err(Refused::Retired(_)) => Ok(()),
+            Err(Refused::Full(Envelope::Socket { event, .. })) => Err(event),
+            Err(Refused::Full(_)) => unreachable!("a socket envelope comes back as one"),
         }
     }
 
-    /// After a waiting reader got its turn: wake the next one if there is room for it.
-    fn pass_on_space(&self, limits: &Limits) {
-        let state = self.state();
-        if state.mailbox.len() < limits.mailbox_capacity
-            && state.mailbox_bytes < limits.mailbox_bytes
-        {
-            self.space.notify_one();
+    /// Queues a socket event, waiting for room; for the rare event sent outside a driver step.
+    pub(crate) async fn deliver_socket_event(
+        self: Arc<Self>,
+        socket: Arc<SocketRecord>,
+        event: SocketEvent,
+    ) {
+        let limits = self.namespace.config.clone();
+        let mut event = Some(event);
+        poll_fn(|cx| {
+            let pending = event.take().expect("polled after completion");
+            match self.try_deliver_socket(socket.clone(), pending, &limits.limits, cx.waker()) {
+                Ok(()) => Poll::Ready(()),
+                Err(back) => {
+                    event = Some(back);
+                    Poll::Pending
+                }
+            }
+        })
+        .await
+    }
+
+    /// After a waiting socket got its events in: wake the next one if there is room for it.
+    pub(crate) fn pass_on_space(&self, limits: &Limits) {
+        let room = {
+            let state = self.state();
+            state.mailbox.len() < limits.mailbox_capacity
+                && state.mailbox_bytes < limits.mailbox_bytes
+        };
+        if room {
+            self.wake_one_space_waiter();
+        }
+    }
+
+    fn wake_one_space_waiter(&self) {
+        let waiter = self
+            .space_waiters
+            .lock()
+            .expect("space waiters lock")
+            .pop_front();
+        if let Some(waker) = waiter {
+            waker.wake();
         }
     }
 
@@ -278,7 +311,7 @@ impl ObjectCell {
             state.mailbox_bytes -= envelope.weight();
             envelope
         };
-        self.space.notify_one();
+        self.wake_one_space_waiter();
         Some(envelope)
     }
 
@@ -363,5 +396,30 @@ impl std::fmt::Debug for ObjectCell {
             .field("namespace", &self.namespace.binding)
             .field("id", &self.id())
             .finish()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests_support {
+    use std::sync::{Arc, Weak};
+
+    use super::ObjectCell;
+    use crate::namespace::{ClassSpec, Namespace};
+
+    /// A cell of a namespace that has no runtime behind it, for unit tests of sockets.
+    pub(crate) fn cell() -> Arc<ObjectCell> {
+        let namespace = Arc::new(Namespace::new(
+            0,
+            ClassSpec {
+                binding: "TEST".into(),
+                class: "Test".into(),
+                unique_key: "test".into(),
+                factory: Arc::new(|_, _| unreachable!("not constructed")),
+            },
+            Arc::default(),
+            Arc::default(),
+            Weak::new(),
+        ));
+        Arc::new(ObjectCell::new(namespace, [0; 32]))
     }
 }

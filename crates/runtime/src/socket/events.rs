@@ -1,53 +1,85 @@
 //! The event stream of a socket accepted with the standard API (`WebSocket::accept`).
 
+use std::collections::VecDeque;
 use std::pin::Pin;
-use std::sync::Mutex;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 use dormouse_sdk::{CloseEvent, Error, ErrorKind, EventStream, MessageEvent, WebsocketEvent};
 use futures_util::Stream;
-use tokio::sync::mpsc;
 
 use crate::object::SocketEvent;
 
-/// Events buffered per standard socket before its reader waits for the application to consume
-/// them (then TCP flow control pushes back on the client).
+/// Events buffered per standard socket before the socket stops reading until the application
+/// consumes them (then TCP flow control pushes back on the client).
 const STANDARD_EVENT_BUFFER: usize = 64;
 
-/// The channel between a standard socket's I/O task and the application's [`EventStream`].
+/// A bounded queue between a standard socket (producer) and its [`EventStream`] (consumer).
 pub(super) struct Channel {
-    sender: mpsc::Sender<SocketEvent>,
-    /// Taken by the first `events()` call.
-    receiver: Mutex<Option<mpsc::Receiver<SocketEvent>>>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    events: VecDeque<SocketEvent>,
+    /// The stream, waiting for an event.
+    consumer: Option<Waker>,
+    /// The socket, waiting for room.
+    producer: Option<Waker>,
+    /// The stream was handed out by `events()`.
+    taken: bool,
+    /// The stream was dropped: events are discarded.
+    abandoned: bool,
+    /// No more events will come (the socket is closed or was reset).
+    closed: bool,
 }
 
 impl Channel {
     pub(super) fn new() -> Self {
-        let (sender, receiver) = mpsc::channel(STANDARD_EVENT_BUFFER);
         Channel {
-            sender,
-            receiver: Mutex::new(Some(receiver)),
+            state: Mutex::new(State::default()),
         }
     }
 
-    pub(super) fn sender(&self) -> mpsc::Sender<SocketEvent> {
-        self.sender.clone()
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().expect("event channel lock")
     }
 
-    pub(super) fn take_stream(&self) -> dormouse_sdk::Result<EventStream> {
-        let receiver = self
-            .receiver
-            .lock()
-            .expect("event channel lock")
-            .take()
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidState,
-                    "events() can only be called once per WebSocket",
-                )
-            })?;
+    /// Queues `event`, or gives it back after registering `waker` to be woken when there is room.
+    pub(super) fn try_push(&self, event: SocketEvent, waker: &Waker) -> Result<(), SocketEvent> {
+        let mut state = self.state();
+        if state.abandoned {
+            return Ok(());
+        }
+        if state.events.len() >= STANDARD_EVENT_BUFFER {
+            state.producer = Some(waker.clone());
+            return Err(event);
+        }
+        state.events.push_back(event);
+        if let Some(consumer) = state.consumer.take() {
+            consumer.wake();
+        }
+        Ok(())
+    }
+
+    /// No more events will come: the stream ends once it has drained what is queued.
+    pub(super) fn close(&self) {
+        let mut state = self.state();
+        state.closed = true;
+        if let Some(consumer) = state.consumer.take() {
+            consumer.wake();
+        }
+    }
+
+    pub(super) fn take_stream(self: &Arc<Self>) -> dormouse_sdk::Result<EventStream> {
+        if std::mem::replace(&mut self.state().taken, true) {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                "events() can only be called once per WebSocket",
+            ));
+        }
         Ok(EventStream::new(Events {
-            receiver,
+            channel: self.clone(),
             finished: false,
         }))
     }
@@ -55,7 +87,7 @@ impl Channel {
 
 /// Maps socket events to the SDK's event type; ends after the close or error event.
 struct Events {
-    receiver: mpsc::Receiver<SocketEvent>,
+    channel: Arc<Channel>,
     finished: bool,
 }
 
@@ -66,8 +98,21 @@ impl Stream for Events {
         if self.finished {
             return Poll::Ready(None);
         }
-        let Some(event) = std::task::ready!(self.receiver.poll_recv(cx)) else {
-            return Poll::Ready(None);
+        let event = {
+            let mut state = self.channel.state();
+            match state.events.pop_front() {
+                Some(event) => {
+                    if let Some(producer) = state.producer.take() {
+                        producer.wake();
+                    }
+                    event
+                }
+                None if state.closed => return Poll::Ready(None),
+                None => {
+                    state.consumer = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+            }
         };
         let item = match event {
             SocketEvent::Message(message) => {
@@ -89,5 +134,16 @@ impl Stream for Events {
             }
         };
         Poll::Ready(Some(item))
+    }
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        let mut state = self.channel.state();
+        state.abandoned = true;
+        state.events.clear();
+        if let Some(producer) = state.producer.take() {
+            producer.wake();
+        }
     }
 }

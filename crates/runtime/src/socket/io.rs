@@ -1,33 +1,32 @@
-//! The I/O task of one connected socket.
+//! Reading and writing one connected socket, one driver step at a time.
 //!
-//! The task waits for readiness only; it owns no read buffer between frames. Readable bytes go
-//! into a buffer shared by every socket on the thread and are decoded there; only an incomplete
-//! frame is copied into a private buffer, which is freed as soon as the frame completes. Pings,
-//! auto-responses and the reply to a close frame are answered right here, without the object;
-//! every other frame becomes an event, delivered in order before the next read.
+//! A step flushes queued output, reads what is readable into a buffer shared by every socket on
+//! the thread, and decodes it there; only an incomplete frame is copied into a private buffer,
+//! freed as soon as the frame completes. Pings, auto-responses and the reply to a close frame are
+//! answered here, without the object; every other frame becomes an event. Events are delivered in
+//! order; when the object's mailbox is full they wait in the socket (which stops reading) until
+//! the object frees space and wakes it.
 
 use std::cell::RefCell;
-use std::future::{Future, poll_fn};
+use std::collections::VecDeque;
 use std::io::{ErrorKind as IoErrorKind, IoSlice};
-use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
-use std::time::SystemTime;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use dormouse_sdk::WebSocketIncomingMessage;
 use dormouse_ws::close::{self, CloseFrame};
 use dormouse_ws::frame::Opcode;
 use dormouse_ws::{Message, MessageDecoder, ProtocolError, Role, encode};
 use tokio::net::TcpStream;
 
-use super::{DISCONNECTED, Inner, Mode, SocketRecord};
-use crate::object::SocketEvent;
+use super::{DISCONNECTED, Inner, Link, Mode, Outbound, SocketRecord};
+use crate::object::{ObjectCell, SocketEvent};
 
 /// Size of the per-thread read buffer: one syscall reads many small frames at once.
 const READ_BUFFER_BYTES: usize = 64 * 1024;
 
-/// Bytes one socket may read per wake-up before letting other sockets run.
+/// Bytes one socket may read per driver step before letting other sockets run.
 const READ_BUDGET: usize = 256 * 1024;
 
 /// Frames gathered into one vectored write.
@@ -37,393 +36,499 @@ thread_local! {
     static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER_BYTES].into_boxed_slice());
 }
 
-/// What the task waits for.
-enum Ready {
-    /// Bytes (or EOF, or an error) can be read.
-    Readable,
-    /// The socket is done: closed both ways and flushed, or the connection is gone.
-    Finished,
-}
-
-pub(super) async fn drive(record: Arc<SocketRecord>, stream: Arc<TcpStream>, leftover: Bytes) {
-    let mut reader = Reader {
-        decoder: MessageDecoder::new(Role::Server, record.limits().max_message_bytes),
-        partial: leftover.to_vec(),
-    };
-    let mut terminal_sent = false;
-    // Bytes that arrived with the handshake may hold whole frames; decode them before waiting.
-    let mut pending = Vec::new();
-    if !reader.partial.is_empty() && record.reading() {
-        reader.decode_partial(&record, &mut pending);
-    }
-    loop {
-        for event in pending.drain(..) {
-            terminal_sent |= event.is_terminal();
-            Box::pin(record.dispatch_flushing(event, &stream)).await;
-        }
-        match poll_fn(|cx| record.poll_io(cx, &stream)).await {
-            Ready::Finished => break,
-            Ready::Readable => reader.read(&record, &stream, &mut pending),
-        }
-    }
-    if !terminal_sent {
-        let event = SocketEvent::Close {
-            code: close::ABNORMAL,
-            reason: DISCONNECTED.into(),
-            was_clean: false,
-        };
-        record.dispatch(event).await;
-    }
-    // Dropping the last reference to the stream closes the connection: after a completed close
-    // handshake the server closes first, as RFC 6455 §7.1.1 asks.
-    record.detach();
-}
-
-/// Decoding state of one socket.
-struct Reader {
+/// The network side of an attached socket.
+pub(super) struct Connection {
+    pub(super) stream: TcpStream,
     decoder: MessageDecoder,
     /// Bytes of an incomplete frame; empty (and unallocated) between frames.
     partial: Vec<u8>,
+    /// Events that a full mailbox (or a full standard stream) has not taken yet; nothing more is
+    /// read until they are delivered.
+    pending: VecDeque<SocketEvent>,
 }
 
-enum ReadOutcome {
-    Read(usize),
+impl Connection {
+    pub(super) fn new(stream: TcpStream, leftover: &[u8], max_message_bytes: usize) -> Self {
+        Connection {
+            stream,
+            decoder: MessageDecoder::new(Role::Server, max_message_bytes),
+            partial: leftover.to_vec(),
+            pending: VecDeque::new(),
+        }
+    }
+}
+
+/// What a read step found.
+enum Step {
+    /// More may be readable within the budget.
+    Again,
+    /// The budget is spent; run again later.
+    Yield,
+    /// Nothing to do until tokio (or the runtime) wakes the socket.
+    Wait,
+    /// Closed both ways and flushed, or the connection is gone.
+    Finished,
+}
+
+impl SocketRecord {
+    /// One driver step: deliver held events, flush, read and decode, or finish.
+    pub(super) fn poll_step(&self, cx: &mut Context<'_>) {
+        if !self.deliver_pending(cx) {
+            self.lock_and_flush(cx);
+            return;
+        }
+        let mut budget = READ_BUDGET;
+        loop {
+            let mut events = Vec::new();
+            let step = self.read_step(cx, &mut events, &mut budget);
+            if !self.deliver(events, cx) {
+                return;
+            }
+            match step {
+                Step::Again => continue,
+                Step::Yield => return self.schedule(),
+                Step::Wait => return,
+                Step::Finished => return self.finish(cx),
+            }
+        }
+    }
+
+    /// Reads and decodes under the socket's lock; events are delivered after it is released.
+    fn read_step(
+        &self,
+        cx: &mut Context<'_>,
+        events: &mut Vec<SocketEvent>,
+        budget: &mut usize,
+    ) -> Step {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        flush(inner, cx);
+        let Link::Attached(connection) = &mut inner.link else {
+            return Step::Wait;
+        };
+        if inner.gone || (inner.close_sent && inner.close_received && inner.outbound.is_none()) {
+            return Step::Finished;
+        }
+        if inner.close_received || matches!(inner.mode, Mode::Unaccepted) {
+            return Step::Wait;
+        }
+        // Bytes already buffered (from the handshake, or a frame completed earlier) come first.
+        if !connection.partial.is_empty() && !inner.ended {
+            let mut decoder = take_decoder(connection);
+            let mut partial = std::mem::take(&mut connection.partial);
+            let consumed = decode(&mut decoder, &self.cell, inner, &mut partial, events);
+            keep_tail(inner, decoder, partial, consumed);
+            if !events.is_empty() || inner.ended {
+                flush(inner, cx);
+                return Step::Again;
+            }
+        }
+        let Link::Attached(connection) = &mut inner.link else {
+            return Step::Wait;
+        };
+        if connection.stream.poll_read_ready(cx).is_pending() {
+            return Step::Wait;
+        }
+        let read = if connection.partial.is_empty() {
+            read_shared(&self.cell, inner, events)
+        } else {
+            read_partial(&self.cell, inner, events)
+        };
+        let step = match read {
+            Read::Bytes(n) if n >= *budget => Step::Yield,
+            Read::Bytes(n) => {
+                *budget -= n;
+                Step::Again
+            }
+            Read::Blocked => Step::Again,
+            Read::Ended => {
+                on_disconnect(inner, events);
+                Step::Again
+            }
+        };
+        flush(inner, cx);
+        step
+    }
+
+    /// Hands events over in order; keeps the rest in the socket if a mailbox is full. False when
+    /// something is held back (the socket is woken once there is room).
+    fn deliver(&self, events: Vec<SocketEvent>, cx: &mut Context<'_>) -> bool {
+        let mut events = events.into_iter();
+        while let Some(event) = events.next() {
+            if let Err(event) = self.try_dispatch(event, cx) {
+                let mut inner = self.lock();
+                if let Link::Attached(connection) = &mut inner.link {
+                    connection.pending.push_back(event);
+                    connection.pending.extend(events);
+                }
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Delivers events held back by a full mailbox; true when none are left.
+    fn deliver_pending(&self, cx: &mut Context<'_>) -> bool {
+        let mut delivered = false;
+        loop {
+            let event = {
+                let mut inner = self.lock();
+                let Link::Attached(connection) = &mut inner.link else {
+                    return true;
+                };
+                match connection.pending.pop_front() {
+                    Some(event) => event,
+                    None => break,
+                }
+            };
+            if let Err(event) = self.try_dispatch(event, cx) {
+                if let Link::Attached(connection) = &mut self.lock().link {
+                    connection.pending.push_front(event);
+                }
+                return false;
+            }
+            delivered = true;
+        }
+        if delivered {
+            self.cell.pass_on_space(self.limits());
+        }
+        true
+    }
+
+    /// Offers one event to its consumer; gives it back (after registering to be woken) if the
+    /// consumer has no room.
+    fn try_dispatch(&self, event: SocketEvent, cx: &mut Context<'_>) -> Result<(), SocketEvent> {
+        let channel = {
+            let inner = self.lock();
+            if inner.silenced {
+                return Ok(());
+            }
+            match &inner.mode {
+                Mode::Hibernatable { .. } => None,
+                Mode::Standard(channel) => Some(channel.clone()),
+                Mode::Unaccepted => return Ok(()),
+            }
+        };
+        match channel {
+            Some(channel) => {
+                self.cell.note_activity();
+                channel.try_push(event, cx.waker())
+            }
+            None => {
+                let this = self.this.upgrade().expect("a polled socket is alive");
+                self.cell
+                    .try_deliver_socket(this, event, self.limits(), cx.waker())
+            }
+        }
+    }
+
+    /// The socket is done: report a lost connection if nothing else ended it, then close it.
+    fn finish(&self, cx: &mut Context<'_>) {
+        let lost = {
+            let mut inner = self.lock();
+            !std::mem::replace(&mut inner.ended, true) && !inner.silenced
+        };
+        if lost {
+            let event = SocketEvent::Close {
+                code: close::ABNORMAL,
+                reason: DISCONNECTED.into(),
+                was_clean: false,
+            };
+            if !self.deliver(vec![event], cx) {
+                return;
+            }
+        }
+        let (link, standard) = {
+            let mut inner = self.lock();
+            inner.lose_connection();
+            let link = std::mem::replace(&mut inner.link, Link::Detached);
+            let standard = match &inner.mode {
+                Mode::Standard(channel) => {
+                    channel.close();
+                    true
+                }
+                _ => false,
+            };
+            (link, standard)
+        };
+        // Dropping the stream closes the connection (after a completed close handshake the server
+        // closes first, as RFC 6455 §7.1.1 asks) and clears tokio's hold on this socket's waker.
+        drop(link);
+        if standard {
+            self.cell
+                .sockets
+                .lock()
+                .expect("socket set lock")
+                .remove(self.id);
+            self.cell.note_activity();
+        }
+    }
+
+    fn lock_and_flush(&self, cx: &mut Context<'_>) {
+        flush(&mut self.lock(), cx);
+    }
+}
+
+/// Writes queued frames until the kernel pushes back, then asks to be woken when writable.
+fn flush(inner: &mut Inner, cx: &mut Context<'_>) {
+    let Link::Attached(connection) = &inner.link else {
+        return;
+    };
+    let Some(outbound) = &mut inner.outbound else {
+        return;
+    };
+    let failed = loop {
+        if outbound.frames.is_empty() {
+            break false;
+        }
+        let written = {
+            let mut slices = [IoSlice::new(&[]); WRITE_BATCH];
+            let count = outbound.frames.len().min(WRITE_BATCH);
+            for (slot, frame) in slices.iter_mut().zip(outbound.frames.iter()) {
+                *slot = IoSlice::new(frame);
+            }
+            connection.stream.try_write_vectored(&slices[..count])
+        };
+        match written {
+            Ok(written) => outbound.consume(written),
+            Err(e) if e.kind() == IoErrorKind::WouldBlock => {
+                match connection.stream.poll_write_ready(cx) {
+                    Poll::Ready(Ok(())) => {}
+                    Poll::Ready(Err(_)) => break true,
+                    Poll::Pending => return,
+                }
+            }
+            Err(_) => break true,
+        }
+    };
+    if failed {
+        inner.lose_connection();
+    } else {
+        // Return the queue's memory: idle sockets hold no buffers.
+        inner.outbound = None;
+    }
+}
+
+enum Read {
+    Bytes(usize),
     Blocked,
     Ended,
 }
 
-impl Reader {
-    /// Reads what is available (up to the budget) and decodes it into `events`.
-    fn read(&mut self, record: &SocketRecord, stream: &TcpStream, events: &mut Vec<SocketEvent>) {
-        let mut budget = READ_BUDGET;
-        loop {
-            let outcome = if self.partial.is_empty() {
-                self.read_shared(record, stream, events)
-            } else {
-                self.read_partial(record, stream, events)
-            };
-            match outcome {
-                ReadOutcome::Read(n) => {
-                    budget = budget.saturating_sub(n);
-                    if budget == 0 || !record.reading() {
-                        return;
-                    }
-                }
-                ReadOutcome::Blocked => return,
-                ReadOutcome::Ended => {
-                    record.on_disconnect(events);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Reads into the thread's buffer and decodes in place.
-    fn read_shared(
-        &mut self,
-        record: &SocketRecord,
-        stream: &TcpStream,
-        events: &mut Vec<SocketEvent>,
-    ) -> ReadOutcome {
-        READ_BUFFER.with_borrow_mut(|buffer| match stream.try_read(buffer) {
-            Ok(0) => ReadOutcome::Ended,
-            Ok(n) => {
-                self.decode_slice(record, &mut buffer[..n], events);
-                ReadOutcome::Read(n)
-            }
-            Err(e) if e.kind() == IoErrorKind::WouldBlock => ReadOutcome::Blocked,
-            Err(_) => ReadOutcome::Ended,
-        })
-    }
-
-    /// Reads the rest of an incomplete frame straight into the private buffer.
-    fn read_partial(
-        &mut self,
-        record: &SocketRecord,
-        stream: &TcpStream,
-        events: &mut Vec<SocketEvent>,
-    ) -> ReadOutcome {
-        if self.partial.capacity() == self.partial.len() {
-            self.partial.reserve(READ_BUFFER_BYTES);
-        }
-        match stream.try_read_buf(&mut self.partial) {
-            Ok(0) => ReadOutcome::Ended,
-            Ok(n) => {
-                self.decode_partial(record, events);
-                ReadOutcome::Read(n)
-            }
-            Err(e) if e.kind() == IoErrorKind::WouldBlock => ReadOutcome::Blocked,
-            Err(_) => ReadOutcome::Ended,
-        }
-    }
-
-    /// Decodes frames from `bytes`; keeps an incomplete tail in the private buffer.
-    fn decode_slice(
-        &mut self,
-        record: &SocketRecord,
-        bytes: &mut [u8],
-        events: &mut Vec<SocketEvent>,
-    ) {
-        let mut at = 0;
-        while at < bytes.len() {
-            match self.decoder.decode(&mut bytes[at..]) {
-                Ok(step) if step.consumed == 0 => {
-                    let tail = &bytes[at..];
-                    self.partial = Vec::with_capacity(step.needed.unwrap_or(0).max(tail.len()));
-                    self.partial.extend_from_slice(tail);
-                    return;
-                }
-                Ok(step) => {
-                    at += step.consumed;
-                    if let Some(message) = step.message
-                        && !record.on_message(message, events)
-                    {
-                        return;
-                    }
-                }
-                Err(error) => {
-                    record.on_protocol_error(&error, events);
-                    return;
-                }
-            }
-        }
-    }
-
-    /// Decodes frames from the private buffer, then drops what was consumed.
-    fn decode_partial(&mut self, record: &SocketRecord, events: &mut Vec<SocketEvent>) {
-        let mut at = 0;
-        loop {
-            match self.decoder.decode(&mut self.partial[at..]) {
-                Ok(step) if step.consumed == 0 => {
-                    if let Some(needed) = step.needed {
-                        self.partial
-                            .reserve(needed.saturating_sub(self.partial.len() - at));
-                    }
-                    break;
-                }
-                Ok(step) => {
-                    at += step.consumed;
-                    if let Some(message) = step.message
-                        && !record.on_message(message, events)
-                    {
-                        break;
-                    }
-                    if at == self.partial.len() {
-                        break;
-                    }
-                }
-                Err(error) => {
-                    record.on_protocol_error(&error, events);
-                    break;
-                }
-            }
-        }
-        if at == self.partial.len() || !record.reading() {
-            // Free the buffer: an idle socket keeps none.
-            self.partial = Vec::new();
+/// Reads into the thread's buffer and decodes in place; an incomplete tail is kept privately.
+fn read_shared(cell: &ObjectCell, inner: &mut Inner, events: &mut Vec<SocketEvent>) -> Read {
+    READ_BUFFER.with_borrow_mut(|buffer| {
+        let Link::Attached(connection) = &mut inner.link else {
+            return Read::Blocked;
+        };
+        let n = match connection.stream.try_read(buffer) {
+            Ok(0) => return Read::Ended,
+            Ok(n) => n,
+            Err(e) if e.kind() == IoErrorKind::WouldBlock => return Read::Blocked,
+            Err(_) => return Read::Ended,
+        };
+        let mut decoder = take_decoder(connection);
+        let bytes = &mut buffer[..n];
+        let consumed = decode(&mut decoder, cell, inner, bytes, events);
+        let tail = if consumed < n && !inner.ended {
+            bytes[consumed..].to_vec()
         } else {
-            self.partial.drain(..at);
-        }
-    }
+            Vec::new()
+        };
+        keep_tail(inner, decoder, tail, 0);
+        Read::Bytes(n)
+    })
 }
 
-impl SocketRecord {
-    /// Whether frames should be read: the socket is accepted and the peer has not closed.
-    fn reading(&self) -> bool {
-        let inner = self.lock();
-        !inner.close_received && !inner.gone && !matches!(inner.mode, Mode::Unaccepted)
+/// Reads the rest of an incomplete frame straight into the private buffer, then decodes it.
+fn read_partial(cell: &ObjectCell, inner: &mut Inner, events: &mut Vec<SocketEvent>) -> Read {
+    let Link::Attached(connection) = &mut inner.link else {
+        return Read::Blocked;
+    };
+    if connection.partial.capacity() == connection.partial.len() {
+        connection.partial.reserve(READ_BUFFER_BYTES);
     }
+    let n = match connection.stream.try_read_buf(&mut connection.partial) {
+        Ok(0) => return Read::Ended,
+        Ok(n) => n,
+        Err(e) if e.kind() == IoErrorKind::WouldBlock => return Read::Blocked,
+        Err(_) => return Read::Ended,
+    };
+    let mut decoder = take_decoder(connection);
+    let mut partial = std::mem::take(&mut connection.partial);
+    let consumed = decode(&mut decoder, cell, inner, &mut partial, events);
+    keep_tail(inner, decoder, partial, consumed);
+    Read::Bytes(n)
+}
 
-    /// Flushes queued output, then waits for the socket to be readable or finished.
-    fn poll_io(&self, cx: &mut Context<'_>, stream: &TcpStream) -> Poll<Ready> {
-        self.io_waker.register(cx.waker());
-        let reading = {
-            let mut inner = self.lock();
-            self.flush(&mut inner, stream, cx);
-            if inner.gone || (inner.close_sent && inner.close_received && inner.outbound.is_empty())
-            {
-                return Poll::Ready(Ready::Finished);
+/// Moves the decoder out of the connection so that decoding can act on the rest of the socket.
+fn take_decoder(connection: &mut Connection) -> MessageDecoder {
+    std::mem::replace(
+        &mut connection.decoder,
+        MessageDecoder::new(Role::Server, 0),
+    )
+}
+
+/// Puts the decoder back and keeps the undecoded bytes of `buffer` (from `consumed` on), sized
+/// for the frame they start, or frees the buffer when nothing is left.
+fn keep_tail(inner: &mut Inner, decoder: MessageDecoder, mut buffer: Vec<u8>, consumed: usize) {
+    let Link::Attached(connection) = &mut inner.link else {
+        return;
+    };
+    if consumed >= buffer.len() || inner.ended {
+        buffer = Vec::new();
+    } else if consumed > 0 {
+        buffer.drain(..consumed);
+    }
+    connection.decoder = decoder;
+    connection.partial = buffer;
+}
+
+/// Decodes whole frames from `bytes`; returns how many bytes were consumed. Stops at the end of
+/// the socket's input (a close frame or a protocol error).
+fn decode(
+    decoder: &mut MessageDecoder,
+    cell: &ObjectCell,
+    inner: &mut Inner,
+    bytes: &mut [u8],
+    events: &mut Vec<SocketEvent>,
+) -> usize {
+    let mut at = 0;
+    while at < bytes.len() && !inner.ended {
+        match decoder.decode(&mut bytes[at..]) {
+            Ok(step) if step.consumed == 0 => break,
+            Ok(step) => {
+                at += step.consumed;
+                if let Some(message) = step.message {
+                    on_message(cell, inner, message, events);
+                }
             }
-            !inner.close_received && !matches!(inner.mode, Mode::Unaccepted)
-        };
-        if reading && stream.poll_read_ready(cx).is_ready() {
-            return Poll::Ready(Ready::Readable);
+            Err(error) => {
+                on_protocol_error(inner, &error, events);
+                break;
+            }
         }
-        Poll::Pending
     }
+    at
+}
 
-    /// Writes queued frames until the kernel pushes back, then asks to be woken when writable.
-    fn flush(&self, inner: &mut Inner, stream: &TcpStream, cx: &mut Context<'_>) {
-        while !inner.outbound.is_empty() {
-            let written = {
-                let mut slices = [IoSlice::new(&[]); WRITE_BATCH];
-                let count = inner.outbound.len().min(WRITE_BATCH);
-                for (slot, frame) in slices.iter_mut().zip(inner.outbound.iter()) {
-                    *slot = IoSlice::new(frame);
-                }
-                stream.try_write_vectored(&slices[..count])
-            };
-            match written {
-                Ok(written) => consume(inner, written),
-                Err(e) if e.kind() == IoErrorKind::WouldBlock => {
-                    match stream.poll_write_ready(cx) {
-                        Poll::Ready(Ok(())) => {}
-                        Poll::Ready(Err(_)) => return self.lose_connection(inner),
-                        Poll::Pending => return,
-                    }
-                }
-                Err(_) => return self.lose_connection(inner),
+/// Handles one decoded message.
+fn on_message(
+    cell: &ObjectCell,
+    inner: &mut Inner,
+    message: Message,
+    events: &mut Vec<SocketEvent>,
+) {
+    match message {
+        Message::Text(text) => {
+            if !auto_respond(cell, inner, text.as_bytes(), false) {
+                events.push(SocketEvent::Message(WebSocketIncomingMessage::String(text)));
             }
         }
-        if inner.outbound.capacity() > 0 {
-            // Return the queue's memory: idle sockets hold no buffers.
-            inner.outbound = Default::default();
+        Message::Binary(data) => {
+            if !auto_respond(cell, inner, &data, true) {
+                events.push(SocketEvent::Message(WebSocketIncomingMessage::Binary(data)));
+            }
         }
-    }
-
-    /// Delivers an event while continuing to flush output, so that a full mailbox does not stall
-    /// this socket's outgoing messages.
-    async fn dispatch_flushing(self: &Arc<Self>, event: SocketEvent, stream: &TcpStream) {
-        let dispatch = self.dispatch(event);
-        tokio::pin!(dispatch);
-        poll_fn(|cx| {
-            if dispatch.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(());
+        Message::Ping(payload) => {
+            if !inner.gone && !inner.close_sent {
+                inner.enqueue(encode::pong_frame(&payload, None));
             }
-            self.io_waker.register(cx.waker());
-            let mut inner = self.lock();
-            self.flush(&mut inner, stream, cx);
-            Poll::Pending
-        })
-        .await
-    }
-
-    /// Handles one decoded message; false when reading must stop.
-    fn on_message(&self, message: Message, events: &mut Vec<SocketEvent>) -> bool {
-        match message {
-            Message::Text(text) => {
-                if !self.auto_respond(text.as_bytes(), false) {
-                    events.push(SocketEvent::Message(WebSocketIncomingMessage::String(text)));
-                }
-            }
-            Message::Binary(data) => {
-                if !self.auto_respond(&data, true) {
-                    events.push(SocketEvent::Message(WebSocketIncomingMessage::Binary(data)));
-                }
-            }
-            Message::Ping(payload) => {
-                self.send_control(encode::pong_frame(&payload, None));
-                self.cell.namespace.metrics.pongs.fetch_add(1, Relaxed);
-            }
-            Message::Pong(_) => {}
-            Message::Close(frame) => {
-                let (code, reason) = frame
-                    .as_ref()
-                    .map_or((close::NO_STATUS, String::new()), |f| {
-                        (f.code, f.reason.clone())
-                    });
-                let mut inner = self.lock();
-                inner.close_received = true;
-                if !inner.close_sent && !inner.gone {
-                    // Answer with the same code and reason before the object hears of it, so a
-                    // client never waits on an application that forgot to reply.
-                    self.enqueue(&mut inner, encode::close_frame(frame.as_ref(), None));
-                    inner.close_sent = true;
-                }
-                drop(inner);
-                events.push(SocketEvent::Close {
-                    code,
-                    reason,
-                    was_clean: true,
+            cell.namespace.metrics.pongs.fetch_add(1, Relaxed);
+        }
+        Message::Pong(_) => {}
+        Message::Close(frame) => {
+            let (code, reason) = frame
+                .as_ref()
+                .map_or((close::NO_STATUS, String::new()), |f| {
+                    (f.code, f.reason.clone())
                 });
-                return false;
+            inner.close_received = true;
+            if !inner.close_sent && !inner.gone {
+                // Answer with the same code and reason before the object hears of it, so that a
+                // client never waits on an application that forgot to reply.
+                inner.enqueue(encode::close_frame(frame.as_ref(), None));
+                inner.close_sent = true;
             }
-        }
-        true
-    }
-
-    /// Answers a matching auto-response pair; true if the message was consumed.
-    fn auto_respond(&self, payload: &[u8], binary: bool) -> bool {
-        let frame = {
-            let pairs = self.cell.auto_responses.read().expect("auto-response lock");
-            if pairs.is_empty() {
-                return false;
-            }
-            let Some(pair) = pairs
-                .iter()
-                .find(|p| p.is_binary() == binary && p.request_bytes() == payload)
-            else {
-                return false;
-            };
-            let opcode = if binary { Opcode::Binary } else { Opcode::Text };
-            encode::frame(true, opcode, pair.response_bytes(), None)
-        };
-        let mut inner = self.lock();
-        if !matches!(inner.mode, Mode::Hibernatable { .. }) {
-            return false;
-        }
-        inner.auto_response_at = Some(SystemTime::now());
-        if !inner.gone && !inner.close_sent {
-            self.enqueue(&mut inner, frame);
-        }
-        drop(inner);
-        self.cell
-            .namespace
-            .metrics
-            .auto_responses
-            .fetch_add(1, Relaxed);
-        true
-    }
-
-    /// The peer broke the protocol: close with the matching code, report the error, stop reading.
-    fn on_protocol_error(&self, error: &ProtocolError, events: &mut Vec<SocketEvent>) {
-        let reason = error.to_string();
-        let mut inner = self.lock();
-        if !inner.close_sent && !inner.gone {
-            let close = CloseFrame {
-                code: error.close_code(),
-                reason: close::truncate_reason(&reason).to_owned(),
-            };
-            self.enqueue(&mut inner, encode::close_frame(Some(&close), None));
-            inner.close_sent = true;
-        }
-        inner.close_received = true;
-        drop(inner);
-        tracing::debug!(socket = %self.id, %error, "protocol error");
-        events.push(SocketEvent::Error(reason));
-    }
-
-    /// The connection ended (EOF or a read error).
-    fn on_disconnect(&self, events: &mut Vec<SocketEvent>) {
-        let mut inner = self.lock();
-        let already_closed = inner.close_received;
-        inner.close_received = true;
-        inner.gone = true;
-        drop(inner);
-        if !already_closed {
+            inner.ended = true;
             events.push(SocketEvent::Close {
-                code: close::ABNORMAL,
-                reason: DISCONNECTED.into(),
-                was_clean: false,
+                code,
+                reason,
+                was_clean: true,
             });
         }
     }
 }
 
-/// Drops `written` bytes from the front of the queue.
-fn consume(inner: &mut Inner, mut written: usize) {
-    inner.outbound_bytes -= written;
-    while written > 0 {
-        let front = inner
-            .outbound
-            .front_mut()
-            .expect("written bytes were queued");
-        if written >= front.len() {
-            written -= front.len();
-            inner.outbound.pop_front();
-        } else {
-            *front = front.slice(written..);
-            written = 0;
+/// Answers a matching auto-response pair of a hibernatable socket; true if it consumed the message.
+fn auto_respond(cell: &ObjectCell, inner: &mut Inner, payload: &[u8], binary: bool) -> bool {
+    if !matches!(inner.mode, Mode::Hibernatable { .. }) {
+        return false;
+    }
+    let frame = {
+        let pairs = cell.auto_responses.read().expect("auto-response lock");
+        let Some(pair) = pairs
+            .iter()
+            .find(|p| p.is_binary() == binary && p.request_bytes() == payload)
+        else {
+            return false;
+        };
+        let opcode = if binary { Opcode::Binary } else { Opcode::Text };
+        encode::frame(true, opcode, pair.response_bytes(), None)
+    };
+    inner.auto_response_at_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_millis().max(1) as u64);
+    if !inner.gone && !inner.close_sent {
+        inner.enqueue(frame);
+    }
+    cell.namespace.metrics.auto_responses.fetch_add(1, Relaxed);
+    true
+}
+
+/// The peer broke the protocol: close with the matching code, report the error, stop reading.
+fn on_protocol_error(inner: &mut Inner, error: &ProtocolError, events: &mut Vec<SocketEvent>) {
+    let reason = error.to_string();
+    if !inner.close_sent && !inner.gone {
+        let close = CloseFrame {
+            code: error.close_code(),
+            reason: close::truncate_reason(&reason).to_owned(),
+        };
+        inner.enqueue(encode::close_frame(Some(&close), None));
+        inner.close_sent = true;
+    }
+    inner.close_received = true;
+    inner.ended = true;
+    tracing::debug!(%error, "protocol error");
+    events.push(SocketEvent::Error(reason));
+}
+
+/// The connection ended (EOF or a read error) without a close frame.
+fn on_disconnect(inner: &mut Inner, events: &mut Vec<SocketEvent>) {
+    inner.close_received = true;
+    inner.gone = true;
+    if !std::mem::replace(&mut inner.ended, true) {
+        events.push(SocketEvent::Close {
+            code: close::ABNORMAL,
+            reason: DISCONNECTED.into(),
+            was_clean: false,
+        });
+    }
+}
+
+impl Outbound {
+    /// Drops `written` bytes from the front of the queue.
+    fn consume(&mut self, mut written: usize) {
+        self.bytes -= written;
+        while written > 0 {
+            let front = self.frames.front_mut().expect("written bytes were queued");
+            if written >= front.len() {
+                written -= front.len();
+                self.frames.pop_front();
+            } else {
+                *front = front.slice(written..);
+                written = 0;
+            }
         }
     }
 }

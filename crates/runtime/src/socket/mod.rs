@@ -1,15 +1,19 @@
 //! The socket holder: every WebSocket an object accepts belongs to the runtime.
 //!
-//! A [`SocketRecord`] is the runtime's side of one WebSocket: its state, outbound queue,
-//! attachment and tags. The record is shared by the object's [`SocketSet`], by the socket's I/O
-//! task ([`io`]) and by any handle the application holds, so it outlives hibernation: dropping the
-//! instance drops only handles.
+//! A [`SocketRecord`] is the runtime's side of one WebSocket: its connection, state, outbound
+//! queue, attachment and tags. The record is shared by the object's [`SocketSet`] and by any
+//! handle the application holds, so it outlives hibernation: dropping an instance drops only
+//! handles.
 //!
-//! Memory is what limits how many idle sockets a server holds, so an idle record holds no
-//! buffer: writes go straight to the kernel when the queue is empty (only the unwritten rest is
-//! queued), reads go into a buffer shared by the thread, and the attachment and tags are exact-size
-//! allocations.
+//! Memory is what limits how many idle sockets a server holds, so an idle socket has no task and
+//! holds no buffer: a [`driver`] polls it when tokio reports readiness; writes go straight to the
+//! kernel when nothing is queued (only the unwritten rest is queued); reads go into a buffer shared
+//! by the thread; the attachment and tags are exact-size allocations.
+//!
+//! Lock order: the object's socket set before a socket's own lock; a socket's lock is never held
+//! while taking the object's state lock (events are delivered after it is released).
 
+mod driver;
 mod events;
 mod io;
 mod set;
@@ -17,8 +21,9 @@ mod set;
 use std::any::Any;
 use std::collections::VecDeque;
 use std::io::ErrorKind as IoErrorKind;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::task::Wake;
 use std::time::SystemTime;
 
 use bytes::Bytes;
@@ -26,9 +31,9 @@ use dormouse_sdk::host::SocketHost;
 use dormouse_sdk::{Error, ErrorKind, EventStream, Outgoing, ReadyState, WebSocket, WebSocketId};
 use dormouse_ws::close::{self, CloseFrame};
 use dormouse_ws::encode;
-use futures_util::task::AtomicWaker;
 use tokio::net::TcpStream;
 
+pub(crate) use driver::Drivers;
 pub(crate) use set::SocketSet;
 
 use crate::config::Limits;
@@ -51,7 +56,7 @@ enum Mode {
     /// Accepted with `State::accept_web_socket`: events go to the object's handlers.
     Hibernatable { tags: Box<[Box<str>]> },
     /// Accepted with `WebSocket::accept`: events go to the socket's own stream.
-    Standard(Box<events::Channel>),
+    Standard(Arc<events::Channel>),
 }
 
 /// Where the socket's network connection is.
@@ -60,9 +65,9 @@ enum Link {
     Pending,
     /// The client end is in a 101 response on its way to a connection.
     Coupled,
-    /// Connected; the I/O task holds the other reference to the stream.
-    Attached(Arc<TcpStream>),
-    /// The connection is gone (or never came).
+    /// Connected.
+    Attached(io::Connection),
+    /// The connection is closed (or never came).
     Detached,
 }
 
@@ -79,11 +84,53 @@ struct Inner {
     gone: bool,
     /// The object was reset (or the socket evicted): no more events are delivered.
     silenced: bool,
-    /// Frames not yet accepted by the kernel; empty (unallocated) for an idle socket.
-    outbound: VecDeque<Bytes>,
-    outbound_bytes: usize,
-    attachment: Option<Bytes>,
-    auto_response_at: Option<SystemTime>,
+    /// The socket's last event (close or error) was produced; nothing more is read.
+    ended: bool,
+    /// Frames the kernel has not taken yet; `None` (no allocation) for an idle socket.
+    outbound: Option<Box<Outbound>>,
+    /// The serialized attachment.
+    attachment: Option<Arc<[u8]>>,
+    /// When the last auto-response was sent, in milliseconds since the epoch; 0 for never.
+    auto_response_at_ms: u64,
+}
+
+/// Output waiting for the socket to become writable.
+#[derive(Default)]
+struct Outbound {
+    frames: VecDeque<Bytes>,
+    bytes: usize,
+}
+
+impl Inner {
+    /// Writes `frame` now if nothing is queued before it, else queues it behind the rest, so that
+    /// application sends, auto-responses, pongs and close frames keep their order. Returns true
+    /// when the driver must run: output is left queued, or the connection just failed.
+    fn enqueue(&mut self, frame: Bytes) -> bool {
+        let rest = match &self.link {
+            Link::Detached => return false,
+            Link::Pending | Link::Coupled => frame,
+            Link::Attached(_) if self.outbound.is_some() => frame,
+            Link::Attached(connection) => match connection.stream.try_write(&frame) {
+                Ok(written) if written == frame.len() => return false,
+                Ok(written) => frame.slice(written..),
+                Err(e) if e.kind() == IoErrorKind::WouldBlock => frame,
+                Err(_) => {
+                    self.lose_connection();
+                    return true;
+                }
+            },
+        };
+        let outbound = self.outbound.get_or_insert_with(Box::default);
+        outbound.bytes += rest.len();
+        outbound.frames.push_back(rest);
+        true
+    }
+
+    /// The connection failed: drop what is queued and stop sending.
+    fn lose_connection(&mut self) {
+        self.gone = true;
+        self.outbound = None;
+    }
 }
 
 /// The runtime's side of one WebSocket.
@@ -91,16 +138,30 @@ pub(crate) struct SocketRecord {
     id: WebSocketId,
     /// The object that created the socket; it receives the socket's events.
     pub(crate) cell: Arc<ObjectCell>,
+    /// Itself, so that methods called through `&self` can queue it on its driver.
+    this: Weak<SocketRecord>,
     inner: Mutex<Inner>,
-    /// Wakes the socket's I/O task when output was queued or the socket must close.
-    io_waker: AtomicWaker,
+    /// True while the socket waits in its driver's queue, so that many wake-ups queue it once.
+    scheduled: AtomicBool,
+}
+
+/// Waking a socket queues it on its driver (once until the driver polls it).
+impl Wake for SocketRecord {
+    fn wake(self: Arc<Self>) {
+        self.schedule();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.schedule();
+    }
 }
 
 impl SocketRecord {
-    pub(crate) fn new(cell: Arc<ObjectCell>) -> Self {
-        SocketRecord {
+    pub(crate) fn new(cell: Arc<ObjectCell>) -> Arc<Self> {
+        Arc::new_cyclic(|this| SocketRecord {
             id: WebSocketId(NEXT_SOCKET_ID.fetch_add(1, Ordering::Relaxed)),
             cell,
+            this: this.clone(),
             inner: Mutex::new(Inner {
                 mode: Mode::Unaccepted,
                 link: Link::Pending,
@@ -109,13 +170,27 @@ impl SocketRecord {
                 close_received: false,
                 gone: false,
                 silenced: false,
-                outbound: VecDeque::new(),
-                outbound_bytes: 0,
+                ended: false,
+                outbound: None,
                 attachment: None,
-                auto_response_at: None,
+                auto_response_at_ms: 0,
             }),
-            io_waker: AtomicWaker::new(),
+            scheduled: AtomicBool::new(false),
+        })
+    }
+
+    /// Asks the driver to poll this socket (to flush output, finish, or retry a delivery).
+    fn schedule(&self) {
+        if !self.scheduled.swap(true, Ordering::AcqRel)
+            && let Some(this) = self.this.upgrade()
+        {
+            self.cell.namespace.drivers.for_socket(self.id.0).push(this);
         }
+    }
+
+    /// The driver is about to poll the socket: later wake-ups must queue it again.
+    fn unschedule(&self) {
+        self.scheduled.store(false, Ordering::Release);
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -145,7 +220,10 @@ impl SocketRecord {
     }
 
     pub(crate) fn auto_response_timestamp(&self) -> Option<SystemTime> {
-        self.lock().auto_response_at
+        match self.lock().auto_response_at_ms {
+            0 => None,
+            ms => Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms)),
+        }
     }
 
     /// `State::accept_web_socket`: checks the socket's state and the object's socket limit.
@@ -187,10 +265,9 @@ impl SocketRecord {
         Ok(())
     }
 
-    /// Connects the socket to an upgraded connection and starts its I/O task. `leftover` holds
-    /// bytes the HTTP layer read past the handshake.
-    pub(crate) fn attach(self: &Arc<Self>, stream: TcpStream, leftover: Bytes) {
-        let stream = Arc::new(stream);
+    /// Connects the socket to an upgraded connection. `leftover` holds bytes the HTTP layer read
+    /// past the handshake (copied here: the `Bytes` may share the HTTP layer's whole buffer).
+    pub(crate) fn attach(&self, stream: TcpStream, leftover: Bytes) {
         {
             let mut inner = self.lock();
             if !matches!(inner.link, Link::Coupled) {
@@ -203,16 +280,20 @@ impl SocketRecord {
                     code: close::INTERNAL_ERROR,
                     reason: "the Durable Object did not accept its WebSocket".into(),
                 };
-                inner
-                    .outbound
-                    .push_back(encode::close_frame(Some(&close), None));
+                inner.enqueue(encode::close_frame(Some(&close), None));
                 inner.close_sent = true;
                 inner.close_received = true;
                 inner.silenced = true;
             }
-            inner.link = Link::Attached(stream.clone());
+            let max_message_bytes = self.limits().max_message_bytes;
+            inner.link = Link::Attached(io::Connection::new(stream, &leftover, max_message_bytes));
         }
-        tokio::spawn(io::drive(self.clone(), stream, leftover));
+        self.cell
+            .namespace
+            .drivers
+            .for_socket(self.id.0)
+            .ensure_started();
+        self.schedule();
     }
 
     /// Queues `frame` (already encoded) unless the socket can no longer send; true if queued.
@@ -226,48 +307,11 @@ impl SocketRecord {
         true
     }
 
-    /// Queues a frame the runtime sends itself (pong, auto-response, close reply).
-    fn send_control(&self, frame: Bytes) {
-        let mut inner = self.lock();
-        if !inner.gone && !inner.close_sent {
-            self.enqueue(&mut inner, frame);
-        }
-    }
-
-    /// Writes `frame` now if nothing is queued before it, else queues it behind the rest; order is
-    /// preserved between application sends, auto-responses, pongs and close frames.
+    /// Sends or queues `frame`; schedules the driver when output is left queued.
     fn enqueue(&self, inner: &mut Inner, frame: Bytes) {
-        let Link::Attached(stream) = &inner.link else {
-            if !matches!(inner.link, Link::Detached) {
-                inner.outbound_bytes += frame.len();
-                inner.outbound.push_back(frame);
-            }
-            return;
-        };
-        let rest = if inner.outbound.is_empty() {
-            match stream.try_write(&frame) {
-                Ok(written) if written == frame.len() => return,
-                Ok(written) => frame.slice(written..),
-                Err(e) if e.kind() == IoErrorKind::WouldBlock => frame,
-                Err(_) => {
-                    self.lose_connection(inner);
-                    return;
-                }
-            }
-        } else {
-            frame
-        };
-        inner.outbound_bytes += rest.len();
-        inner.outbound.push_back(rest);
-        self.io_waker.wake();
-    }
-
-    /// The connection failed: drop what is queued, stop sending, let the I/O task finish.
-    fn lose_connection(&self, inner: &mut Inner) {
-        inner.gone = true;
-        inner.outbound.clear();
-        inner.outbound_bytes = 0;
-        self.io_waker.wake();
+        if inner.enqueue(frame) {
+            self.schedule();
+        }
     }
 
     /// Ends the socket without an event: a reset (1011), an eviction or shutdown (1001).
@@ -279,67 +323,18 @@ impl SocketRecord {
                 code,
                 reason: reason.to_owned(),
             };
-            self.enqueue(&mut inner, encode::close_frame(Some(&close), None));
+            inner.enqueue(encode::close_frame(Some(&close), None));
             inner.close_sent = true;
         }
         inner.close_received = true;
         if matches!(inner.link, Link::Pending) {
             inner.gone = true;
         }
-        self.io_waker.wake();
-    }
-
-    /// Hands an event to whoever consumes this socket's events.
-    async fn dispatch(self: &Arc<Self>, event: SocketEvent) {
-        let channel = {
-            let inner = self.lock();
-            if inner.silenced {
-                return;
-            }
-            match &inner.mode {
-                Mode::Hibernatable { .. } => None,
-                Mode::Standard(channel) => Some(channel.sender()),
-                Mode::Unaccepted => return,
-            }
-        };
-        match channel {
-            None => {
-                let limits = &self.cell.namespace.config.limits;
-                if !self
-                    .cell
-                    .deliver_socket_event(self.clone(), event, limits)
-                    .await
-                {
-                    tracing::warn!(socket = %self.id, "event for a retired object dropped");
-                }
-            }
-            Some(sender) => {
-                self.cell.note_activity();
-                // The application dropped the stream: nobody wants the event.
-                let _ = sender.send(event).await;
-            }
+        if let Mode::Standard(channel) = &inner.mode {
+            channel.close();
         }
-    }
-
-    /// The I/O task ended: the connection is closed. Standard sockets leave the object's set here
-    /// (hibernatable ones leave it when their last event reaches the object).
-    fn detach(self: &Arc<Self>) {
-        let standard = {
-            let mut inner = self.lock();
-            inner.gone = true;
-            inner.link = Link::Detached;
-            inner.outbound = VecDeque::new();
-            inner.outbound_bytes = 0;
-            matches!(inner.mode, Mode::Standard(_))
-        };
-        if standard {
-            self.cell
-                .sockets
-                .lock()
-                .expect("socket set lock")
-                .remove(self.id);
-            self.cell.note_activity();
-        }
+        drop(inner);
+        self.schedule();
     }
 }
 
@@ -399,10 +394,12 @@ impl SocketHost for SocketRecord {
             code,
             reason: reason.unwrap_or_default().to_owned(),
         });
-        self.enqueue(&mut inner, encode::close_frame(close.as_ref(), None));
+        inner.enqueue(encode::close_frame(close.as_ref(), None));
         inner.close_sent = true;
         inner.closed_by_app = true;
-        self.io_waker.wake();
+        drop(inner);
+        // The driver finishes the socket once the peer answers (or flushes a pending close).
+        self.schedule();
         Ok(())
     }
 
@@ -428,21 +425,18 @@ impl SocketHost for SocketRecord {
                 ),
             ));
         }
-        self.lock().attachment = Some(Bytes::from(serialized));
+        self.lock().attachment = Some(Arc::from(serialized));
         Ok(())
     }
 
     fn attachment(&self) -> Option<Bytes> {
-        self.lock().attachment.clone()
+        self.lock().attachment.clone().map(Bytes::from_owner)
     }
 
     fn tags(&self) -> dormouse_sdk::Result<Vec<String>> {
         match &self.lock().mode {
             Mode::Hibernatable { tags } => Ok(tags.iter().map(|t| t.to_string()).collect()),
-            Mode::Standard(_) => Err(Error::new(
-                ErrorKind::InvalidState,
-                "only hibernatable websockets can have tags.",
-            )),
+            Mode::Standard(_) => Err(not_hibernatable()),
             Mode::Unaccepted => Err(Error::new(
                 ErrorKind::InvalidState,
                 "you must call 'acceptWebSocket()' before attempting to access the tags of a WebSocket.",
@@ -455,10 +449,7 @@ impl SocketHost for SocketRecord {
         check_tag_length(tag, limits)?;
         let mut inner = self.lock();
         let Mode::Hibernatable { tags } = &mut inner.mode else {
-            return Err(Error::new(
-                ErrorKind::InvalidState,
-                "only hibernatable websockets can have tags.",
-            ));
+            return Err(not_hibernatable());
         };
         if tags.iter().any(|t| &**t == tag) {
             return Ok(());
@@ -475,10 +466,7 @@ impl SocketHost for SocketRecord {
     fn remove_tag(&self, tag: &str) -> dormouse_sdk::Result<bool> {
         let mut inner = self.lock();
         let Mode::Hibernatable { tags } = &mut inner.mode else {
-            return Err(Error::new(
-                ErrorKind::InvalidState,
-                "only hibernatable websockets can have tags.",
-            ));
+            return Err(not_hibernatable());
         };
         let before = tags.len();
         let kept: Vec<Box<str>> = std::mem::take(tags)
@@ -500,14 +488,17 @@ impl SocketHost for SocketRecord {
             )),
             Mode::Standard(_) => Ok(()),
             Mode::Unaccepted => {
-                inner.mode = Mode::Standard(Box::new(events::Channel::new()));
+                inner.mode = Mode::Standard(Arc::new(events::Channel::new()));
                 sockets.insert(self.clone(), false);
                 self.cell
                     .namespace
                     .metrics
                     .sockets_accepted
                     .fetch_add(1, Ordering::Relaxed);
-                self.io_waker.wake();
+                drop(inner);
+                drop(sockets);
+                // Frames may already be waiting: start reading them.
+                self.schedule();
                 Ok(())
             }
         }
@@ -548,8 +539,7 @@ impl SocketHost for SocketRecord {
                 return;
             }
             inner.link = Link::Detached;
-            inner.gone = true;
-            inner.outbound.clear();
+            inner.lose_connection();
             !inner.silenced && matches!(inner.mode, Mode::Hibernatable { .. })
         };
         // Every accepted socket ends with exactly one event, even one that never connected.
@@ -559,7 +549,8 @@ impl SocketHost for SocketRecord {
                 reason: DISCONNECTED.into(),
                 was_clean: false,
             };
-            runtime.spawn(async move { self.dispatch(event).await });
+            let cell = self.cell.clone();
+            runtime.spawn(async move { cell.deliver_socket_event(self, event).await });
         }
     }
 
@@ -622,6 +613,13 @@ fn too_many_tags(limits: &Limits) -> Error {
     )
 }
 
+fn not_hibernatable() -> Error {
+    Error::new(
+        ErrorKind::InvalidState,
+        "only hibernatable websockets can have tags.",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -650,5 +648,11 @@ mod tests {
             format!("\"{long}\" is longer than the max tag length (256 characters).")
         );
         assert!(validate_tags(&[&"x".repeat(256)], &limits).is_ok());
+    }
+
+    #[test]
+    fn idle_record_is_small() {
+        let size = std::mem::size_of::<SocketRecord>();
+        assert!(size <= 256, "SocketRecord is {size} bytes");
     }
 }
