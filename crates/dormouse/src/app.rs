@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use axum::Router;
 use clap::Parser;
-use dormouse_runtime::{Runtime, RuntimeBuilder};
+use dormouse_runtime::{Runtime, RuntimeBuilder, RuntimeConfig};
 use dormouse_sdk::{DurableObject, Env};
 use dormouse_server::{DataDir, ServeArgs, Server};
 use tracing_subscriber::EnvFilter;
@@ -73,8 +73,18 @@ impl App {
 
     /// Starts serving as `args` say; returns once listening. Use from tests (with port 0).
     pub async fn serve(self, args: &ServeArgs) -> anyhow::Result<Running> {
+        let config = args.runtime_config();
+        self.serve_with(args, config).await
+    }
+
+    /// [`App::serve`] with a runtime configuration of its own (for limits the flags do not set).
+    pub async fn serve_with(
+        self,
+        args: &ServeArgs,
+        config: RuntimeConfig,
+    ) -> anyhow::Result<Running> {
         let data_dir = DataDir::open(&args.data_dir)?;
-        let runtime = self.runtime.config(args.runtime_config()).build()?;
+        let runtime = self.runtime.config(config).build()?;
         let router = (self.worker)(runtime.env());
         let server = Server::bind(args.listen, Some(args.admin_listen), runtime, router).await?;
         Ok(Running { server, data_dir })

@@ -13,6 +13,7 @@
 //! - [`websocket`]: [`WebSocketPair`], [`WebSocket`], messages and the standard event stream.
 //! - [`env`]: [`Env`], [`ObjectNamespace`], [`Stub`].
 //! - [`id`]: [`ObjectId`].
+//! - [`request`]: [`RequestExt`] (query parameters).
 //! - [`response`]: response helpers and `Response::from_websocket`.
 //! - [`host`]: the traits a runtime implements; applications never use them.
 //! - [`error`]: [`Error`], [`ErrorKind`], [`Result`].
@@ -49,6 +50,7 @@ pub mod error;
 pub mod host;
 pub mod id;
 pub mod object;
+pub mod request;
 pub mod response;
 pub mod state;
 pub mod websocket;
@@ -57,6 +59,7 @@ pub use env::{Env, ObjectNamespace, Stub};
 pub use error::{Error, ErrorKind, Result};
 pub use id::ObjectId;
 pub use object::{DurableObject, Guest};
+pub use request::RequestExt;
 pub use response::ResponseExt;
 pub use state::State;
 pub use websocket::{
@@ -73,6 +76,7 @@ pub type Response = http::Response<Body>;
 
 /// Everything an application usually needs: `use dormouse_sdk::prelude::*;`.
 pub mod prelude {
+    pub use crate::request::RequestExt;
     pub use crate::response::{self, ResponseExt};
     pub use crate::{
         Body, DurableObject, Env, Error, ErrorKind, ObjectId, ObjectNamespace, Request, Response,

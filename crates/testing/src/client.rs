@@ -4,8 +4,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::DEADLINE;
@@ -20,7 +20,12 @@ pub struct WsClient {
 impl WsClient {
     /// Connects to `url`; panics if the upgrade fails.
     pub async fn connect(url: &str) -> WsClient {
-        let (stream, _) = tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(url))
+        // The server may legitimately send 32 MiB messages; tungstenite's default stops at 16 MiB.
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(64 << 20))
+            .max_frame_size(Some(64 << 20));
+        let connect = tokio_tungstenite::connect_async_with_config(url, Some(config), true);
+        let (stream, _) = tokio::time::timeout(DEADLINE, connect)
             .await
             .unwrap_or_else(|_| panic!("connect {url}: timed out"))
             .unwrap_or_else(|e| panic!("connect {url}: {e}"));
@@ -74,6 +79,14 @@ impl WsClient {
         match self.next().await {
             Some(Message::Binary(data)) => data.to_vec(),
             other => panic!("expected a binary message, got {other:?}"),
+        }
+    }
+
+    /// The next pong's payload; panics on anything else.
+    pub async fn recv_pong(&mut self) -> Vec<u8> {
+        match self.next().await {
+            Some(Message::Pong(payload)) => payload.to_vec(),
+            other => panic!("expected a pong, got {other:?}"),
         }
     }
 

@@ -74,6 +74,22 @@ impl TestServer {
         TestServer { running, _dir: dir }
     }
 
+    /// Serves `app` with [`test_args`] and the runtime configuration adjusted by `configure`.
+    pub async fn start_configured(
+        app: App,
+        configure: impl FnOnce(&mut dormouse::runtime::RuntimeConfig),
+    ) -> TestServer {
+        let dir = TempDir::new("server");
+        let args = test_args(dir.path());
+        let mut config = args.runtime_config();
+        configure(&mut config);
+        let running = app
+            .serve_with(&args, config)
+            .await
+            .expect("start test server");
+        TestServer { running, _dir: dir }
+    }
+
     /// The runtime, for forcing hibernation and reading state directly.
     pub fn runtime(&self) -> &Runtime {
         self.running.runtime()

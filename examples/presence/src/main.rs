@@ -1,0 +1,5 @@
+//! Runs the presence example.
+
+fn main() -> std::process::ExitCode {
+    presence::app().main()
+}
