@@ -111,18 +111,23 @@ impl WsClient {
         }
     }
 
-    /// Starts the close handshake and returns the server's close frame (code, reason).
+    /// Starts the close handshake and returns the server's close frame (code, reason). Messages
+    /// the server sent before it saw our close frame are skipped.
     pub async fn close(&mut self, code: u16, reason: &str) -> Option<(u16, String)> {
         let frame = CloseFrame {
             code: CloseCode::from(code),
             reason: reason.to_owned().into(),
         };
         self.stream.close(Some(frame)).await.expect("send close");
-        self.expect_close().await
+        self.wait_close(true).await
     }
 
-    /// Waits for the server's close frame (skipping pongs) and the end of the stream.
+    /// Waits for the server's close frame (skipping pongs only) and the end of the stream.
     pub async fn expect_close(&mut self) -> Option<(u16, String)> {
+        self.wait_close(false).await
+    }
+
+    async fn wait_close(&mut self, skip_data: bool) -> Option<(u16, String)> {
         loop {
             match tokio::time::timeout(DEADLINE, self.stream.next()).await {
                 Err(_) => panic!("no close frame within {DEADLINE:?}"),
@@ -136,6 +141,7 @@ impl WsClient {
                     return frame;
                 }
                 Ok(Some(Ok(Message::Pong(_)))) => continue,
+                Ok(Some(Ok(Message::Text(_) | Message::Binary(_)))) if skip_data => continue,
                 Ok(Some(Ok(other))) => panic!("expected a close frame, got {other:?}"),
                 Ok(Some(Err(error))) => panic!("expected a close frame, got error {error}"),
                 Ok(None) => panic!("stream ended without a close frame"),

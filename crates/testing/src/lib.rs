@@ -5,15 +5,19 @@
 //! Hibernation is forced with [`TestServer::hibernate`] (the idle timeout defaults to an hour here,
 //! so it never fires on its own during a test).
 
+mod browser;
 mod client;
 mod http;
 mod metrics;
 mod server;
+mod workerd;
 
+pub use browser::{Browser, Page};
 pub use client::{WsClient, connect_raw, read_at_least};
 pub use http::{HttpReply, http_request};
 pub use metrics::Metrics;
 pub use server::{TempDir, TestServer, test_args};
+pub use workerd::{SEED_SOCKETS, WORKERD_EVICTION, Workerd, free_port};
 
 /// How long any single wait in a test may take before it fails.
 pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);

@@ -1,0 +1,140 @@
+//! workerd, Cloudflare's runtime, serving the seeds: the behavioural oracle.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::DEADLINE;
+
+/// workerd evicts an idle Durable Object after a fixed 10 s (`server.c++`, "Actor freed due to
+/// inactivity"); the timer cannot be driven from outside, so waiting it out is the only way to see
+/// workerd's behaviour after hibernation. Dormouse's side of every comparison is forced instead.
+pub const WORKERD_EVICTION: Duration = Duration::from_secs(10);
+
+/// The sockets of `oracle/workerd/config.capnp`.
+pub const SEED_SOCKETS: [&str; 3] = ["h000", "h001", "h002"];
+
+/// A workerd process serving the seeds on free loopback ports; killed when dropped.
+#[derive(Debug)]
+pub struct Workerd {
+    child: Child,
+    addrs: Vec<(String, SocketAddr)>,
+    stdout: Arc<Mutex<Vec<String>>>,
+}
+
+impl Workerd {
+    /// The workerd binary: `$WORKERD`, else where `scripts/install-workerd` puts it.
+    pub fn binary() -> PathBuf {
+        if let Some(path) = std::env::var_os("WORKERD") {
+            return PathBuf::from(path);
+        }
+        let home = std::env::var_os("WORKERD_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| {
+                let cache = std::env::var_os("XDG_CACHE_HOME")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| {
+                        PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache")
+                    });
+                cache.join("workerd-anchor")
+            });
+        home.join("node_modules/.bin/workerd")
+    }
+
+    /// Starts workerd with `config` (a `.capnp` file), binding each socket in `sockets` to a free
+    /// loopback port, and waits until they accept connections.
+    pub async fn start(config: &Path, sockets: &[&str]) -> Workerd {
+        let binary = Workerd::binary();
+        assert!(
+            binary.exists(),
+            "workerd is not installed at {}: run scripts/install-workerd (or set WORKERD)",
+            binary.display()
+        );
+        let addrs: Vec<(String, SocketAddr)> = sockets
+            .iter()
+            .map(|name| ((*name).to_owned(), free_port()))
+            .collect();
+        let mut command = Command::new(&binary);
+        command
+            .arg("serve")
+            .arg(config.file_name().expect("config file name"));
+        for (name, addr) in &addrs {
+            command.arg("--socket-addr").arg(format!("{name}={addr}"));
+        }
+        let mut child = command
+            .current_dir(config.parent().expect("config directory"))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let lines = stdout.clone();
+        let pipe = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                lines.lock().expect("stdout lock").push(line);
+            }
+        });
+        let workerd = Workerd {
+            child,
+            addrs,
+            stdout,
+        };
+        for (_, addr) in &workerd.addrs {
+            wait_until_listening(*addr).await;
+        }
+        workerd
+    }
+
+    /// Where socket `name` listens.
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        self.addrs
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, a)| *a)
+            .expect("socket of the config")
+    }
+
+    /// Lines workerd printed on stdout (the seeds' `console.log`).
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().expect("stdout lock").clone()
+    }
+
+    /// The process id, for measuring it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits out workerd's eviction timer (see [`WORKERD_EVICTION`]), with a margin.
+    pub async fn wait_for_eviction() {
+        tokio::time::sleep(WORKERD_EVICTION + Duration::from_secs(2)).await;
+    }
+}
+
+impl Drop for Workerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local address")
+}
+
+async fn wait_until_listening(addr: SocketAddr) {
+    let wait = async {
+        // A process starting up: poll its port at a modest pace.
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(DEADLINE * 2, wait)
+        .await
+        .unwrap_or_else(|_| panic!("workerd did not listen on {addr}"));
+}
