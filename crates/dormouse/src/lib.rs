@@ -46,7 +46,7 @@
 //!
 //! # Layout
 //! - [`App`]: classes + Worker → a server; [`App::main`] for binaries, [`App::serve`] for tests.
-//! - [`prelude`]: the SDK names (`DurableObject`, `State`, `WebSocket`, …) and [`App`].
+//! - [`prelude`] — the SDK names (`DurableObject`, `State`, `WebSocket`, …) and [`App`].
 //! - Re-exports: [`sdk`] (the API objects use), [`runtime`], [`server`], and [`axum`] / [`http`]
 //!   so that applications need no version alignment of their own.
 
@@ -65,3 +65,8 @@ pub mod prelude {
     pub use crate::App;
     pub use dormouse_sdk::prelude::*;
 }
+
+/// The README's example, compiled as a doctest so that it cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExample;

@@ -168,7 +168,13 @@ async fn malformed_upgrades_get_400_with_the_reason() {
         ("connection", "Upgrade"),
         ("sec-websocket-version", "13"),
     ];
-    let cases: [(&str, Vec<(&str, &str)>, &str); 4] = [
+    // (method, headers, the reason the server gives)
+    type Case = (
+        &'static str,
+        Vec<(&'static str, &'static str)>,
+        &'static str,
+    );
+    let cases: [Case; 4] = [
         ("GET", base.to_vec(), "missing Sec-WebSocket-Key header"),
         (
             "GET",

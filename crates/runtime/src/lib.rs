@@ -3,8 +3,8 @@
 //! connections stay open while objects sleep.
 //!
 //! # Layout
-//! - [`runtime`]: [`Runtime`], the handle the server and tests use, and [`RuntimeBuilder`].
-//! - [`config`]: [`RuntimeConfig`] and [`Limits`], every timeout and limit with its default.
+//! - [`runtime`] — [`Runtime`], the handle the server and tests use, and [`RuntimeBuilder`].
+//! - [`config`] — [`RuntimeConfig`] and [`Limits`], every timeout and limit with its default.
 //! - `namespace`: one bound class: id derivation (workerd's HMAC scheme) and request routing.
 //! - `registry`: every known object, in 64 shards.
 //! - `object`: the cell of an object (mailbox, sockets, settings that survive hibernation),
@@ -12,7 +12,7 @@
 //! - `socket`: the socket holder: each WebSocket's record (send path, close handshake,
 //!   attachment, tags) and its I/O task (reads, pings, auto-responses, close replies).
 //! - `metrics`: counters per namespace, rendered for Prometheus.
-//! - [`error`]: [`RuntimeError`].
+//! - [`error`] — [`RuntimeError`].
 //!
 //! # Where to look
 //! | Question | Place |

@@ -83,10 +83,23 @@ pub struct NamespaceGauges {
     pub websockets: u64,
 }
 
+/// One namespace's metrics, as rendered: (binding, counters, gauges).
+pub(crate) type NamespaceRow<'a> = (&'a str, &'a NamespaceMetrics, NamespaceGauges);
+
+/// A gauge: name, help text, how to read it.
+type GaugeSpec = (&'static str, &'static str, fn(&NamespaceGauges) -> u64);
+
+/// A counter: name, help text, where it is.
+type CounterSpec = (
+    &'static str,
+    &'static str,
+    fn(&NamespaceMetrics) -> &AtomicU64,
+);
+
 /// Renders every namespace's metrics in the Prometheus text exposition format.
-pub(crate) fn render(namespaces: &[(&str, &NamespaceMetrics, NamespaceGauges)]) -> String {
+pub(crate) fn render(namespaces: &[NamespaceRow<'_>]) -> String {
     let mut out = String::with_capacity(4096);
-    let gauges: [(&str, &str, fn(&NamespaceGauges) -> u64); 3] = [
+    let gauges: [GaugeSpec; 3] = [
         (
             "dormouse_objects_active",
             "Objects with an instance in memory.",
@@ -109,7 +122,7 @@ pub(crate) fn render(namespaces: &[(&str, &NamespaceMetrics, NamespaceGauges)]) 
             let _ = writeln!(out, "{name}{{namespace=\"{ns}\"}} {}", get(g));
         }
     }
-    let counters: [(&str, &str, fn(&NamespaceMetrics) -> &AtomicU64); 10] = [
+    let counters: [CounterSpec; 10] = [
         (
             "dormouse_object_starts_total",
             "Object instances constructed.",

@@ -22,8 +22,11 @@ pub(crate) struct CellKey {
 /// Maps object identity to its cell. A cell lives here while the object has an instance, open
 /// sockets or queued events; an empty, idle cell is retired and removed.
 pub(crate) struct Registry {
-    shards: Box<[Mutex<HashMap<CellKey, Arc<ObjectCell>, IdHasher>>]>,
+    shards: Box<[Shard]>,
 }
+
+/// One shard of the registry.
+type Shard = Mutex<HashMap<CellKey, Arc<ObjectCell>, IdHasher>>;
 
 /// Ids are HMAC outputs or random bytes, already uniformly distributed: hashing them again with
 /// SipHash would only cost time.
@@ -68,7 +71,7 @@ impl Registry {
         }
     }
 
-    fn shard(&self, key: &CellKey) -> &Mutex<HashMap<CellKey, Arc<ObjectCell>, IdHasher>> {
+    fn shard(&self, key: &CellKey) -> &Shard {
         &self.shards[key.raw[0] as usize % SHARDS]
     }
 

@@ -6,17 +6,17 @@
 //! and a [`Stub`]. Requests and responses are the `http` crate's types.
 //!
 //! # Layout
-//! - [`object`]: the [`DurableObject`] trait, and [`Guest`], its object-safe form that the runtime
+//! - [`object`] — the [`DurableObject`] trait, and [`Guest`], its object-safe form that the runtime
 //!   drives.
-//! - [`state`]: [`State`], the object's view of the runtime: hibernatable sockets, tags,
+//! - [`state`] — [`State`], the object's view of the runtime: hibernatable sockets, tags,
 //!   auto-responses, event timeout, `wait_until`, broadcast.
-//! - [`websocket`]: [`WebSocketPair`], [`WebSocket`], messages and the standard event stream.
-//! - [`env`]: [`Env`], [`ObjectNamespace`], [`Stub`].
-//! - [`id`]: [`ObjectId`].
-//! - [`request`]: [`RequestExt`] (query parameters).
-//! - [`response`]: response helpers and `Response::from_websocket`.
-//! - [`host`]: the traits a runtime implements; applications never use them.
-//! - [`error`]: [`Error`], [`ErrorKind`], [`Result`].
+//! - [`websocket`] — [`WebSocketPair`], [`WebSocket`], messages and the standard event stream.
+//! - [`env`] — [`Env`], [`ObjectNamespace`], [`Stub`].
+//! - [`id`] — [`ObjectId`].
+//! - [`request`] — [`RequestExt`] (query parameters).
+//! - [`response`] — response helpers and `Response::from_websocket`.
+//! - [`host`] — the traits a runtime implements; applications never use them.
+//! - [`error`] — [`Error`], [`ErrorKind`], [`Result`].
 //!
 //! # Example
 //! ```

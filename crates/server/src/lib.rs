@@ -10,7 +10,7 @@
 //! - `admin`: `/metrics`, `/objects`, forced hibernation.
 //! - [`DataDir`]: the locked data directory.
 //! - `memory`: returns freed memory to the OS after hibernation.
-//! - [`error`]: [`ServerError`].
+//! - [`error`] — [`ServerError`].
 
 mod admin;
 mod args;

@@ -2,7 +2,6 @@
 
 use std::convert::Infallible;
 
-use bytes::Bytes;
 use dormouse_runtime::Runtime;
 use dormouse_sdk::response::WebSocketUpgrade;
 use dormouse_sdk::{Body, Request, Response, response};
@@ -65,7 +64,7 @@ where
             Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
                     if let Err(error) =
-                        runtime.attach(&socket, parts.io.into_inner(), Bytes::from(parts.read_buf))
+                        runtime.attach(&socket, parts.io.into_inner(), parts.read_buf)
                     {
                         tracing::error!(%error, "cannot attach WebSocket");
                     }

@@ -6,14 +6,14 @@
 //! and the same code serves the server, the raw benchmark baseline and the load generator.
 //!
 //! # Layout
-//! - [`frame`]: frame headers (parse and encode) and payload masking.
-//! - [`decoder`]: [`MessageDecoder`], which turns frames into whole messages: reassembles
+//! - [`frame`] — frame headers (parse and encode) and payload masking.
+//! - [`decoder`] — [`MessageDecoder`], which turns frames into whole messages: reassembles
 //!   fragments, validates UTF-8, enforces the maximum message size and the control-frame rules.
-//! - [`encode`]: whole frames ready to write, for both roles (server frames are unmasked and can
+//! - [`encode`] — whole frames ready to write, for both roles (server frames are unmasked and can
 //!   be shared between recipients of a broadcast).
-//! - [`close`]: close codes, what may be sent and what may be received, and close payloads.
-//! - [`handshake`]: validation of the HTTP upgrade request and the `Sec-WebSocket-Accept` key.
-//! - [`error`]: [`ProtocolError`] and [`HandshakeError`], each mapped to the close code or the
+//! - [`close`] — close codes, what may be sent and what may be received, and close payloads.
+//! - [`handshake`] — validation of the HTTP upgrade request and the `Sec-WebSocket-Accept` key.
+//! - [`error`] — [`ProtocolError`] and [`HandshakeError`], each mapped to the close code or the
 //!   HTTP status a peer should see.
 //!
 //! # Example

@@ -196,6 +196,10 @@ impl ObjectCell {
     ///
     /// Refuses when the mailbox is over its count or byte limit; a single message larger than the
     /// byte limit is still accepted into an empty mailbox, since it fits the message size limit.
+    #[allow(
+        clippy::result_large_err,
+        reason = "a refused envelope is handed back to its sender"
+    )]
     pub(crate) fn try_deliver(
         self: &Arc<Self>,
         envelope: Envelope,
@@ -396,30 +400,5 @@ impl std::fmt::Debug for ObjectCell {
             .field("namespace", &self.namespace.binding)
             .field("id", &self.id())
             .finish()
-    }
-}
-
-#[cfg(test)]
-pub(crate) mod tests_support {
-    use std::sync::{Arc, Weak};
-
-    use super::ObjectCell;
-    use crate::namespace::{ClassSpec, Namespace};
-
-    /// A cell of a namespace that has no runtime behind it, for unit tests of sockets.
-    pub(crate) fn cell() -> Arc<ObjectCell> {
-        let namespace = Arc::new(Namespace::new(
-            0,
-            ClassSpec {
-                binding: "TEST".into(),
-                class: "Test".into(),
-                unique_key: "test".into(),
-                factory: Arc::new(|_, _| unreachable!("not constructed")),
-            },
-            Arc::default(),
-            Arc::default(),
-            Weak::new(),
-        ));
-        Arc::new(ObjectCell::new(namespace, [0; 32]))
     }
 }
