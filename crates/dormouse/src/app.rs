@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use axum::Router;
 use clap::Parser;
-use dormouse_runtime::{Runtime, RuntimeBuilder, RuntimeConfig};
+use dormouse_runtime::{Migration, Runtime, RuntimeBuilder, RuntimeConfig, StorageOptions};
 use dormouse_sdk::{DurableObject, Env};
-use dormouse_server::{DataDir, ServeArgs, Server};
+use dormouse_server::{ConfigFile, DataDir, ServeArgs, Server};
 use tracing_subscriber::EnvFilter;
 
 type WorkerFactory = Box<dyn FnOnce(Env) -> Router + Send>;
@@ -17,6 +17,7 @@ type WorkerFactory = Box<dyn FnOnce(Env) -> Router + Send>;
 pub struct App {
     runtime: RuntimeBuilder,
     worker: WorkerFactory,
+    migrations: Vec<Migration>,
 }
 
 impl std::fmt::Debug for App {
@@ -50,6 +51,7 @@ impl App {
         App {
             runtime: Runtime::builder(),
             worker: Box::new(|_| Router::new()),
+            migrations: Vec::new(),
         }
     }
 
@@ -62,6 +64,13 @@ impl App {
     /// A plain-text variable, visible as `env.var(name)`.
     pub fn var(mut self, name: &str, value: &str) -> Self {
         self.runtime = self.runtime.var(name, value);
+        self
+    }
+
+    /// Adds a class migration (applied once, in order). Migrations may come from the code or from
+    /// the `--config` file, not both.
+    pub fn migration(mut self, migration: Migration) -> Self {
+        self.migrations.push(migration);
         self
     }
 
@@ -84,7 +93,29 @@ impl App {
         config: RuntimeConfig,
     ) -> anyhow::Result<Running> {
         let data_dir = DataDir::open(&args.data_dir)?;
-        let runtime = self.runtime.config(config).build()?;
+        let file = match &args.config {
+            Some(path) => ConfigFile::load(path).map_err(anyhow::Error::msg)?,
+            None => ConfigFile::default(),
+        };
+        if !file.migrations.is_empty() && !self.migrations.is_empty() {
+            anyhow::bail!(
+                "migrations are given both in the code and in the configuration file; keep one list"
+            );
+        }
+        let migrations = if file.migrations.is_empty() {
+            self.migrations
+        } else {
+            file.migrations
+        };
+        let mut builder = self.runtime.config(config).storage(StorageOptions {
+            data_dir: args.data_dir.clone(),
+            durability: args.durability,
+            migrations,
+        });
+        for (name, value) in &file.vars {
+            builder = builder.var(name, value);
+        }
+        let runtime = builder.build().context("cannot start the runtime")?;
         let router = (self.worker)(runtime.env());
         let server = Server::bind(args.listen, Some(args.admin_listen), runtime, router).await?;
         Ok(Running { server, data_dir })

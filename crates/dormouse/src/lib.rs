@@ -54,6 +54,7 @@ mod app;
 
 pub use app::{App, Running};
 pub use dormouse_runtime as runtime;
+pub use dormouse_runtime::{Durability, Migration};
 pub use dormouse_sdk as sdk;
 pub use dormouse_sdk::*;
 pub use dormouse_server as server;

@@ -13,6 +13,15 @@ pub const DEFAULT_EVICT_AFTER: Duration = Duration::from_secs(70);
 /// is cancelled.
 pub const DEFAULT_WAIT_UNTIL_LIMIT: Duration = Duration::from_secs(15 * 60);
 
+/// First delay before retrying a failed alarm; it doubles with each retry (Cloudflare: 2 s).
+pub const DEFAULT_ALARM_RETRY_DELAY: Duration = Duration::from_secs(2);
+
+/// Retries of a failing alarm before it is given up (Cloudflare: 6).
+pub const ALARM_RETRIES: u32 = 6;
+
+/// Longest an alarm handler may run before it counts as failed (Cloudflare: 15 minutes).
+pub const ALARM_WALL_TIME: Duration = Duration::from_secs(15 * 60);
+
 /// Largest accepted event timeout: 7 days, Cloudflare's bound for
 /// `setHibernatableWebSocketEventTimeout`.
 pub const MAX_EVENT_TIMEOUT: Duration = Duration::from_millis(604_800_000);
@@ -70,6 +79,8 @@ pub struct RuntimeConfig {
     pub evict_after: Duration,
     /// Longest `wait_until` work keeps an object in memory. Default 15 min.
     pub wait_until_limit: Duration,
+    /// First delay before a failed alarm is retried; doubles with each retry. Default 2 s.
+    pub alarm_retry_delay: Duration,
     /// Limits applied to applications.
     pub limits: Limits,
 }
@@ -80,6 +91,7 @@ impl Default for RuntimeConfig {
             hibernate_after: DEFAULT_HIBERNATE_AFTER,
             evict_after: DEFAULT_EVICT_AFTER,
             wait_until_limit: DEFAULT_WAIT_UNTIL_LIMIT,
+            alarm_retry_delay: DEFAULT_ALARM_RETRY_DELAY,
             limits: Limits::default(),
         }
     }

@@ -26,4 +26,7 @@ pub enum RuntimeError {
     /// The runtime is shutting down.
     #[error("the runtime is shutting down")]
     ShuttingDown,
+    /// The data directory or its catalog could not be used (or a migration failed).
+    #[error(transparent)]
+    Storage(#[from] dormouse_storage::StorageError),
 }

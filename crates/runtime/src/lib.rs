@@ -48,6 +48,7 @@
 //! # }
 //! ```
 
+mod alarms;
 pub mod config;
 pub mod error;
 mod metrics;
@@ -56,8 +57,12 @@ mod object;
 mod registry;
 pub mod runtime;
 mod socket;
+mod storage;
 
 pub use config::{Limits, RuntimeConfig};
+pub use dormouse_storage::{Durability, Migration};
 pub use error::RuntimeError;
 pub use metrics::NamespaceGauges;
-pub use runtime::{HibernateReport, ObjectState, ObjectStatus, Runtime, RuntimeBuilder};
+pub use runtime::{
+    HibernateReport, ObjectState, ObjectStatus, Runtime, RuntimeBuilder, StorageOptions,
+};

@@ -37,6 +37,10 @@ pub(crate) struct NamespaceMetrics {
     pub(crate) overloaded: AtomicU64,
     /// Sockets accepted (hibernatable or standard).
     pub(crate) sockets_accepted: AtomicU64,
+    /// Alarm attempts that failed and were scheduled again (or given up).
+    pub(crate) alarm_retries: AtomicU64,
+    /// Alarm handler invocations.
+    pub(crate) alarms: AtomicU64,
     wake_latency: Histogram,
 }
 
@@ -122,7 +126,7 @@ pub(crate) fn render(namespaces: &[NamespaceRow<'_>]) -> String {
             let _ = writeln!(out, "{name}{{namespace=\"{ns}\"}} {}", get(g));
         }
     }
-    let counters: [CounterSpec; 10] = [
+    let counters: [CounterSpec; 12] = [
         (
             "dormouse_object_starts_total",
             "Object instances constructed.",
@@ -167,6 +171,14 @@ pub(crate) fn render(namespaces: &[NamespaceRow<'_>]) -> String {
             "dormouse_mailbox_overloaded_total",
             "Requests refused because an object's mailbox was full.",
             |m| &m.overloaded,
+        ),
+        ("dormouse_alarms_total", "Alarm handler invocations.", |m| {
+            &m.alarms
+        }),
+        (
+            "dormouse_alarm_retries_total",
+            "Failed alarm attempts scheduled again.",
+            |m| &m.alarm_retries,
         ),
         (
             "dormouse_events_fetch_total",

@@ -9,6 +9,7 @@ use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
+use crate::alarms::AlarmScheduler;
 use crate::config::RuntimeConfig;
 use crate::metrics::NamespaceMetrics;
 use crate::object::{Envelope, Refused};
@@ -28,6 +29,16 @@ pub(crate) struct ClassSpec {
     /// Derives the namespace's id key: ids stay valid while it stays the same.
     pub(crate) unique_key: String,
     pub(crate) factory: Factory,
+    /// Where its objects keep their data, once the runtime resolved it.
+    pub(crate) storage: Option<NamespaceStorage>,
+}
+
+/// Where a namespace's objects keep their data.
+pub(crate) struct NamespaceStorage {
+    /// The class's directory; each object has `<id>.sqlite` in it.
+    pub(crate) dir: std::path::PathBuf,
+    pub(crate) durability: dormouse_storage::Durability,
+    pub(crate) alarms: Arc<AlarmScheduler>,
 }
 
 /// A bound class.
@@ -38,9 +49,13 @@ pub(crate) struct Namespace {
     pub(crate) binding: String,
     /// The class name (`ChatRoom`).
     pub(crate) class: String,
-    /// SHA-256 of the namespace's unique key: the HMAC key of its ids, so that ids of one
-    /// namespace are rejected by another.
+    /// The key its ids derive from (the class name, kept across renames).
+    pub(crate) id_key: String,
+    /// SHA-256 of `id_key`: the HMAC key of its ids, so that ids of one namespace are rejected by
+    /// another.
     key: [u8; 32],
+    /// Where its objects' databases live; `None` when the runtime has no data directory.
+    pub(crate) storage: Option<NamespaceStorage>,
     pub(crate) factory: Factory,
     /// The runtime's configuration (immutable), reachable from every cell and socket.
     pub(crate) config: Arc<RuntimeConfig>,
@@ -64,7 +79,9 @@ impl Namespace {
             index,
             binding: spec.binding,
             class: spec.class,
+            id_key: spec.unique_key,
             key,
+            storage: spec.storage,
             factory: spec.factory,
             config,
             drivers,
@@ -133,6 +150,9 @@ impl NamespaceHost for Namespace {
         let index = self.index;
         Box::pin(async move {
             let shared = shared.ok_or_else(shutting_down)?;
+            if shared.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(shutting_down());
+            }
             let namespace = shared.namespace_at(index);
             let (reply, response) = oneshot::channel();
             let mut envelope = Envelope::Fetch { request, reply };
@@ -171,7 +191,7 @@ impl fmt::Debug for Namespace {
 }
 
 fn shutting_down() -> Error {
-    Error::new(ErrorKind::Internal, "the runtime is shutting down")
+    Error::new(ErrorKind::Internal, "the server is shutting down")
 }
 
 /// Parses exactly 64 hex digits (either case).
@@ -200,6 +220,7 @@ mod tests {
                 class: "C".into(),
                 unique_key: key.into(),
                 factory: Arc::new(|_, _| unreachable!("not constructed")),
+                storage: None,
             },
             Arc::default(),
             Arc::default(),

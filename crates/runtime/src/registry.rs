@@ -13,7 +13,7 @@ use crate::object::ObjectCell;
 const SHARDS: usize = 64;
 
 /// The identity of an object across namespaces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct CellKey {
     pub(crate) namespace: u32,
     pub(crate) raw: [u8; 32],

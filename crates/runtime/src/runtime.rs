@@ -1,6 +1,7 @@
 //! [`Runtime`]: the handle the server (and tests) use; [`RuntimeBuilder`] registers classes.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
@@ -8,13 +9,15 @@ use bytes::Bytes;
 use dormouse_sdk::host::{EnvHost, NamespaceHost};
 use dormouse_sdk::response::WebSocketUpgrade;
 use dormouse_sdk::{DurableObject, Env, Guest, ObjectId, State};
+use dormouse_storage::{Catalog, Durability, Migration};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
+use crate::alarms::AlarmScheduler;
 use crate::config::RuntimeConfig;
 use crate::error::{Result, RuntimeError};
 use crate::metrics::{self, NamespaceGauges};
-use crate::namespace::{ClassSpec, Namespace};
+use crate::namespace::{ClassSpec, Namespace, NamespaceStorage};
 use crate::object::{Control, Envelope, ObjectCell, Phase, Refused};
 use crate::registry::{CellKey, Registry};
 use crate::socket::Drivers;
@@ -28,13 +31,20 @@ pub(crate) struct Shared {
     namespaces: Vec<Arc<Namespace>>,
     pub(crate) env: Env,
     vars: HashMap<String, String>,
+    pub(crate) alarms: Arc<AlarmScheduler>,
     /// Set when an instance was dropped; the memory trimmer returns freed pages to the OS.
     memory_to_return: AtomicBool,
+    /// The runtime is shutting down: new requests are refused.
+    pub(crate) closing: AtomicBool,
 }
 
 impl Shared {
     pub(crate) fn namespace_at(&self, index: u32) -> &Arc<Namespace> {
         &self.namespaces[index as usize]
+    }
+
+    pub(crate) fn namespace_by_index(&self, index: u32) -> Option<&Arc<Namespace>> {
+        self.namespaces.get(index as usize)
     }
 
     fn namespace(&self, binding: &str) -> Option<&Arc<Namespace>> {
@@ -63,12 +73,24 @@ impl EnvHost for RuntimeEnv {
     }
 }
 
+/// Where and how a runtime keeps durable state.
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    /// The data directory: the catalog (`dormouse.sqlite`) and one database per object.
+    pub data_dir: PathBuf,
+    /// When commits are durable.
+    pub durability: Durability,
+    /// Class migrations, applied once each, in order.
+    pub migrations: Vec<Migration>,
+}
+
 /// Registers Durable Object classes and builds a [`Runtime`].
 #[derive(Default)]
 pub struct RuntimeBuilder {
     config: RuntimeConfig,
     classes: Vec<ClassSpec>,
     vars: HashMap<String, String>,
+    storage: Option<StorageOptions>,
 }
 
 impl std::fmt::Debug for RuntimeBuilder {
@@ -110,7 +132,15 @@ impl RuntimeBuilder {
             class: class.to_owned(),
             unique_key: unique_key.to_owned(),
             factory: Arc::new(factory),
+            storage: None,
         });
+        self
+    }
+
+    /// Gives objects durable storage in a data directory, and applies class migrations there.
+    /// Without it, `state.storage()` fails.
+    pub fn storage(mut self, options: StorageOptions) -> Self {
+        self.storage = Some(options);
         self
     }
 
@@ -128,13 +158,42 @@ impl RuntimeBuilder {
                 return Err(RuntimeError::DuplicateBinding(class.binding.clone()));
             }
         }
+        let (catalog, alarms) = match &self.storage {
+            Some(options) => {
+                let catalog = Arc::new(Catalog::open(&options.data_dir, options.durability)?);
+                let applied = catalog.apply(&options.migrations)?;
+                if !applied.is_empty() {
+                    tracing::info!(?applied, "applied migrations");
+                }
+                (
+                    Some(catalog.clone()),
+                    Arc::new(AlarmScheduler::new(Some(catalog))),
+                )
+            }
+            None => (None, Arc::new(AlarmScheduler::new(None))),
+        };
+        let mut classes = self.classes;
+        if let (Some(catalog), Some(options)) = (&catalog, &self.storage) {
+            for spec in &mut classes {
+                let info = catalog.bind(&spec.class)?;
+                spec.unique_key = info.id_key;
+                spec.storage = Some(NamespaceStorage {
+                    dir: info.dir,
+                    durability: options.durability,
+                    alarms: alarms.clone(),
+                });
+            }
+            let bound: Vec<&str> = classes.iter().map(|c| c.class.as_str()).collect();
+            for class in catalog.unbound(&bound)? {
+                tracing::warn!(%class, "a class with stored data is not bound; its data is kept (delete it with a deleted_classes migration)");
+            }
+        }
         let config = Arc::new(self.config);
         let drivers = Arc::new(Drivers::new());
         let shared = Arc::new_cyclic(|weak: &Weak<Shared>| Shared {
             config: config.clone(),
             registry: Registry::new(),
-            namespaces: self
-                .classes
+            namespaces: classes
                 .into_iter()
                 .enumerate()
                 .map(|(index, spec)| {
@@ -149,8 +208,30 @@ impl RuntimeBuilder {
                 .collect(),
             env: Env::from_host(Arc::new(RuntimeEnv(weak.clone()))),
             vars: self.vars,
+            alarms: alarms.clone(),
             memory_to_return: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
         });
+        alarms.attach(Arc::downgrade(&shared));
+        if let Some(catalog) = &catalog {
+            let pending = catalog
+                .alarms()?
+                .into_iter()
+                .filter_map(|(id_key, raw, at)| {
+                    let namespace = shared.namespaces.iter().find(|ns| ns.id_key == id_key)?;
+                    Some((
+                        CellKey {
+                            namespace: namespace.index,
+                            raw,
+                        },
+                        at,
+                    ))
+                });
+            alarms.load(pending);
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            alarms.ensure_started();
+        }
         Ok(Runtime { shared })
     }
 }
@@ -332,6 +413,47 @@ impl Runtime {
             .map(|(ns, g)| (ns.binding.as_str(), &ns.metrics, g))
             .collect();
         metrics::render(&rows)
+    }
+
+    /// Stops every object: refuses new requests, lets each running turn finish (and commit),
+    /// closes every WebSocket with `code` (1001 going away, or 1012 for a restart), and drops
+    /// every instance. Returns once all objects stopped, or after `deadline` with the number of
+    /// objects that did not stop in time.
+    pub async fn shutdown(&self, code: u16, deadline: std::time::Duration) -> usize {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        let mut waiting = Vec::new();
+        for cell in self.shared.registry.cells() {
+            if cell.close_if_dormant(code, crate::object::SHUTDOWN_REASON) {
+                self.shared.registry.retire_if_empty(&cell);
+                continue;
+            }
+            let (done, stopped) = oneshot::channel();
+            let control = Envelope::Control(Control::Shutdown { code, done });
+            if cell
+                .try_deliver(control, &cell.namespace.config.limits)
+                .is_ok()
+            {
+                waiting.push(stopped);
+            }
+        }
+        let total = waiting.len();
+        let all = futures_util::future::join_all(waiting);
+        match tokio::time::timeout(deadline, all).await {
+            Ok(_) => 0,
+            Err(_) => {
+                tracing::warn!(
+                    objects = total,
+                    ?deadline,
+                    "some objects did not stop before the deadline"
+                );
+                total
+            }
+        }
+    }
+
+    /// Whether the runtime is shutting down.
+    pub fn is_closing(&self) -> bool {
+        self.shared.closing.load(Ordering::SeqCst)
     }
 
     /// Whether an instance was dropped since the last call (and resets the flag).

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 
+use crate::storage::{ListOptions, SqlCursor, SqlStorageValue, Storage};
 use crate::websocket::{
     EventStream, Outgoing, ReadyState, WebSocket, WebSocketId, WebSocketRequestResponsePair,
 };
@@ -51,6 +52,34 @@ pub trait ObjectHost: Send + Sync + 'static {
         message: Outgoing<'_>,
         except: Option<WebSocketId>,
     ) -> usize;
+    /// The object's durable storage (opened on first use).
+    fn storage(&self) -> Result<Storage>;
+}
+
+/// What the runtime offers for one object's durable storage. Values are serialized by the SDK.
+pub trait StorageHost: Send + Sync + 'static {
+    /// The entries of `keys` that exist, sorted by key.
+    fn get(&self, keys: &[&str]) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Stores every entry, all or none.
+    fn put(&self, entries: &[(&str, &[u8])]) -> Result<()>;
+    /// Deletes `keys`; returns how many existed.
+    fn delete(&self, keys: &[&str]) -> Result<usize>;
+    /// Entries in key order, as `options` select them.
+    fn list(&self, options: &ListOptions) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Deletes all data and the alarm.
+    fn delete_all(&self) -> Result<()>;
+    /// Runs application SQL.
+    fn exec(&self, sql: &str, bindings: &[SqlStorageValue]) -> Result<SqlCursor>;
+    /// Bytes the database occupies.
+    fn database_size(&self) -> Result<u64>;
+    /// Runs `body` atomically (rolled back if it returns an error).
+    fn transaction(&self, body: &mut dyn FnMut() -> Result<()>) -> Result<()>;
+    /// The alarm time, in milliseconds since the epoch.
+    fn get_alarm(&self) -> Result<Option<i64>>;
+    /// Sets (or, with `None`, deletes) the alarm.
+    fn set_alarm(&self, at_ms: Option<i64>) -> Result<()>;
+    /// Commits what was written so far.
+    fn sync(&self) -> Result<()>;
 }
 
 /// What the runtime offers for one socket. `end` tells which end of its pair a handle is.

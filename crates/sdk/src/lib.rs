@@ -11,6 +11,7 @@
 //! - [`state`] — [`State`], the object's view of the runtime: hibernatable sockets, tags,
 //!   auto-responses, event timeout, `wait_until`, broadcast.
 //! - [`websocket`] — [`WebSocketPair`], [`WebSocket`], messages and the standard event stream.
+//! - [`storage`] — [`Storage`]: synchronous KV, SQL, `transaction_sync`, the alarm.
 //! - [`env`] — [`Env`], [`ObjectNamespace`], [`Stub`].
 //! - [`id`] — [`ObjectId`].
 //! - [`request`] — [`RequestExt`] (query parameters).
@@ -53,6 +54,7 @@ pub mod object;
 pub mod request;
 pub mod response;
 pub mod state;
+pub mod storage;
 pub mod websocket;
 
 pub use env::{Env, ObjectNamespace, Stub};
@@ -62,6 +64,9 @@ pub use object::{DurableObject, Guest};
 pub use request::RequestExt;
 pub use response::ResponseExt;
 pub use state::State;
+pub use storage::{
+    AlarmInfo, ListOptions, ScheduledTime, SqlCursor, SqlStorage, SqlStorageValue, Storage,
+};
 pub use websocket::{
     CloseEvent, EventStream, MessageEvent, Outgoing, ReadyState, WebSocket, WebSocketId,
     WebSocketIncomingMessage, WebSocketPair, WebSocketRequestResponsePair, WebsocketEvent,
@@ -79,8 +84,9 @@ pub mod prelude {
     pub use crate::request::RequestExt;
     pub use crate::response::{self, ResponseExt};
     pub use crate::{
-        Body, DurableObject, Env, Error, ErrorKind, ObjectId, ObjectNamespace, Request, Response,
-        Result, State, Stub, WebSocket, WebSocketId, WebSocketIncomingMessage, WebSocketPair,
+        AlarmInfo, Body, DurableObject, Env, Error, ErrorKind, ListOptions, ObjectId,
+        ObjectNamespace, Request, Response, Result, SqlStorageValue, State, Storage, Stub,
+        WebSocket, WebSocketId, WebSocketIncomingMessage, WebSocketPair,
         WebSocketRequestResponsePair,
     };
 }

@@ -4,6 +4,7 @@ use std::future::Future;
 
 use crate::error::{Error, Result};
 use crate::host::BoxFuture;
+use crate::storage::AlarmInfo;
 use crate::websocket::{WebSocket, WebSocketIncomingMessage};
 use crate::{Body, Env, Request, Response, State};
 
@@ -66,6 +67,13 @@ pub trait DurableObject: Send + Sized + 'static {
         let _ = (ws, error);
         async { Ok(()) }
     }
+
+    /// The alarm set with `storage().set_alarm(..)` fired. It runs at least once: an error or a
+    /// panic retries it later (after 2 s, 4 s, 8 s, … up to 6 times). It wakes a hibernated object.
+    fn alarm(&mut self, info: AlarmInfo) -> impl Future<Output = Result<()>> + Send {
+        let _ = info;
+        async { Ok(()) }
+    }
 }
 
 /// An object instance behind a uniform, object-safe interface: what the runtime drives.
@@ -91,6 +99,8 @@ pub trait Guest: Send + 'static {
     ) -> BoxFuture<'_, Result<()>>;
     /// See [`DurableObject::websocket_error`].
     fn websocket_error(&mut self, ws: WebSocket, error: Error) -> BoxFuture<'_, Result<()>>;
+    /// See [`DurableObject::alarm`].
+    fn alarm(&mut self, info: AlarmInfo) -> BoxFuture<'_, Result<()>>;
 }
 
 impl<T: DurableObject> Guest for T {
@@ -120,5 +130,9 @@ impl<T: DurableObject> Guest for T {
 
     fn websocket_error(&mut self, ws: WebSocket, error: Error) -> BoxFuture<'_, Result<()>> {
         Box::pin(DurableObject::websocket_error(self, ws, error))
+    }
+
+    fn alarm(&mut self, info: AlarmInfo) -> BoxFuture<'_, Result<()>> {
+        Box::pin(DurableObject::alarm(self, info))
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, SystemTime};
 use crate::ObjectId;
 use crate::error::Result;
 use crate::host::ObjectHost;
+use crate::storage::Storage;
 use crate::websocket::{Outgoing, WebSocket, WebSocketRequestResponsePair};
 
 /// The runtime, as seen by one object instance. Cheap to clone; valid for the instance's lifetime
@@ -22,6 +23,12 @@ impl State {
     #[doc(hidden)]
     pub fn from_host(host: Arc<dyn ObjectHost>) -> Self {
         State { host }
+    }
+
+    /// The object's durable storage: KV, SQL, transactions, the alarm. Opened on first use, so an
+    /// object that never calls it costs no disk access when it wakes.
+    pub fn storage(&self) -> Result<Storage> {
+        self.host.storage()
     }
 
     /// The object's id; [`ObjectId::name`] is set when the object was addressed by name.

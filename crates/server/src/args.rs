@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use dormouse_runtime::{Limits, RuntimeConfig};
+use dormouse_runtime::{Durability, Limits, RuntimeConfig};
 
 /// Flags every example and server takes, with the same defaults.
 #[derive(Debug, Clone, clap::Args)]
@@ -43,6 +43,20 @@ pub struct ServeArgs {
         env = "DORMOUSE_DATA_DIR"
     )]
     pub data_dir: PathBuf,
+
+    /// When storage commits are durable: `full` (fsync on every commit) or `relaxed` (fsync at
+    /// checkpoints: survives a crash of the process, may lose the last commits on power loss).
+    #[arg(
+        long,
+        value_name = "MODE",
+        default_value = "full",
+        env = "DORMOUSE_DURABILITY"
+    )]
+    pub durability: Durability,
+
+    /// A configuration file (TOML): `[[migrations]]` and `[vars]`, as in wrangler.toml.
+    #[arg(long, value_name = "FILE", env = "DORMOUSE_CONFIG")]
+    pub config: Option<PathBuf>,
 
     /// Largest WebSocket message accepted, in bytes; larger ones close the socket with 1009.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_message_bytes, env = "DORMOUSE_MAX_MESSAGE_SIZE")]

@@ -5,6 +5,7 @@
 //! # Layout
 //! - [`Server`]: binds, runs, and shuts down the HTTP and admin listeners.
 //! - [`ServeArgs`]: the command-line flags shared by every binary.
+//! - [`config`]: [`ConfigFile`], migrations and variables from a TOML file.
 //! - `listener`: the accept loop (survives running out of file descriptors) and connections.
 //! - `upgrade`: the WebSocket handshake around the Worker.
 //! - `admin`: `/metrics`, `/objects`, forced hibernation.
@@ -14,6 +15,7 @@
 
 mod admin;
 mod args;
+pub mod config;
 mod data_dir;
 pub mod error;
 mod listener;
@@ -31,8 +33,12 @@ use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
 pub use args::ServeArgs;
+pub use config::ConfigFile;
 pub use data_dir::DataDir;
 pub use error::{Result, ServerError};
+
+/// Longest a graceful shutdown waits for requests and turns in progress.
+pub const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A running server. Dropping it does not stop it; call [`Server::shutdown`].
 #[derive(Debug)]
@@ -136,10 +142,30 @@ impl Server {
         &self.runtime
     }
 
-    /// Stops accepting, lets HTTP requests in progress finish, and returns when they have.
+    /// Stops gracefully: stops accepting, lets HTTP requests in progress finish, lets every
+    /// object finish its turn (committing its writes), closes every WebSocket with 1001 ("going
+    /// away"), and returns when all is done or after [`SHUTDOWN_DEADLINE`].
     pub async fn shutdown(&self) {
+        self.shutdown_with(dormouse_ws::close::GOING_AWAY).await;
+    }
+
+    /// [`Server::shutdown`], closing WebSockets with `code` (1012 tells clients the server
+    /// restarts and they may reconnect).
+    pub async fn shutdown_with(&self, code: u16) {
         self.shutdown.cancel();
         self.tracker.close();
-        self.tracker.wait().await;
+        let stopped = async {
+            self.tracker.wait().await;
+            let late = self.runtime.shutdown(code, SHUTDOWN_DEADLINE).await;
+            if late > 0 {
+                tracing::warn!(objects = late, "stopped before every object finished");
+            }
+        };
+        if tokio::time::timeout(SHUTDOWN_DEADLINE * 2, stopped)
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown deadline passed");
+        }
     }
 }

@@ -48,6 +48,8 @@ pub fn test_args(data_dir: &Path) -> ServeArgs {
         hibernate_after: Duration::from_secs(3600),
         evict_after: Duration::from_secs(3600),
         data_dir: data_dir.to_owned(),
+        durability: dormouse::Durability::Full,
+        config: None,
         max_message_size: dormouse::runtime::Limits::default().max_message_bytes,
     }
 }
@@ -56,7 +58,9 @@ pub fn test_args(data_dir: &Path) -> ServeArgs {
 #[derive(Debug)]
 pub struct TestServer {
     running: Running,
-    _dir: TempDir,
+    data_dir: PathBuf,
+    /// The data directory, when this server owns it (removed with the server).
+    _owned: Option<TempDir>,
 }
 
 impl TestServer {
@@ -71,7 +75,11 @@ impl TestServer {
         let mut args = test_args(dir.path());
         configure(&mut args);
         let running = app.serve(&args).await.expect("start test server");
-        TestServer { running, _dir: dir }
+        TestServer {
+            running,
+            data_dir: dir.path().to_owned(),
+            _owned: Some(dir),
+        }
     }
 
     /// Serves `app` with [`test_args`] and the runtime configuration adjusted by `configure`.
@@ -87,7 +95,48 @@ impl TestServer {
             .serve_with(&args, config)
             .await
             .expect("start test server");
-        TestServer { running, _dir: dir }
+        TestServer {
+            running,
+            data_dir: dir.path().to_owned(),
+            _owned: Some(dir),
+        }
+    }
+
+    /// Serves `app` with its data in `dir` (which outlives the server: a later server can use it).
+    pub async fn start_in(
+        app: App,
+        dir: &Path,
+        configure: impl FnOnce(&mut ServeArgs),
+    ) -> TestServer {
+        let mut args = test_args(dir);
+        configure(&mut args);
+        let running = app.serve(&args).await.expect("start test server");
+        TestServer {
+            running,
+            data_dir: dir.to_owned(),
+            _owned: None,
+        }
+    }
+
+    /// [`TestServer::start_in`], returning the error (in words) instead of panicking.
+    pub async fn try_start_in(
+        app: App,
+        dir: &Path,
+        configure: impl FnOnce(&mut ServeArgs),
+    ) -> Result<TestServer, String> {
+        let mut args = test_args(dir);
+        configure(&mut args);
+        let running = app.serve(&args).await.map_err(|e| format!("{e:#}"))?;
+        Ok(TestServer {
+            running,
+            data_dir: dir.to_owned(),
+            _owned: None,
+        })
+    }
+
+    /// Stops the server gracefully (closing sockets, committing, releasing the data directory).
+    pub async fn stop(self) {
+        self.running.shutdown().await;
     }
 
     /// The runtime, for forcing hibernation and reading state directly.
@@ -98,6 +147,11 @@ impl TestServer {
     /// `ws://127.0.0.1:<port><path>`.
     pub fn ws_url(&self, path: &str) -> String {
         format!("ws://{}{path}", self.running.addr())
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     /// The HTTP address.
@@ -113,6 +167,11 @@ impl TestServer {
     /// An HTTP request to the application.
     pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> HttpReply {
         http_request(self.running.addr(), method, path, headers, "").await
+    }
+
+    /// A `POST` with a body to the application.
+    pub async fn post(&self, path: &str, body: &str) -> HttpReply {
+        http_request(self.running.addr(), "POST", path, &[], body).await
     }
 
     /// An HTTP request to the admin endpoint.

@@ -6,6 +6,8 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod store;
+
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
@@ -63,6 +65,29 @@ pub async fn wait_for(name: &str, prefix: &str) -> String {
         .unwrap_or_else(|_| {
             panic!(
                 "{name}: no journal entry starting with {prefix:?}; journal: {:?}",
+                journal(name)
+            )
+        })
+}
+
+/// Waits (with a deadline) until object `name` recorded `n` entries starting with `prefix`.
+pub async fn wait_for_count(name: &str, prefix: &str, n: usize) {
+    let wait = async {
+        loop {
+            let notified = CHANGED.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if count(name, prefix) >= n {
+                return;
+            }
+            notified.await;
+        }
+    };
+    tokio::time::timeout(dormouse_testing::DEADLINE, wait)
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "{name}: fewer than {n} entries starting with {prefix:?}; journal: {:?}",
                 journal(name)
             )
         })

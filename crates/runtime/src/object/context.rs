@@ -1,12 +1,14 @@
 //! `ObjectContext`: the runtime as one instance sees it (the `ObjectHost` behind `State`).
 
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
 use dormouse_sdk::host::{self, BoxFuture, ObjectHost};
 use dormouse_sdk::{
-    Error, ErrorKind, ObjectId, Outgoing, WebSocket, WebSocketId, WebSocketRequestResponsePair,
+    Error, ErrorKind, ObjectId, Outgoing, Storage, WebSocket, WebSocketId,
+    WebSocketRequestResponsePair,
 };
 use futures_util::FutureExt;
 use tokio::task::AbortHandle;
@@ -14,6 +16,7 @@ use tokio::task::AbortHandle;
 use super::ObjectCell;
 use crate::config::MAX_EVENT_TIMEOUT;
 use crate::socket::{self, SocketRecord};
+use crate::storage::ObjectStorage;
 
 /// The context of one instance. A woken object gets a new one; `wait_until` work started through
 /// it is cancelled when the instance is dropped.
@@ -23,6 +26,10 @@ pub(crate) struct ObjectContext {
     this: Weak<ObjectContext>,
     wait_until_limit: Duration,
     wait_until_tasks: Mutex<Vec<AbortHandle>>,
+    /// The object's storage, opened on its first use by this instance.
+    storage: Mutex<Option<Arc<ObjectStorage>>>,
+    /// A turn is running: storage opened now joins its transaction.
+    in_turn: AtomicBool,
 }
 
 impl ObjectContext {
@@ -32,7 +39,82 @@ impl ObjectContext {
             this: this.clone(),
             wait_until_limit,
             wait_until_tasks: Mutex::new(Vec::new()),
+            storage: Mutex::new(None),
+            in_turn: AtomicBool::new(false),
         })
+    }
+
+    /// The object's storage, opening its database on first use.
+    pub(crate) fn open_storage(&self) -> dormouse_sdk::Result<Arc<ObjectStorage>> {
+        let mut slot = self.storage.lock().expect("storage slot lock");
+        if let Some(storage) = &*slot {
+            return Ok(storage.clone());
+        }
+        let site = self.cell.namespace.storage.as_ref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Storage,
+                "storage is not available: the runtime has no data directory",
+            )
+        })?;
+        let storage = ObjectStorage::open(
+            self.cell.clone(),
+            site,
+            self.in_turn.load(Ordering::Relaxed),
+        )
+        .map_err(crate::storage::to_sdk_error)?;
+        *slot = Some(storage.clone());
+        Ok(storage)
+    }
+
+    fn opened_storage(&self) -> Option<Arc<ObjectStorage>> {
+        self.storage.lock().expect("storage slot lock").clone()
+    }
+
+    /// A turn starts: storage operations join one transaction until [`end_turn`](Self::end_turn).
+    pub(crate) fn begin_turn(&self) {
+        self.in_turn.store(true, Ordering::Relaxed);
+        if let Some(storage) = self.opened_storage() {
+            storage.begin_turn();
+        }
+    }
+
+    /// The turn's handler returned: commit what it wrote (durably, off the async threads), then
+    /// let the output it held go. On failure the output is dropped and the error returned.
+    pub(crate) async fn end_turn(&self) -> Result<(), String> {
+        self.in_turn.store(false, Ordering::Relaxed);
+        let committed = match self.opened_storage() {
+            None => Ok(false),
+            Some(storage) if storage.is_dirty() => {
+                tokio::task::spawn_blocking(move || storage.commit_turn())
+                    .await
+                    .unwrap_or_else(|panic| {
+                        Err(dormouse_storage::StorageError::Invalid(format!(
+                            "commit panicked: {panic}"
+                        )))
+                    })
+            }
+            // Nothing written: ending the read transaction costs no disk access.
+            Some(storage) => storage.commit_turn(),
+        };
+        match committed {
+            Ok(_) => {
+                self.cell.gate.open();
+                Ok(())
+            }
+            Err(error) => {
+                self.cell.gate.discard();
+                Err(error.to_string())
+            }
+        }
+    }
+
+    /// The turn is abandoned (its object is being reset): nothing it wrote or sent survives.
+    pub(crate) fn abort_turn(&self) {
+        self.in_turn.store(false, Ordering::Relaxed);
+        if let Some(storage) = self.opened_storage() {
+            storage.rollback_turn();
+        }
+        self.cell.gate.discard();
     }
 
     /// Cancels unfinished `wait_until` work (the instance is going away).
@@ -189,6 +271,10 @@ impl ObjectHost for ObjectContext {
         let mut tasks = self.wait_until_tasks.lock().expect("wait_until lock");
         tasks.retain(|task| !task.is_finished());
         tasks.push(task.abort_handle());
+    }
+
+    fn storage(&self) -> dormouse_sdk::Result<Storage> {
+        Ok(Storage::from_host(self.open_storage()?))
     }
 
     fn broadcast(

@@ -8,7 +8,9 @@
 //! Lock order, to rule out deadlocks: registry shard, then [`ObjectCell::state`], then
 //! [`ObjectCell::sockets`], then a socket's own lock. No code takes them in another order.
 
+mod alarm;
 mod context;
+mod gate;
 mod task;
 
 use std::collections::VecDeque;
@@ -24,6 +26,8 @@ use dormouse_sdk::{
 use tokio::sync::{Notify, oneshot};
 
 pub(crate) use context::ObjectContext;
+pub(crate) use gate::OutputGate;
+pub(crate) use task::SHUTDOWN_REASON;
 
 use crate::config::Limits;
 use crate::namespace::Namespace;
@@ -52,6 +56,13 @@ pub(crate) enum Envelope {
     Socket {
         socket: Arc<SocketRecord>,
         event: SocketEvent,
+    },
+    /// The object's alarm is due (or a retry of it).
+    Alarm {
+        /// The time the alarm was set for, in milliseconds since the epoch.
+        scheduled_ms: i64,
+        /// Failed attempts so far.
+        retry: u32,
     },
     /// An instruction from the runtime, processed in order with events.
     Control(Control),
@@ -99,6 +110,12 @@ impl SocketEvent {
 pub(crate) enum Control {
     /// Hibernate now if nothing prevents it; the reply says why not otherwise.
     Hibernate(oneshot::Sender<Result<(), String>>),
+    /// The runtime stops: close every socket with `code`, drop the instance, end the task. The
+    /// turn in progress (if any) has finished by the time this is handled.
+    Shutdown {
+        code: u16,
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// Why a delivery was not accepted; the envelope is handed back.
@@ -137,8 +154,10 @@ pub(crate) struct ObjectCell {
     /// events in passes the turn on while space remains, so a full mailbox never wakes every
     /// waiting socket at once.
     space_waiters: Mutex<VecDeque<Waker>>,
-    /// Every accepted socket of the object, hibernatable or standard, with its tags.
+    /// Every accepted socket of the object, hibernatable or standard.
     pub(crate) sockets: Mutex<SocketSet>,
+    /// Holds application output while the running turn has uncommitted writes.
+    pub(crate) gate: OutputGate,
     /// Auto-response pairs, read by socket readers for every text or binary frame.
     pub(crate) auto_responses: RwLock<Arc<[WebSocketRequestResponsePair]>>,
     /// The WebSocket event timeout in milliseconds; 0 when unset.
@@ -162,6 +181,7 @@ impl ObjectCell {
             work: Notify::new(),
             space_waiters: Mutex::new(VecDeque::new()),
             sockets: Mutex::new(SocketSet::default()),
+            gate: OutputGate::default(),
             auto_responses: RwLock::new(Arc::from(Vec::new())),
             event_timeout_ms: AtomicU64::new(0),
         }
@@ -211,7 +231,8 @@ impl ObjectCell {
                 return Err(Refused::Retired(envelope));
             }
             let weight = envelope.weight();
-            let is_control = matches!(envelope, Envelope::Control(_));
+            // Runtime instructions and alarms are few and must not be lost to a busy object.
+            let is_control = matches!(envelope, Envelope::Control(_) | Envelope::Alarm { .. });
             let over_count = state.mailbox.len() >= limits.mailbox_capacity;
             let over_bytes =
                 !state.mailbox.is_empty() && state.mailbox_bytes + weight > limits.mailbox_bytes;
@@ -380,6 +401,21 @@ impl ObjectCell {
             ));
         }
         blockers
+    }
+
+    /// Closes every socket of a dormant object (shutdown); false if the object is running (its
+    /// task must do it, after its turn).
+    pub(crate) fn close_if_dormant(&self, code: u16, reason: &str) -> bool {
+        let state = self.state();
+        if state.phase == Phase::Running {
+            return false;
+        }
+        let sockets = self.sockets.lock().expect("socket set lock").take_all();
+        drop(state);
+        for socket in sockets {
+            socket.terminate(code, reason);
+        }
+        true
     }
 
     /// Counts for diagnostics: (queued events, hibernatable sockets, standard sockets).

@@ -26,6 +26,9 @@ use crate::runtime::Shared;
 /// Reason sent to clients whose socket is closed by a reset. Details go to the log only.
 const RESET_REASON: &str = "Durable Object reset";
 
+/// Reason sent to sockets closed because the server stops.
+pub(crate) const SHUTDOWN_REASON: &str = "server shutting down";
+
 /// Reason sent to standard sockets closed because their idle object was evicted.
 const EVICTED_REASON: &str = "Durable Object evicted after inactivity";
 
@@ -47,7 +50,7 @@ pub(super) async fn run(cell: Arc<ObjectCell>) {
 }
 
 /// How a guarded handler call ended.
-enum Outcome<T> {
+pub(super) enum Outcome<T> {
     Done(T),
     Panicked(String),
     TimedOut,
@@ -59,12 +62,12 @@ enum Flow {
     Exit,
 }
 
-struct Runner {
-    cell: Arc<ObjectCell>,
-    shared: Arc<Shared>,
-    instance: Option<Box<dyn Guest>>,
+pub(super) struct Runner {
+    pub(super) cell: Arc<ObjectCell>,
+    pub(super) shared: Arc<Shared>,
+    pub(super) instance: Option<Box<dyn Guest>>,
     /// The instance's context; dropped (and its `wait_until` work cancelled) with the instance.
-    context: Option<Arc<ObjectContext>>,
+    pub(super) context: Option<Arc<ObjectContext>>,
     /// When the object last became idle; hibernation and eviction count from here.
     idle_since: Instant,
 }
@@ -181,39 +184,56 @@ impl Runner {
                     return Flow::Exit;
                 }
             }
+            Envelope::Control(Control::Shutdown { code, done }) => {
+                self.shut_down(code);
+                let _ = done.send(());
+                return Flow::Exit;
+            }
             Envelope::Fetch { request, reply } => {
-                if !self.ensure_instance() {
-                    let _ = reply.send(Err(Error::new(
-                        ErrorKind::Reset,
-                        "Durable Object's constructor panicked",
-                    )));
-                    return Flow::Continue;
-                }
-                self.cell
-                    .namespace
-                    .metrics
-                    .events
-                    .fetch
-                    .fetch_add(1, Relaxed);
-                let context = self.context_host();
-                let instance = self.instance.as_mut().expect("ensured above");
-                match guard(context, instance.fetch(request), None).await {
-                    Outcome::Done(result) => {
-                        let _ = reply.send(result);
-                    }
-                    Outcome::Panicked(message) => {
-                        let _ = reply.send(Err(Error::new(
-                            ErrorKind::Reset,
-                            "Durable Object was reset: its fetch handler panicked",
-                        )));
-                        self.reset(&format!("fetch handler panicked: {message}"));
-                    }
-                    Outcome::TimedOut => unreachable!("fetch runs without a timeout"),
-                }
+                let result = self.handle_fetch(request).await;
+                let _ = reply.send(result);
             }
             Envelope::Socket { socket, event } => self.handle_socket_event(socket, event).await,
+            Envelope::Alarm {
+                scheduled_ms,
+                retry,
+            } => self.handle_alarm(scheduled_ms, retry).await,
         }
         Flow::Continue
+    }
+
+    /// One HTTP request, as one turn; the response is returned once the turn's writes are durable.
+    async fn handle_fetch(
+        &mut self,
+        request: dormouse_sdk::Request,
+    ) -> dormouse_sdk::Result<dormouse_sdk::Response> {
+        if !self.start_turn() {
+            return Err(Error::new(
+                ErrorKind::Reset,
+                "Durable Object's constructor panicked",
+            ));
+        }
+        self.cell
+            .namespace
+            .metrics
+            .events
+            .fetch
+            .fetch_add(1, Relaxed);
+        let context = self.context_host();
+        let instance = self.instance.as_mut().expect("a turn has an instance");
+        let result = match guard(context, instance.fetch(request), None).await {
+            Outcome::Done(result) => result,
+            Outcome::Panicked(message) => {
+                self.reset(&format!("fetch handler panicked: {message}"));
+                return Err(Error::new(
+                    ErrorKind::Reset,
+                    "Durable Object was reset: its fetch handler panicked",
+                ));
+            }
+            Outcome::TimedOut => unreachable!("fetch runs without a timeout"),
+        };
+        self.finish_turn().await?;
+        result
     }
 
     async fn handle_socket_event(
@@ -233,7 +253,7 @@ impl Runner {
         }
         // The constructor runs before the terminal event removes the socket, so that a woken
         // object rebuilds the session of the socket that is closing.
-        if !self.ensure_instance() {
+        if !self.start_turn() {
             return;
         }
         if event.is_terminal() {
@@ -247,7 +267,7 @@ impl Runner {
         let ws = WebSocket::from_host(socket);
         let context = self.context_host();
         let timeout = self.cell.event_timeout();
-        let instance = self.instance.as_mut().expect("ensured above");
+        let instance = self.instance.as_mut().expect("a turn has an instance");
         let (kind, handler) = match event {
             SocketEvent::Message(message) => {
                 metrics.message.fetch_add(1, Relaxed);
@@ -278,22 +298,26 @@ impl Runner {
                 tracing::warn!(handler = kind, %error, "handler returned an error")
             }
             Outcome::Panicked(message) => {
-                self.reset(&format!("{kind} handler panicked: {message}"))
+                return self.reset(&format!("{kind} handler panicked: {message}"));
             }
             Outcome::TimedOut => {
                 let timeout = timeout.unwrap_or_default();
-                self.reset(&format!("{kind} exceeded the event timeout of {timeout:?}"));
+                return self.reset(&format!("{kind} exceeded the event timeout of {timeout:?}"));
             }
         }
+        let _ = self.finish_turn().await;
     }
 
-    /// Constructs the instance if there is none. False if the constructor panicked (the object
+    /// Starts a turn, constructing the instance first if there is none (the constructor is part
+    /// of the turn: what it writes commits with it). False if the constructor panicked (the object
     /// was reset).
-    fn ensure_instance(&mut self) -> bool {
-        if self.instance.is_some() {
+    pub(super) fn start_turn(&mut self) -> bool {
+        if let Some(context) = &self.context {
+            context.begin_turn();
             return true;
         }
         let context = ObjectContext::new(self.cell.clone(), self.shared.config.wait_until_limit);
+        context.begin_turn();
         let host: Arc<dyn ObjectHost> = context.clone();
         let state = State::from_host(host.clone());
         let env = self.shared.env.clone();
@@ -315,13 +339,32 @@ impl Runner {
             }
             Err(panic) => {
                 context.cancel_wait_until();
+                context.abort_turn();
                 self.reset(&format!("constructor panicked: {}", panic_message(&*panic)));
                 false
             }
         }
     }
 
-    fn context_host(&self) -> Arc<dyn ObjectHost> {
+    /// Ends the turn: commits its writes, then releases its output. If the commit fails the
+    /// object is reset and the output dropped: nothing the turn sent may outlive its writes.
+    pub(super) async fn finish_turn(&mut self) -> dormouse_sdk::Result<()> {
+        let Some(context) = self.context.clone() else {
+            return Ok(());
+        };
+        match context.end_turn().await {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.reset(&format!("storage commit failed: {error}"));
+                Err(Error::new(
+                    ErrorKind::Reset,
+                    format!("Durable Object was reset: storage commit failed: {error}"),
+                ))
+            }
+        }
+    }
+
+    pub(super) fn context_host(&self) -> Arc<dyn ObjectHost> {
         self.context
             .clone()
             .expect("context exists with the instance")
@@ -366,6 +409,36 @@ impl Runner {
         Ok(())
     }
 
+    /// Stops the object for a runtime shutdown: its sockets close with `code` (no events), queued
+    /// requests are refused, the instance is dropped (its writes were committed turn by turn).
+    fn shut_down(&mut self, code: u16) {
+        let sockets = self
+            .cell
+            .sockets
+            .lock()
+            .expect("socket set lock")
+            .take_all();
+        for socket in sockets {
+            socket.terminate(code, SHUTDOWN_REASON);
+        }
+        let queued: Vec<Envelope> = {
+            let mut state = self.cell.state();
+            state.phase = Phase::Dormant;
+            state.mailbox_bytes = 0;
+            state.mailbox.drain(..).collect()
+        };
+        for envelope in queued {
+            if let Envelope::Fetch { reply, .. } = envelope {
+                let _ = reply.send(Err(Error::new(
+                    ErrorKind::Internal,
+                    "the server is shutting down",
+                )));
+            }
+        }
+        self.drop_instance();
+        self.shared.registry.retire_if_empty(&self.cell);
+    }
+
     /// Drops the instance (catching a panicking `Drop`) and cancels its `wait_until` work.
     fn drop_instance(&mut self) {
         if let Some(context) = self.context.take() {
@@ -380,9 +453,13 @@ impl Runner {
 
     /// Resets the object: drops the instance and closes every socket with 1011, without events.
     /// Queued requests stay queued and will be served by a new instance.
-    fn reset(&mut self, reason: &str) {
+    pub(super) fn reset(&mut self, reason: &str) {
         self.cell.namespace.metrics.resets.fetch_add(1, Relaxed);
         tracing::error!(%reason, "object reset");
+        if let Some(context) = &self.context {
+            context.abort_turn();
+        }
+        self.cell.gate.discard();
         self.drop_instance();
         let sockets = self
             .cell
@@ -398,7 +475,7 @@ impl Runner {
 }
 
 /// Runs one handler with the object as the current one, catching panics and applying `timeout`.
-async fn guard<T>(
+pub(super) async fn guard<T>(
     context: Arc<dyn ObjectHost>,
     handler: impl Future<Output = T>,
     timeout: Option<Duration>,

@@ -92,6 +92,8 @@ struct Inner {
     attachment: Option<Arc<[u8]>>,
     /// When the last auto-response was sent, in milliseconds since the epoch; 0 for never.
     auto_response_at_ms: u64,
+    /// Application frames held by the object's output gate until its writes are durable.
+    held: Option<Box<VecDeque<Bytes>>>,
 }
 
 /// Output waiting for the socket to become writable.
@@ -174,6 +176,7 @@ impl SocketRecord {
                 outbound: None,
                 attachment: None,
                 auto_response_at_ms: 0,
+                held: None,
             }),
             scheduled: AtomicBool::new(false),
         })
@@ -303,8 +306,38 @@ impl SocketRecord {
         if inner.gone || inner.close_sent || matches!(inner.mode, Mode::Unaccepted) {
             return false;
         }
-        self.enqueue(&mut inner, frame);
+        self.send_app(&mut inner, frame);
         true
+    }
+
+    /// Sends a frame the application produced: held behind the output gate while the object has
+    /// uncommitted writes (or while earlier frames of this socket are held), sent otherwise.
+    fn send_app(&self, inner: &mut Inner, frame: Bytes) {
+        if let Some(held) = &mut inner.held {
+            held.push_back(frame);
+            return;
+        }
+        if self.cell.gate.is_closed()
+            && let Some(this) = self.this.upgrade()
+            && self.cell.gate.hold(&this)
+        {
+            inner.held = Some(Box::new(VecDeque::from([frame])));
+            return;
+        }
+        self.enqueue(inner, frame);
+    }
+
+    /// The output gate opened: send (or, if the writes were lost, drop) the held frames.
+    pub(crate) fn release_held(&self, send: bool) {
+        let mut inner = self.lock();
+        let Some(held) = inner.held.take() else {
+            return;
+        };
+        if send {
+            for frame in *held {
+                self.enqueue(&mut inner, frame);
+            }
+        }
     }
 
     /// Sends or queues `frame`; schedules the driver when output is left queued.
@@ -357,7 +390,7 @@ impl SocketHost for SocketRecord {
         }
         // After the peer (or the runtime) closed the connection, sends are dropped silently.
         if !inner.gone && !inner.close_sent {
-            self.enqueue(&mut inner, frame);
+            self.send_app(&mut inner, frame);
         }
         Ok(())
     }
@@ -394,7 +427,7 @@ impl SocketHost for SocketRecord {
             code,
             reason: reason.unwrap_or_default().to_owned(),
         });
-        inner.enqueue(encode::close_frame(close.as_ref(), None));
+        self.send_app(&mut inner, encode::close_frame(close.as_ref(), None));
         inner.close_sent = true;
         inner.closed_by_app = true;
         drop(inner);

@@ -1,0 +1,345 @@
+//! The key-value API, stored in a hidden table of the object's database so that KV and SQL share
+//! one transaction.
+
+use rusqlite::OptionalExtension;
+
+use crate::error::{Result, StorageError};
+use crate::store::{MAX_VALUE_BYTES, ObjectStore};
+
+/// Most keys in one multi-key operation (Cloudflare: 128).
+pub const MAX_KEYS_PER_OPERATION: usize = 128;
+
+/// What [`ObjectStore::kv_list`] returns, and in which order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListQuery {
+    /// First key (inclusive).
+    pub start: Option<String>,
+    /// First key is after this one (exclusive); not with `start`.
+    pub start_after: Option<String>,
+    /// Keys before this one (exclusive).
+    pub end: Option<String>,
+    /// Only keys with this prefix.
+    pub prefix: Option<String>,
+    /// Descending order (the bounds keep their meaning).
+    pub reverse: bool,
+    /// At most this many entries; must be positive.
+    pub limit: Option<usize>,
+}
+
+/// A key and its stored (serialized) value.
+pub type Entry = (String, Vec<u8>);
+
+impl ObjectStore {
+    /// The value of `key`.
+    pub fn kv_get(&mut self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.before(false)?;
+        let value = self
+            .conn
+            .prepare_cached("SELECT value FROM _dormouse_kv WHERE key = ?1")?
+            .query_row([key.as_bytes()], |row| row.get(0))
+            .optional()?;
+        Ok(value)
+    }
+
+    /// The values of `keys` that exist, sorted by key.
+    pub fn kv_get_many(&mut self, keys: &[&str]) -> Result<Vec<Entry>> {
+        check_key_count(keys.len())?;
+        let mut out = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(value) = self.kv_get(key)? {
+                out.push(((*key).to_owned(), value));
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out.dedup_by(|a, b| a.0 == b.0);
+        Ok(out)
+    }
+
+    /// Stores `value` under `key`.
+    pub fn kv_put(&mut self, key: &str, value: &[u8]) -> Result<()> {
+        check_entry(key, value)?;
+        self.before(true)?;
+        self.conn
+            .prepare_cached("INSERT INTO _dormouse_kv (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value")?
+            .execute((key.as_bytes(), value))?;
+        Ok(())
+    }
+
+    /// Stores every entry, all or none.
+    pub fn kv_put_many(&mut self, entries: &[(&str, &[u8])]) -> Result<()> {
+        check_key_count(entries.len())?;
+        for (key, value) in entries {
+            check_entry(key, value)?;
+        }
+        self.transaction(|store| {
+            entries
+                .iter()
+                .try_for_each(|(key, value)| store.kv_put(key, value))
+        })
+    }
+
+    /// Deletes `key`; true if it existed.
+    pub fn kv_delete(&mut self, key: &str) -> Result<bool> {
+        self.before(true)?;
+        let deleted = self
+            .conn
+            .prepare_cached("DELETE FROM _dormouse_kv WHERE key = ?1")?
+            .execute([key.as_bytes()])?;
+        Ok(deleted > 0)
+    }
+
+    /// Deletes `keys`; returns how many existed.
+    pub fn kv_delete_many(&mut self, keys: &[&str]) -> Result<usize> {
+        check_key_count(keys.len())?;
+        self.transaction(|store| {
+            let mut deleted = 0;
+            for key in keys {
+                deleted += usize::from(store.kv_delete(key)?);
+            }
+            Ok(deleted)
+        })
+    }
+
+    /// Entries in key order (UTF-8 byte order), as `query` selects them.
+    pub fn kv_list(&mut self, query: &ListQuery) -> Result<Vec<Entry>> {
+        if query.start.is_some() && query.start_after.is_some() {
+            return Err(StorageError::Invalid(
+                "list() cannot be called with both start and startAfter values.".into(),
+            ));
+        }
+        if query.limit == Some(0) {
+            return Err(StorageError::Invalid("List limit must be positive.".into()));
+        }
+        self.before(false)?;
+        let mut lower: Option<(Vec<u8>, bool)> = None; // (bound, inclusive)
+        let mut upper: Option<Vec<u8>> = None; // exclusive
+        let mut raise = |bound: Vec<u8>, inclusive: bool| {
+            let replace = match &lower {
+                None => true,
+                Some((current, current_inclusive)) => {
+                    bound > *current || (bound == *current && !inclusive && *current_inclusive)
+                }
+            };
+            if replace {
+                lower = Some((bound, inclusive));
+            }
+        };
+        if let Some(start) = &query.start {
+            raise(start.as_bytes().to_vec(), true);
+        }
+        if let Some(after) = &query.start_after {
+            raise(after.as_bytes().to_vec(), false);
+        }
+        if let Some(prefix) = &query.prefix {
+            raise(prefix.as_bytes().to_vec(), true);
+            upper = prefix_end(prefix.as_bytes());
+        }
+        if let Some(end) = &query.end {
+            let end = end.as_bytes().to_vec();
+            if upper.as_ref().is_none_or(|u| end < *u) {
+                upper = Some(end);
+            }
+        }
+        let mut sql = String::from("SELECT key, value FROM _dormouse_kv WHERE 1");
+        let mut params: Vec<Vec<u8>> = Vec::new();
+        if let Some((bound, inclusive)) = lower {
+            sql.push_str(if inclusive {
+                " AND key >= ?"
+            } else {
+                " AND key > ?"
+            });
+            params.push(bound);
+        }
+        if let Some(bound) = upper {
+            sql.push_str(" AND key < ?");
+            params.push(bound);
+        }
+        sql.push_str(if query.reverse {
+            " ORDER BY key DESC"
+        } else {
+            " ORDER BY key ASC"
+        });
+        if let Some(limit) = query.limit {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        let mut statement = self.conn.prepare_cached(&sql)?;
+        let rows = statement.query_map(rusqlite::params_from_iter(params.iter()), |row| {
+            let key: Vec<u8> = row.get(0)?;
+            Ok((String::from_utf8(key).unwrap_or_default(), row.get(1)?))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// The smallest byte string greater than every string starting with `prefix`, if any.
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
+fn check_key_count(count: usize) -> Result<()> {
+    if count > MAX_KEYS_PER_OPERATION {
+        return Err(StorageError::Limit(format!(
+            "Maximum number of key value pairs is {MAX_KEYS_PER_OPERATION}. {count} pairs were provided."
+        )));
+    }
+    Ok(())
+}
+
+fn check_entry(key: &str, value: &[u8]) -> Result<()> {
+    let size = key.len() + value.len();
+    if size > MAX_VALUE_BYTES {
+        return Err(StorageError::Limit(format!(
+            "Key and value together cannot be larger than {MAX_VALUE_BYTES} bytes. A key and value of {size} bytes were provided."
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Durability;
+    use crate::test_support::TempPath;
+
+    fn store() -> (TempPath, ObjectStore) {
+        let path = TempPath::new("kv");
+        let store = ObjectStore::open(&path.0, Durability::Relaxed).unwrap();
+        (path, store)
+    }
+
+    fn keys(entries: Vec<Entry>) -> Vec<String> {
+        entries.into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn get_put_delete() -> Result<()> {
+        let (_path, mut store) = store();
+        assert_eq!(store.kv_get("a")?, None);
+        store.kv_put("a", b"1")?;
+        store.kv_put("a", b"2")?;
+        assert_eq!(store.kv_get("a")?, Some(b"2".to_vec()));
+        assert!(store.kv_delete("a")?);
+        assert!(!store.kv_delete("a")?);
+        store.kv_put_many(&[("b", b"x"), ("c", b"y")])?;
+        assert_eq!(keys(store.kv_get_many(&["c", "missing", "b"])?), ["b", "c"]);
+        assert_eq!(store.kv_delete_many(&["b", "c", "d"])?, 2);
+        Ok(())
+    }
+
+    #[test]
+    fn list_bounds_prefix_reverse_limit() -> Result<()> {
+        let (_path, mut store) = store();
+        for key in ["a", "b", "ba", "bb", "c", "é"] {
+            store.kv_put(key, b"")?;
+        }
+        let list = |store: &mut ObjectStore, query: ListQuery| store.kv_list(&query).map(keys);
+        assert_eq!(
+            list(&mut store, ListQuery::default())?,
+            ["a", "b", "ba", "bb", "c", "é"]
+        );
+        assert_eq!(
+            list(
+                &mut store,
+                ListQuery {
+                    prefix: Some("b".into()),
+                    ..Default::default()
+                }
+            )?,
+            ["b", "ba", "bb"]
+        );
+        assert_eq!(
+            list(
+                &mut store,
+                ListQuery {
+                    start: Some("b".into()),
+                    end: Some("c".into()),
+                    ..Default::default()
+                }
+            )?,
+            ["b", "ba", "bb"]
+        );
+        assert_eq!(
+            list(
+                &mut store,
+                ListQuery {
+                    start_after: Some("b".into()),
+                    limit: Some(2),
+                    ..Default::default()
+                }
+            )?,
+            ["ba", "bb"]
+        );
+        assert_eq!(
+            list(
+                &mut store,
+                ListQuery {
+                    prefix: Some("b".into()),
+                    reverse: true,
+                    limit: Some(2),
+                    ..Default::default()
+                }
+            )?,
+            ["bb", "ba"]
+        );
+        assert_eq!(
+            list(
+                &mut store,
+                ListQuery {
+                    start: Some("c".into()),
+                    ..Default::default()
+                }
+            )?,
+            ["c", "é"]
+        );
+        let error = store
+            .kv_list(&ListQuery {
+                limit: Some(0),
+                ..Default::default()
+            })
+            .unwrap_err();
+        assert_eq!(error.to_string(), "List limit must be positive.");
+        let both = ListQuery {
+            start: Some("a".into()),
+            start_after: Some("a".into()),
+            ..Default::default()
+        };
+        assert!(store.kv_list(&both).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn limits() {
+        let (_path, mut store) = store();
+        let keys: Vec<String> = (0..129).map(|i| i.to_string()).collect();
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let error = store.kv_get_many(&refs).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Maximum number of key value pairs is 128. 129 pairs were provided."
+        );
+        let big = vec![0u8; MAX_VALUE_BYTES];
+        let error = store.kv_put("k", &big).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("Key and value together cannot be larger than 2000000 bytes.")
+        );
+        store.kv_put("k", &big[1..]).unwrap();
+    }
+
+    #[test]
+    fn put_many_is_atomic() -> Result<()> {
+        let (_path, mut store) = store();
+        let big = vec![0u8; MAX_VALUE_BYTES + 1];
+        assert!(store.kv_put_many(&[("ok", b"1"), ("big", &big)]).is_err());
+        assert_eq!(store.kv_get("ok")?, None);
+        Ok(())
+    }
+}

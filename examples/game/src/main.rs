@@ -1,0 +1,5 @@
+//! Runs the game example.
+
+fn main() -> std::process::ExitCode {
+    game::app().main()
+}
