@@ -140,7 +140,7 @@ impl Catalog {
     /// (as wrangler's `new_classes` would); a class a migration deleted or renamed is an error.
     pub fn bind(&self, name: &str) -> Result<ClassInfo> {
         let conn = self.conn();
-        let row: Option<(String, String, String, Option<String>, Option<String>)> = conn
+        let row: Option<ClassRow> = conn
             .query_row(
                 "SELECT id_key, dir, state, tag, renamed_to FROM classes WHERE name = ?1",
                 [name],
@@ -234,6 +234,9 @@ impl Catalog {
         Ok(out)
     }
 }
+
+/// A row of `classes`: id key, directory, state, migration tag, new name.
+type ClassRow = (String, String, String, Option<String>, Option<String>);
 
 fn apply_one(
     txn: &Transaction<'_>,

@@ -94,11 +94,7 @@ impl ObjectStore {
                 bound = true;
             }
             writes |= !statement.readonly();
-            let columns: Vec<String> = statement
-                .column_names()
-                .into_iter()
-                .map(str::to_owned)
-                .collect();
+            let columns: Vec<String> = statement.column_names().map(str::to_owned).collect();
             let width = columns.len();
             let mut rows = Vec::new();
             {

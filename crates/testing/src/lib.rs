@@ -9,13 +9,15 @@ mod browser;
 mod client;
 mod http;
 mod metrics;
+mod process;
 mod server;
 mod workerd;
 
 pub use browser::{Browser, Page};
 pub use client::{WsClient, connect_raw, read_at_least};
-pub use http::{HttpReply, http_request};
+pub use http::{HttpReply, http_request, try_http_request};
 pub use metrics::Metrics;
+pub use process::{ProcessOptions, ServerProcess, process_data_dir, wait_until_wall_clock};
 pub use server::{TempDir, TestServer, test_args};
 pub use workerd::{SEED_SOCKETS, WORKERD_EVICTION, Workerd, free_port};
 

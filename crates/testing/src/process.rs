@@ -1,0 +1,159 @@
+//! Dormouse binaries as real processes: started, killed with SIGKILL, stopped with SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::Duration;
+
+use crate::{DEADLINE, free_port};
+
+/// A server binary running as a child process. Killed (SIGKILL) when dropped.
+#[derive(Debug)]
+pub struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+    admin: SocketAddr,
+}
+
+/// How to start a [`ServerProcess`].
+#[derive(Debug, Clone, Default)]
+pub struct ProcessOptions {
+    /// Extra flags.
+    pub args: Vec<String>,
+    /// Largest file the process may write, in bytes (`RLIMIT_FSIZE`); writes past it fail with
+    /// EFBIG (the signal SIGXFSZ is ignored). For provoking real storage failures.
+    pub max_file_size: Option<u64>,
+}
+
+
+impl ServerProcess {
+    /// Starts `binary` on free loopback ports with `data_dir`, and waits until it listens.
+    pub async fn start(binary: &Path, data_dir: &Path, options: &ProcessOptions) -> ServerProcess {
+        let (addr, admin) = (free_port(), free_port());
+        let mut args: Vec<String> = vec![
+            "--listen".into(),
+            addr.to_string(),
+            "--admin-listen".into(),
+            admin.to_string(),
+            "--data-dir".into(),
+            data_dir.display().to_string(),
+        ];
+        args.extend(options.args.iter().cloned());
+        let mut command = match options.max_file_size {
+            None => {
+                let mut command = Command::new(binary);
+                command.args(&args);
+                command
+            }
+            Some(limit) => {
+                // An ignored signal stays ignored across exec: writes past the limit then fail
+                // with EFBIG instead of killing the process.
+                let mut command = Command::new("bash");
+                command
+                    .arg("-c")
+                    .arg("trap '' XFSZ; exec prlimit --fsize=\"$0\" -- \"$@\"")
+                    .arg(limit.to_string())
+                    .arg(binary)
+                    .args(&args);
+                command
+            }
+        };
+        let child = command
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let process = ServerProcess { child, addr, admin };
+        process.wait_listening().await;
+        process
+    }
+
+    async fn wait_listening(&self) {
+        let wait = async {
+            while tokio::net::TcpStream::connect(self.addr).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(DEADLINE * 3, wait)
+            .await
+            .unwrap_or_else(|_| panic!("server did not listen on {}", self.addr));
+    }
+
+    /// The HTTP address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The admin address.
+    pub fn admin(&self) -> SocketAddr {
+        self.admin
+    }
+
+    /// `ws://` URL of `path`.
+    pub fn ws_url(&self, path: &str) -> String {
+        format!("ws://{}{path}", self.addr)
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the process with SIGKILL: no chance to clean up, as in a crash.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends `signal` (`"TERM"`, `"INT"`, …) and waits for the process to exit.
+    pub async fn signal_and_wait(mut self, signal: &str) -> ExitStatus {
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -{signal} failed");
+        let wait = async {
+            loop {
+                if let Some(status) = self.child.try_wait().expect("waiting for the process") {
+                    return status;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        };
+        tokio::time::timeout(DEADLINE * 3, wait)
+            .await
+            .expect("the process exits after the signal")
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A data directory path for a process test, removed when dropped.
+pub fn process_data_dir(label: &str) -> (crate::TempDir, PathBuf) {
+    let dir = crate::TempDir::new(label);
+    let path = dir.path().join("data");
+    (dir, path)
+}
+
+/// Waits until the wall clock passes `epoch_ms` (milliseconds since the epoch): for tests that
+/// need a time to be in the past, such as an alarm that must be late when a server restarts.
+pub async fn wait_until_wall_clock(epoch_ms: i64) {
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        if now > epoch_ms {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis((epoch_ms - now + 1) as u64)).await;
+    }
+}
