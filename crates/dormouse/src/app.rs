@@ -117,7 +117,14 @@ impl App {
         }
         let runtime = builder.build().context("cannot start the runtime")?;
         let router = (self.worker)(runtime.env());
-        let server = Server::bind(args.listen, Some(args.admin_listen), runtime, router).await?;
+        let server = Server::bind(
+            args.listen,
+            Some(args.admin_listen),
+            runtime,
+            router,
+            args.server_options(),
+        )
+        .await?;
         Ok(Running { server, data_dir })
     }
 
@@ -160,23 +167,29 @@ impl App {
             data_dir = %args.data_dir.display(),
             "ready"
         );
-        shutdown_signal()
+        let code = shutdown_signal()
             .await
             .context("cannot listen for shutdown signals")?;
-        tracing::info!("shutting down");
-        running.shutdown().await;
+        tracing::info!(close_code = code, "shutting down");
+        running.shutdown_with(code).await;
+        tracing::info!("stopped");
         Ok(())
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() -> std::io::Result<()> {
+/// Resolves on SIGINT or SIGTERM (the server stops: sockets close with 1001, "going away") or
+/// SIGHUP (the server restarts: sockets close with 1012, "service restart", telling clients to
+/// reconnect). Returns the close code.
+async fn shutdown_signal() -> std::io::Result<u16> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result,
-        _ = terminate.recv() => Ok(()),
-    }
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut hangup = signal(SignalKind::hangup())?;
+    Ok(tokio::select! {
+        _ = terminate.recv() => 1001,
+        _ = interrupt.recv() => 1001,
+        _ = hangup.recv() => 1012,
+    })
 }
 
 /// A running application.

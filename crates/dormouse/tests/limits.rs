@@ -68,8 +68,7 @@ async fn tags_at_accept_and_after() {
 
 #[tokio::test]
 async fn sockets_per_object_is_enforced_with_the_spec_message() {
-    // The default (32,768) needs more sockets than one test process may open; the same check
-    // with a limit of 3 proves the rule and the message.
+    // The limit is configurable; with connected clients, refused at the upgrade.
     let server = TestServer::start_configured(common::app(), |config| {
         config.limits.max_sockets_per_object = 3
     })
@@ -92,6 +91,31 @@ async fn sockets_per_object_is_enforced_with_the_spec_message() {
     clients.pop().unwrap().close(1000, "").await;
     wait_for("limit-sockets", "close:").await;
     clients.push(server.connect("/probe/limit-sockets").await);
+}
+
+#[tokio::test]
+async fn the_default_socket_limit_refuses_the_32769th() {
+    // Sockets accepted but not yet connected count too, so the full default needs no files.
+    let server = TestServer::start(common::app()).await;
+    let mut client = server.connect("/probe/bulk-limit").await;
+    client.send_text("accept-until-refused").await;
+    assert_eq!(
+        client.recv_text().await,
+        "accepted 32767: error: only 32768 websockets can be accepted on a single Durable Object instance"
+    );
+    // Their client ends were dropped with the handler that made them: they can never connect, so
+    // they end (with a 1006 close each) and leave the object.
+    let drained = tokio::time::timeout(dormouse_testing::DEADLINE * 3, async {
+        loop {
+            client.send_text("count").await;
+            if client.recv_text().await == "1" {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(drained.is_ok(), "the unconnected sockets ended");
+    assert_eq!(common::count("bulk-limit", "close:1006:"), 32_767);
 }
 
 #[tokio::test]

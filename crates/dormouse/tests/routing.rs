@@ -125,11 +125,12 @@ async fn a_full_mailbox_answers_503_overloaded() {
     let slow = tokio::spawn({
         let addr = server.addr();
         async move {
-            dormouse_testing::http_request(addr, "GET", "/probe/overload?sleep=500", &[], "").await
+            dormouse_testing::http_request(addr, "GET", "/probe/overload?hold=overload", &[], "")
+                .await
         }
     });
     // Once the slow request runs, one more fits in the mailbox and the next is refused.
-    wait_for("overload", "fetch /probe/overload?sleep=500").await;
+    wait_for("overload", "fetch /probe/overload?hold=overload").await;
     let queued = tokio::spawn({
         let addr = server.addr();
         async move { dormouse_testing::http_request(addr, "GET", "/probe/overload", &[], "").await }
@@ -149,6 +150,7 @@ async fn a_full_mailbox_answers_503_overloaded() {
         refused.body,
         "Durable Object is overloaded. Too many requests queued."
     );
+    common::release("overload");
     assert_eq!(slow.await.unwrap().status, 200);
     assert_eq!(queued.await.unwrap().status, 200);
     assert!(
@@ -157,6 +159,47 @@ async fn a_full_mailbox_answers_503_overloaded() {
             .await
             .get("dormouse_mailbox_overloaded_total", PROBE)
             >= 1.0
+    );
+}
+
+#[tokio::test]
+async fn a_busy_object_stops_reading_its_sockets_and_loses_nothing() {
+    let server =
+        TestServer::start_configured(common::app(), |config| config.limits.mailbox_capacity = 2)
+            .await;
+    let mut client = server.connect("/probe/backpressure").await;
+    client.send_text("hold backpressure").await;
+    wait_for("backpressure", "message:hold").await;
+    // Far more messages than the mailbox holds: the rest wait in the socket and the kernel.
+    for i in 0..200 {
+        client.send_text(&format!("echo {i}")).await;
+    }
+    let deadline = tokio::time::Instant::now() + dormouse_testing::DEADLINE;
+    while queued_events(&server, "backpressure") < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "nothing queued");
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(
+        queued_events(&server, "backpressure"),
+        2,
+        "the mailbox bound holds"
+    );
+    common::release("backpressure");
+    assert_eq!(client.recv_text().await, "released");
+    for i in 0..200 {
+        assert_eq!(
+            client.recv_text().await,
+            i.to_string(),
+            "every message, in order"
+        );
+    }
+    assert_eq!(
+        server
+            .metrics()
+            .await
+            .get("dormouse_mailbox_overloaded_total", PROBE),
+        0.0,
+        "sockets wait; only requests are refused"
     );
 }
 

@@ -22,6 +22,13 @@ pub const ALARM_RETRIES: u32 = 6;
 /// Longest an alarm handler may run before it counts as failed (Cloudflare: 15 minutes).
 pub const ALARM_WALL_TIME: Duration = Duration::from_secs(15 * 60);
 
+/// How long a socket may stay silent before the runtime pings it.
+pub const DEFAULT_PING_INTERVAL: Duration = Duration::from_secs(30);
+
+/// How long a pinged socket (or one whose close handshake started) may take to answer before its
+/// connection is dropped as dead.
+pub const DEFAULT_PING_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Largest accepted event timeout: 7 days, Cloudflare's bound for
 /// `setHibernatableWebSocketEventTimeout`.
 pub const MAX_EVENT_TIMEOUT: Duration = Duration::from_millis(604_800_000);
@@ -44,6 +51,10 @@ pub struct Limits {
     pub max_attachment_bytes: usize,
     /// Bytes of a received message (Cloudflare: 32 MiB); larger ones close the socket with 1009.
     pub max_message_bytes: usize,
+    /// Bytes waiting to be sent on one socket. A client that stops reading is disconnected once
+    /// this much is queued for it (the object hears `websocket_close(1008, ..)`), so one stalled
+    /// reader cannot make the server's memory grow nor slow a broadcast down.
+    pub max_outbound_bytes: usize,
     /// Events waiting in one object's mailbox. Past it, HTTP requests get 503 ("overloaded") and
     /// sockets stop being read until the object catches up, so a slow object cannot make the
     /// server queue without bound.
@@ -62,6 +73,7 @@ impl Default for Limits {
             max_auto_response_pairs: 8,
             max_attachment_bytes: 16_384,
             max_message_bytes: dormouse_ws::DEFAULT_MAX_MESSAGE_SIZE,
+            max_outbound_bytes: 4 << 20,
             mailbox_capacity: 4_096,
             mailbox_bytes: 64 << 20,
         }
@@ -81,6 +93,11 @@ pub struct RuntimeConfig {
     pub wait_until_limit: Duration,
     /// First delay before a failed alarm is retried; doubles with each retry. Default 2 s.
     pub alarm_retry_delay: Duration,
+    /// Silence after which a socket is pinged; zero disables pings. Default 30 s.
+    pub ping_interval: Duration,
+    /// Time a pinged socket has to answer, and a close handshake to complete, before the
+    /// connection is dropped (reported as 1006). Default 10 s.
+    pub ping_timeout: Duration,
     /// Limits applied to applications.
     pub limits: Limits,
 }
@@ -92,6 +109,8 @@ impl Default for RuntimeConfig {
             evict_after: DEFAULT_EVICT_AFTER,
             wait_until_limit: DEFAULT_WAIT_UNTIL_LIMIT,
             alarm_retry_delay: DEFAULT_ALARM_RETRY_DELAY,
+            ping_interval: DEFAULT_PING_INTERVAL,
+            ping_timeout: DEFAULT_PING_TIMEOUT,
             limits: Limits::default(),
         }
     }

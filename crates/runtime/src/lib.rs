@@ -51,6 +51,7 @@
 mod alarms;
 pub mod config;
 pub mod error;
+mod liveness;
 mod metrics;
 mod namespace;
 mod object;

@@ -41,7 +41,20 @@ pub(crate) struct NamespaceMetrics {
     pub(crate) alarm_retries: AtomicU64,
     /// Alarm handler invocations.
     pub(crate) alarms: AtomicU64,
+    /// Connections the runtime dropped, by cause.
+    pub(crate) dropped: DropCounters,
     wake_latency: Histogram,
+}
+
+/// Connections the runtime dropped, by cause.
+#[derive(Debug, Default)]
+pub(crate) struct DropCounters {
+    /// The client stopped reading while output piled up past the bound.
+    pub(crate) slow_reader: AtomicU64,
+    /// The client stopped answering pings.
+    pub(crate) unresponsive: AtomicU64,
+    /// A close handshake the client did not complete.
+    pub(crate) close_timeout: AtomicU64,
 }
 
 /// Handler invocations by kind.
@@ -211,6 +224,24 @@ pub(crate) fn render(namespaces: &[NamespaceRow<'_>]) -> String {
             );
         }
     }
+    let name = "dormouse_websockets_dropped_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Connections the runtime dropped, by cause.\n# TYPE {name} counter"
+    );
+    for (ns, m, _) in namespaces {
+        for (cause, counter) in [
+            ("slow_reader", &m.dropped.slow_reader),
+            ("unresponsive", &m.dropped.unresponsive),
+            ("close_timeout", &m.dropped.close_timeout),
+        ] {
+            let _ = writeln!(
+                out,
+                "{name}{{namespace=\"{ns}\",cause=\"{cause}\"}} {}",
+                counter.load(Relaxed)
+            );
+        }
+    }
     let name = "dormouse_object_wake_seconds";
     let _ = writeln!(
         out,
@@ -248,6 +279,7 @@ mod tests {
     fn renders_labelled_series() {
         let metrics = NamespaceMetrics::default();
         metrics.wakes.fetch_add(3, Relaxed);
+        metrics.dropped.slow_reader.fetch_add(1, Relaxed);
         metrics.observe_wake(Duration::from_micros(40));
         let gauges = NamespaceGauges {
             active: 1,
@@ -258,6 +290,9 @@ mod tests {
         assert!(text.contains("dormouse_object_wakes_total{namespace=\"ROOMS\"} 3"));
         assert!(text.contains("dormouse_objects_hibernated{namespace=\"ROOMS\"} 2"));
         assert!(text.contains("dormouse_websockets_open{namespace=\"ROOMS\"} 5"));
+        assert!(text.contains(
+            "dormouse_websockets_dropped_total{namespace=\"ROOMS\",cause=\"slow_reader\"} 1"
+        ));
         assert!(
             text.contains(
                 "dormouse_object_wake_seconds_bucket{namespace=\"ROOMS\",le=\"0.00005\"} 1"

@@ -231,6 +231,7 @@ impl RuntimeBuilder {
         }
         if tokio::runtime::Handle::try_current().is_ok() {
             alarms.ensure_started();
+            tokio::spawn(crate::liveness::run(Arc::downgrade(&shared)));
         }
         Ok(Runtime { shared })
     }

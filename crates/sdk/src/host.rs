@@ -108,7 +108,8 @@ pub trait SocketHost: Send + Sync + 'static {
     fn events(&self) -> Result<EventStream>;
     /// Marks the client end as returned in a 101 response.
     fn couple(&self) -> Result<()>;
-    /// The 101 response carrying the client end was dropped without reaching a connection.
+    /// The client end will never reach a connection: the 101 response carrying it, or its last
+    /// handle before it was put in one, was dropped. Ignored once the socket is connected.
     fn abandon(self: Arc<Self>);
     /// For the runtime to recover its concrete type.
     fn as_any(&self) -> &dyn Any;

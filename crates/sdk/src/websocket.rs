@@ -77,12 +77,26 @@ impl<'a> From<&'a [u8]> for Outgoing<'a> {
 }
 
 /// Which end of a [`WebSocketPair`] a handle is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 enum End {
     /// Stays in the object: accept it, send on it.
     Server,
-    /// Goes to the network: return it in a 101 response.
-    Client,
+    /// Goes to the network: return it in a 101 response. The guard is shared by the handles of
+    /// that end, and held only for its drop.
+    Client { _guard: Arc<ClientEnd> },
+}
+
+/// The client end of a pair. Once its last handle is gone, a socket whose client end never went
+/// out in a response can never connect: the runtime is told so and ends the socket (an accepted
+/// one hears a 1006 close, as when the connection is lost), so it does not sit in
+/// `get_websockets()` and count against the object's limit forever.
+struct ClientEnd(Arc<dyn SocketHost>);
+
+impl Drop for ClientEnd {
+    fn drop(&mut self) {
+        // The runtime ignores this once the end is in a response or connected.
+        self.0.clone().abandon();
+    }
 }
 
 /// A WebSocket handle, cheap to clone.
@@ -110,8 +124,10 @@ impl WebSocket {
     #[doc(hidden)]
     pub fn client_from_host(host: Arc<dyn SocketHost>) -> Self {
         WebSocket {
+            end: End::Client {
+                _guard: Arc::new(ClientEnd(host.clone())),
+            },
             host,
-            end: End::Client,
         }
     }
 
@@ -123,7 +139,7 @@ impl WebSocket {
 
     /// True for the end of a pair that goes into a 101 response.
     pub fn is_client_end(&self) -> bool {
-        self.end == End::Client
+        matches!(self.end, End::Client { .. })
     }
 
     /// The socket's stable identity.
@@ -173,12 +189,7 @@ impl WebSocket {
         self.server_end("deserialize_attachment")?;
         match self.host.attachment() {
             None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                Error::new(
-                    ErrorKind::Serialization,
-                    format!("cannot deserialize attachment: {e}"),
-                )
-            }),
+            Some(bytes) => decode_attachment(&bytes).map(Some),
         }
     }
 
@@ -213,7 +224,7 @@ impl WebSocket {
     }
 
     fn server_end(&self, operation: &str) -> Result<()> {
-        if self.end == End::Client {
+        if self.is_client_end() {
             return Err(Error::new(
                 ErrorKind::Type,
                 format!(
@@ -227,7 +238,7 @@ impl WebSocket {
 
 impl PartialEq for WebSocket {
     fn eq(&self, other: &Self) -> bool {
-        self.end == other.end && self.host.id() == other.host.id()
+        self.is_client_end() == other.is_client_end() && self.host.id() == other.host.id()
     }
 }
 
@@ -236,7 +247,7 @@ impl Eq for WebSocket {}
 impl Hash for WebSocket {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.host.id().hash(state);
-        self.end.hash(state);
+        self.is_client_end().hash(state);
     }
 }
 
@@ -244,10 +255,20 @@ impl fmt::Debug for WebSocket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocket")
             .field("id", &self.host.id())
-            .field("end", &self.end)
+            .field("client_end", &self.is_client_end())
             .field("ready_state", &self.host.ready_state())
             .finish()
     }
+}
+
+/// Decodes a stored attachment (what [`WebSocket::deserialize_attachment`] does with its bytes).
+pub fn decode_attachment<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        Error::new(
+            ErrorKind::Serialization,
+            format!("cannot deserialize attachment: {e}"),
+        )
+    })
 }
 
 /// Two connected ends: `server` stays in the object, `client` goes into the 101 response.

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use dormouse_runtime::{Durability, Limits, RuntimeConfig};
 
+use crate::ServerOptions;
+
 /// Flags every example and server takes, with the same defaults.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
@@ -58,20 +60,49 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", env = "DORMOUSE_CONFIG")]
     pub config: Option<PathBuf>,
 
+    /// Silence after which a WebSocket is pinged (e.g. 30s); `0s` disables pings.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = humantime::parse_duration, env = "DORMOUSE_PING_INTERVAL")]
+    pub ping_interval: Duration,
+
+    /// Time a pinged WebSocket (or a close handshake) has to answer before it is dropped.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration, env = "DORMOUSE_PING_TIMEOUT")]
+    pub ping_timeout: Duration,
+
+    /// Bytes that may wait to be sent on one WebSocket; a client that falls further behind is
+    /// disconnected (its object hears close code 1008).
+    #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_outbound_bytes, env = "DORMOUSE_MAX_OUTBOUND_BYTES")]
+    pub max_outbound_bytes: usize,
+
+    /// Kernel send buffer of each connection, in bytes (SO_SNDBUF); the kernel's own sizing
+    /// (autotuned up to `net.ipv4.tcp_wmem`) when unset. Bounds the kernel memory a client that
+    /// stops reading can hold, on top of `--max-outbound-bytes`.
+    #[arg(long, value_name = "BYTES", env = "DORMOUSE_SOCKET_SEND_BUFFER")]
+    pub socket_send_buffer: Option<usize>,
+
     /// Largest WebSocket message accepted, in bytes; larger ones close the socket with 1009.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_message_bytes, env = "DORMOUSE_MAX_MESSAGE_SIZE")]
     pub max_message_size: usize,
 }
 
 impl ServeArgs {
+    /// How connections are set up, per these flags.
+    pub fn server_options(&self) -> ServerOptions {
+        ServerOptions {
+            socket_send_buffer: self.socket_send_buffer,
+        }
+    }
+
     /// The runtime configuration these flags describe.
     pub fn runtime_config(&self) -> RuntimeConfig {
         let defaults = RuntimeConfig::default();
         RuntimeConfig {
             hibernate_after: self.hibernate_after,
             evict_after: self.evict_after,
+            ping_interval: self.ping_interval,
+            ping_timeout: self.ping_timeout,
             limits: Limits {
                 max_message_bytes: self.max_message_size,
+                max_outbound_bytes: self.max_outbound_bytes,
                 ..defaults.limits
             },
             ..defaults

@@ -5,7 +5,6 @@
 //! # Layout
 //! - [`Server`]: binds, runs, and shuts down the HTTP and admin listeners.
 //! - [`ServeArgs`]: the command-line flags shared by every binary.
-//! - [`config`]: [`ConfigFile`], migrations and variables from a TOML file.
 //! - `listener`: the accept loop (survives running out of file descriptors) and connections.
 //! - `upgrade`: the WebSocket handshake around the Worker.
 //! - `admin`: `/metrics`, `/objects`, forced hibernation.
@@ -15,7 +14,6 @@
 
 mod admin;
 mod args;
-pub mod config;
 mod data_dir;
 pub mod error;
 mod listener;
@@ -33,12 +31,20 @@ use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
 pub use args::ServeArgs;
-pub use config::ConfigFile;
 pub use data_dir::DataDir;
+pub use dormouse_config::ConfigFile;
 pub use error::{Result, ServerError};
 
-/// Longest a graceful shutdown waits for requests and turns in progress.
+/// Longest a graceful shutdown waits for requests in flight, and then again for the turns of
+/// objects in progress.
 pub const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How connections are set up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerOptions {
+    /// Kernel send buffer per connection (SO_SNDBUF); the kernel's autotuning when `None`.
+    pub socket_send_buffer: Option<usize>,
+}
 
 /// A running server. Dropping it does not stop it; call [`Server::shutdown`].
 #[derive(Debug)]
@@ -57,6 +63,7 @@ impl Server {
         admin: Option<TcpListener>,
         runtime: Runtime,
         worker: W,
+        options: ServerOptions,
     ) -> Result<Server>
     where
         W: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -72,6 +79,7 @@ impl Server {
             listener,
             runtime.clone(),
             worker,
+            options,
             shutdown.clone(),
             tracker.clone(),
         ));
@@ -108,6 +116,7 @@ impl Server {
         admin_addr: Option<SocketAddr>,
         runtime: Runtime,
         worker: W,
+        options: ServerOptions,
     ) -> Result<Server>
     where
         W: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
@@ -124,7 +133,7 @@ impl Server {
             ),
             None => None,
         };
-        Server::start(listener, admin, runtime, worker)
+        Server::start(listener, admin, runtime, worker, options)
     }
 
     /// The address HTTP and WebSockets are served on.
@@ -144,7 +153,7 @@ impl Server {
 
     /// Stops gracefully: stops accepting, lets HTTP requests in progress finish, lets every
     /// object finish its turn (committing its writes), closes every WebSocket with 1001 ("going
-    /// away"), and returns when all is done or after [`SHUTDOWN_DEADLINE`].
+    /// away"), and returns when all is done or after twice [`SHUTDOWN_DEADLINE`].
     pub async fn shutdown(&self) {
         self.shutdown_with(dormouse_ws::close::GOING_AWAY).await;
     }
@@ -154,18 +163,20 @@ impl Server {
     pub async fn shutdown_with(&self, code: u16) {
         self.shutdown.cancel();
         self.tracker.close();
-        let stopped = async {
-            self.tracker.wait().await;
-            let late = self.runtime.shutdown(code, SHUTDOWN_DEADLINE).await;
-            if late > 0 {
-                tracing::warn!(objects = late, "stopped before every object finished");
-            }
-        };
-        if tokio::time::timeout(SHUTDOWN_DEADLINE * 2, stopped)
+        // Requests in flight get the deadline to be answered; the objects then get it again to
+        // finish their turns (committing what they wrote) and close their sockets with `code`.
+        if tokio::time::timeout(SHUTDOWN_DEADLINE, self.tracker.wait())
             .await
             .is_err()
         {
-            tracing::warn!("shutdown deadline passed");
+            tracing::warn!(
+                connections = self.tracker.len(),
+                "requests still unanswered at the shutdown deadline"
+            );
+        }
+        let late = self.runtime.shutdown(code, SHUTDOWN_DEADLINE).await;
+        if late > 0 {
+            tracing::warn!(objects = late, "stopped before every object finished");
         }
     }
 }

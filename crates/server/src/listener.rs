@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
-use crate::upgrade;
+use crate::{ServerOptions, upgrade};
 
 /// Longest a client may take to send its request headers: a slow client cannot hold a
 /// connection (and a file descriptor) without saying what it wants.
@@ -28,6 +28,7 @@ pub(crate) async fn accept_loop<W>(
     listener: TcpListener,
     runtime: Runtime,
     worker: W,
+    options: ServerOptions,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) where
@@ -46,6 +47,9 @@ pub(crate) async fn accept_loop<W>(
                     tracing::info!(waited = ?since.elapsed(), "file descriptors available again; accepting connections");
                 }
                 let _ = stream.set_nodelay(true);
+                if let Some(size) = options.socket_send_buffer {
+                    let _ = socket2::SockRef::from(&stream).set_send_buffer_size(size);
+                }
                 tracker.spawn(serve_connection(
                     stream,
                     runtime.clone(),

@@ -7,8 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
 use crate::error::{Result, StorageError};
-use crate::migration::Migration;
 use crate::store::Durability;
+use dormouse_config::Migration;
 
 /// A class as stored: its name, the key its ids derive from, where its objects live.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,6 @@
 //! - [`sql`] — application SQL under a guard (no `BEGIN`, no reserved tables, a pragma allow-list).
 //! - `alarm` — the object's alarm.
 //! - [`catalog`] — [`Catalog`]: classes, applied migrations, the index of pending alarms.
-//! - [`migration`] — [`Migration`], with wrangler's meaning.
 //! - [`error`] — [`StorageError`].
 //!
 //! ```
@@ -34,16 +33,15 @@ mod alarm;
 pub mod catalog;
 pub mod error;
 pub mod kv;
-pub mod migration;
 pub mod sql;
 pub mod store;
 
 mod guard;
 
 pub use catalog::{Catalog, ClassInfo};
+pub use dormouse_config::{Migration, Rename};
 pub use error::{Result, StorageError};
 pub use kv::{Entry, ListQuery, MAX_KEYS_PER_OPERATION};
-pub use migration::{Migration, Rename};
 pub use sql::{SqlResult, SqlValue};
 pub use store::{Durability, ObjectStore};
 

@@ -18,6 +18,15 @@ pub struct WsClient {
 }
 
 impl WsClient {
+    /// Connects to `url` within `limit`; the error in words otherwise.
+    pub async fn try_connect(url: &str, limit: std::time::Duration) -> Result<WsClient, String> {
+        match tokio::time::timeout(limit, tokio_tungstenite::connect_async(url)).await {
+            Err(_) => Err(format!("connect {url}: no answer within {limit:?}")),
+            Ok(Err(error)) => Err(format!("connect {url}: {error}")),
+            Ok(Ok((stream, _))) => Ok(WsClient { stream, pings: 0 }),
+        }
+    }
+
     /// Connects to `url`; panics if the upgrade fails.
     pub async fn connect(url: &str) -> WsClient {
         // The server may legitimately send 32 MiB messages; tungstenite's default stops at 16 MiB.
@@ -162,9 +171,16 @@ impl WsClient {
 /// normal client refuses to send (unmasked, reserved bits, …). Returns the stream and any bytes
 /// read past the handshake response.
 pub async fn connect_raw(addr: std::net::SocketAddr, path: &str) -> (TcpStream, Vec<u8>) {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    handshake_raw(stream, path).await
+}
+
+/// Completes a WebSocket handshake to `path` on a connected stream (one set up with particular
+/// socket options, say). Returns the stream and any bytes read past the handshake response.
+pub async fn handshake_raw(mut stream: TcpStream, path: &str) -> (TcpStream, Vec<u8>) {
+    let host = stream.peer_addr().expect("a connected stream");
     let request = format!(
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
     );
     stream
@@ -193,6 +209,27 @@ pub async fn connect_raw(addr: std::net::SocketAddr, path: &str) -> (TcpStream, 
         .await
         .expect("handshake within deadline");
     (stream, rest)
+}
+
+/// A client frame with an arbitrary first byte (FIN, RSV bits, opcode) and `payload`, masked as
+/// RFC 6455 requires of clients.
+pub fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    const MASK: [u8; 4] = [0x12, 0x34, 0x56, 0x78];
+    let mut out = vec![first];
+    match payload.len() {
+        len @ 0..=125 => out.push(0x80 | len as u8),
+        len @ 126..=0xFFFF => {
+            out.push(0x80 | 126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        len => {
+            out.push(0x80 | 127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+    out.extend_from_slice(&MASK);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ MASK[i % 4]));
+    out
 }
 
 /// Reads from a raw stream until `want` bytes arrived or the peer closed; bounded by the deadline.

@@ -14,7 +14,7 @@ mod server;
 mod workerd;
 
 pub use browser::{Browser, Page};
-pub use client::{WsClient, connect_raw, read_at_least};
+pub use client::{WsClient, connect_raw, handshake_raw, masked_frame, read_at_least};
 pub use http::{HttpReply, http_request, try_http_request};
 pub use metrics::Metrics;
 pub use process::{ProcessOptions, ServerProcess, process_data_dir, wait_until_wall_clock};

@@ -20,10 +20,15 @@ impl Metrics {
 
     /// The value of `name{namespace="<namespace>"}`; panics if absent.
     pub fn get(&self, name: &str, namespace: &str) -> f64 {
-        let series = format!("{name}{{namespace=\"{namespace}\"}}");
+        self.series(&format!("{name}{{namespace=\"{namespace}\"}}"))
+    }
+
+    /// The value of one series, written out with its labels as the endpoint prints them
+    /// (`name{namespace="X",cause="y"}`); panics if absent.
+    pub fn series(&self, series: &str) -> f64 {
         self.0
             .iter()
-            .find(|(s, _)| *s == series)
+            .find(|(s, _)| s == series)
             .map(|(_, v)| *v)
             .unwrap_or_else(|| panic!("metric {series} not found"))
     }

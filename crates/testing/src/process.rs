@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::{DEADLINE, free_port};
+use crate::{DEADLINE, Metrics, free_port};
 
 /// A server binary running as a child process. Killed (SIGKILL) when dropped.
 #[derive(Debug)]
@@ -23,8 +23,13 @@ pub struct ProcessOptions {
     /// Largest file the process may write, in bytes (`RLIMIT_FSIZE`); writes past it fail with
     /// EFBIG (the signal SIGXFSZ is ignored). For provoking real storage failures.
     pub max_file_size: Option<u64>,
+    /// Most files the process may have open (`RLIMIT_NOFILE`).
+    pub max_open_files: Option<u64>,
+    /// Where the process's stderr (its log) goes; inherited when `None`.
+    pub log: Option<PathBuf>,
+    /// The log filter (`RUST_LOG`); `warn` when `None` (or the test's own `RUST_LOG`).
+    pub log_filter: Option<String>,
 }
-
 
 impl ServerProcess {
     /// Starts `binary` on free loopback ports with `data_dir`, and waits until it listens.
@@ -39,32 +44,46 @@ impl ServerProcess {
             data_dir.display().to_string(),
         ];
         args.extend(options.args.iter().cloned());
-        let mut command = match options.max_file_size {
-            None => {
-                let mut command = Command::new(binary);
-                command.args(&args);
-                command
-            }
-            Some(limit) => {
-                // An ignored signal stays ignored across exec: writes past the limit then fail
-                // with EFBIG instead of killing the process.
-                let mut command = Command::new("bash");
-                command
-                    .arg("-c")
-                    .arg("trap '' XFSZ; exec prlimit --fsize=\"$0\" -- \"$@\"")
-                    .arg(limit.to_string())
-                    .arg(binary)
-                    .args(&args);
-                command
-            }
+        let mut limits = Vec::new();
+        if let Some(size) = options.max_file_size {
+            limits.push(format!("--fsize={size}"));
+        }
+        if let Some(files) = options.max_open_files {
+            limits.push(format!("--nofile={files}"));
+        }
+        let mut command = if limits.is_empty() {
+            let mut command = Command::new(binary);
+            command.args(&args);
+            command
+        } else {
+            // An ignored signal stays ignored across exec: writes past a size limit then fail
+            // with EFBIG instead of killing the process.
+            let mut command = Command::new("bash");
+            command
+                .arg("-c")
+                .arg("trap '' XFSZ; exec prlimit \"$@\"")
+                .arg("prlimit")
+                .args(&limits)
+                .arg("--")
+                .arg(binary)
+                .args(&args);
+            command
+        };
+        let stderr = match &options.log {
+            Some(path) => Stdio::from(std::fs::File::create(path).expect("create the log file")),
+            None => Stdio::inherit(),
         };
         let child = command
             .env(
                 "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+                options
+                    .log_filter
+                    .clone()
+                    .or_else(|| std::env::var("RUST_LOG").ok())
+                    .unwrap_or_else(|| "warn".into()),
             )
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let process = ServerProcess { child, addr, admin };
@@ -101,6 +120,26 @@ impl ServerProcess {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Resident memory of the process, in bytes (`VmRSS` from `/proc`).
+    pub fn rss(&self) -> u64 {
+        let pid = self.child.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_else(|e| panic!("reading /proc/{pid}/status: {e}"));
+        let kib: u64 = status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+            .expect("a VmRSS line");
+        kib * 1024
+    }
+
+    /// The process's metrics, from its admin endpoint.
+    pub async fn metrics(&self) -> Metrics {
+        let reply = crate::http_request(self.admin, "GET", "/metrics", &[], "").await;
+        assert_eq!(reply.status, 200, "metrics endpoint: {}", reply.body);
+        Metrics::parse(&reply.body)
     }
 
     /// Kills the process with SIGKILL: no chance to clean up, as in a crash.

@@ -50,6 +50,10 @@ pub fn test_args(data_dir: &Path) -> ServeArgs {
         data_dir: data_dir.to_owned(),
         durability: dormouse::Durability::Full,
         config: None,
+        ping_interval: Duration::from_secs(30),
+        ping_timeout: Duration::from_secs(10),
+        max_outbound_bytes: dormouse::runtime::Limits::default().max_outbound_bytes,
+        socket_send_buffer: None,
         max_message_size: dormouse::runtime::Limits::default().max_message_bytes,
     }
 }

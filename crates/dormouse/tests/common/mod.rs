@@ -9,7 +9,7 @@
 pub mod store;
 
 use std::collections::HashMap;
-use std::sync::{LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use dormouse::WebsocketEvent;
@@ -34,6 +34,28 @@ pub fn record(name: &str, entry: String) {
         .or_default()
         .push(entry);
     CHANGED.notify_waiters();
+}
+
+static GATES: LazyLock<Mutex<HashMap<String, Arc<Notify>>>> = LazyLock::new(Default::default);
+
+fn gate(name: &str) -> Arc<Notify> {
+    GATES
+        .lock()
+        .unwrap()
+        .entry(name.to_owned())
+        .or_default()
+        .clone()
+}
+
+/// Waits until the test calls [`release`] with `name` (before or after): a handler that is still
+/// running for as long as a test needs.
+pub async fn hold(name: &str) {
+    gate(name).notified().await;
+}
+
+/// Lets a handler held on `name` go on.
+pub fn release(name: &str) {
+    gate(name).notify_one();
 }
 
 /// What object `name` recorded so far.
@@ -149,8 +171,8 @@ impl DurableObject for Probe {
             if req.uri().path().ends_with("/fail") {
                 return Err(Error::message("fetch fails"));
             }
-            if let Some(ms) = req.query_param("sleep") {
-                tokio::time::sleep(Duration::from_millis(ms.parse().unwrap())).await;
+            if let Some(gate) = req.query_param("hold") {
+                hold(&gate).await;
             }
             return Ok(response::text(
                 StatusCode::OK,
@@ -282,6 +304,10 @@ impl DurableObject for Probe {
                 tokio::time::sleep(Duration::from_millis(rest.parse().unwrap())).await;
                 "slept".into()
             }
+            "hold" => {
+                hold(rest).await;
+                "released".into()
+            }
             "auto" => {
                 let (request, response) = rest.split_once(' ').unwrap_or((rest, ""));
                 let pair = WebSocketRequestResponsePair::new(request, response);
@@ -365,6 +391,17 @@ impl DurableObject for Probe {
                     Err(error) => format!("error: {error}"),
                 }
             }
+            "accept-until-refused" => {
+                // Pending sockets (their client ends never returned): no connections needed.
+                let mut pairs = Vec::new();
+                loop {
+                    let pair = WebSocketPair::new()?;
+                    if let Err(error) = self.state.accept_web_socket(&pair.server) {
+                        break format!("accepted {}: error: {error}", pairs.len());
+                    }
+                    pairs.push(pair);
+                }
+            }
             "accept-client" => match self.state.accept_web_socket(&WebSocketPair::new()?.client) {
                 Ok(()) => "accepted".into(),
                 Err(error) => format!("error: {error}"),
@@ -402,7 +439,10 @@ impl DurableObject for Probe {
         was_clean: bool,
     ) -> Result<()> {
         let state = ws.ready_state();
-        let listed = self.state.get_websockets().iter().any(|w| w == &ws);
+        // Objects named `bulk-*` end tens of thousands of sockets in a row: looking each one up
+        // in the full list would make that quadratic.
+        let listed =
+            !self.name.starts_with("bulk-") && self.state.get_websockets().iter().any(|w| w == &ws);
         let tags = self.state.get_tags(&ws).unwrap_or_default().join(",");
         record(
             &self.name,

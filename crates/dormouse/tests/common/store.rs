@@ -10,7 +10,7 @@ use dormouse::prelude::*;
 use dormouse::{AlarmInfo, ListOptions, SqlStorageValue};
 use serde_json::{Value, json};
 
-use super::record;
+use super::{hold, record};
 
 pub const STORE: &str = "STORE";
 
@@ -46,6 +46,10 @@ impl DurableObject for StoreProbe {
             let pair = WebSocketPair::new()?;
             self.state.accept_web_socket(&pair.server)?;
             return Response::from_websocket(pair.client);
+        }
+        if let Some(gate) = req.query_param("hold") {
+            record(&self.name, "held".to_owned());
+            hold(&gate).await;
         }
         let body = dormouse::axum::body::to_bytes(req.into_body(), 8 << 20)
             .await

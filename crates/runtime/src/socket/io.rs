@@ -134,6 +134,11 @@ impl SocketRecord {
         } else {
             read_partial(&self.cell, inner, events)
         };
+        if matches!(read, Read::Bytes(_)) {
+            // Any traffic proves the peer is alive.
+            inner.last_heard_ms = super::clock_ms();
+            inner.ping_sent_ms = 0;
+        }
         let step = match read {
             Read::Bytes(n) if n >= *budget => Step::Yield,
             Read::Bytes(n) => {
@@ -226,12 +231,17 @@ impl SocketRecord {
     fn finish(&self, cx: &mut Context<'_>) {
         let lost = {
             let mut inner = self.lock();
-            !std::mem::replace(&mut inner.ended, true) && !inner.silenced
+            let lost = !std::mem::replace(&mut inner.ended, true) && !inner.silenced;
+            lost.then_some(inner.end)
         };
-        if lost {
+        if let Some(cause) = lost {
+            if let Some(counter) = cause.drop_counter(&self.cell.namespace.metrics.dropped) {
+                counter.fetch_add(1, Relaxed);
+            }
+            let (code, reason) = cause.close(self.limits());
             let event = SocketEvent::Close {
-                code: close::ABNORMAL,
-                reason: DISCONNECTED.into(),
+                code,
+                reason,
                 was_clean: false,
             };
             if !self.deliver(vec![event], cx) {
@@ -404,7 +414,7 @@ fn decode(
                 }
             }
             Err(error) => {
-                on_protocol_error(inner, &error, events);
+                on_protocol_error(cell, inner, &error, events);
                 break;
             }
         }
@@ -432,7 +442,8 @@ fn on_message(
         }
         Message::Ping(payload) => {
             if !inner.gone && !inner.close_sent {
-                inner.enqueue(encode::pong_frame(&payload, None));
+                let limit = cell.namespace.config.limits.max_outbound_bytes;
+                inner.enqueue(encode::pong_frame(&payload, None), limit);
             }
             cell.namespace.metrics.pongs.fetch_add(1, Relaxed);
         }
@@ -447,8 +458,8 @@ fn on_message(
             if !inner.close_sent && !inner.gone {
                 // Answer with the same code and reason before the object hears of it, so that a
                 // client never waits on an application that forgot to reply.
-                inner.enqueue(encode::close_frame(frame.as_ref(), None));
-                inner.close_sent = true;
+                inner.enqueue(encode::close_frame(frame.as_ref(), None), usize::MAX);
+                inner.start_closing(cell.namespace.config.ping_timeout);
             }
             inner.ended = true;
             events.push(SocketEvent::Close {
@@ -480,22 +491,27 @@ fn auto_respond(cell: &ObjectCell, inner: &mut Inner, payload: &[u8], binary: bo
         .duration_since(UNIX_EPOCH)
         .map_or(1, |d| d.as_millis().max(1) as u64);
     if !inner.gone && !inner.close_sent {
-        inner.enqueue(frame);
+        inner.enqueue(frame, cell.namespace.config.limits.max_outbound_bytes);
     }
     cell.namespace.metrics.auto_responses.fetch_add(1, Relaxed);
     true
 }
 
 /// The peer broke the protocol: close with the matching code, report the error, stop reading.
-fn on_protocol_error(inner: &mut Inner, error: &ProtocolError, events: &mut Vec<SocketEvent>) {
+fn on_protocol_error(
+    cell: &ObjectCell,
+    inner: &mut Inner,
+    error: &ProtocolError,
+    events: &mut Vec<SocketEvent>,
+) {
     let reason = error.to_string();
     if !inner.close_sent && !inner.gone {
         let close = CloseFrame {
             code: error.close_code(),
             reason: close::truncate_reason(&reason).to_owned(),
         };
-        inner.enqueue(encode::close_frame(Some(&close), None));
-        inner.close_sent = true;
+        inner.enqueue(encode::close_frame(Some(&close), None), usize::MAX);
+        inner.start_closing(cell.namespace.config.ping_timeout);
     }
     inner.close_received = true;
     inner.ended = true;

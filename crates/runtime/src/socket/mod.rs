@@ -37,6 +37,7 @@ pub(crate) use driver::Drivers;
 pub(crate) use set::SocketSet;
 
 use crate::config::Limits;
+use crate::metrics::DropCounters;
 use crate::object::{ObjectCell, SocketEvent};
 
 /// Source of [`WebSocketId`]s: unique in the process, increasing, so a set ordered by id is in
@@ -93,8 +94,77 @@ struct Inner {
     /// When the last auto-response was sent, in milliseconds since the epoch; 0 for never.
     auto_response_at_ms: u64,
     /// Application frames held by the object's output gate until its writes are durable.
-    #[allow(clippy::box_collection, reason = "8 bytes per idle socket instead of 32")]
+    #[allow(
+        clippy::box_collection,
+        reason = "8 bytes per idle socket instead of 32"
+    )]
     held: Option<Box<VecDeque<Bytes>>>,
+    /// Why the connection ends, if the runtime ended it (for the object's close event).
+    end: EndCause,
+    /// When the peer was last heard from ([`clock_ms`]).
+    last_heard_ms: u64,
+    /// When the runtime pinged the silent peer; 0 when no ping is outstanding.
+    ping_sent_ms: u64,
+    /// When a started close handshake is given up; 0 when none is under way.
+    close_deadline_ms: u64,
+}
+
+/// Why the runtime dropped a connection, reported in the object's `websocket_close`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum EndCause {
+    /// The connection ended without a close frame (or could not be written to).
+    #[default]
+    Lost,
+    /// The client stopped reading while output piled up.
+    Overflow,
+    /// The peer stopped answering pings.
+    Silent,
+    /// The close handshake did not complete in time.
+    CloseTimeout,
+}
+
+impl EndCause {
+    /// The counter of connections dropped for this cause; none when the peer went away itself.
+    fn drop_counter(self, dropped: &DropCounters) -> Option<&AtomicU64> {
+        match self {
+            EndCause::Lost => None,
+            EndCause::Overflow => Some(&dropped.slow_reader),
+            EndCause::Silent => Some(&dropped.unresponsive),
+            EndCause::CloseTimeout => Some(&dropped.close_timeout),
+        }
+    }
+
+    /// The close code and reason the object is told.
+    fn close(self, limits: &Limits) -> (u16, String) {
+        match self {
+            EndCause::Lost => (close::ABNORMAL, DISCONNECTED.to_owned()),
+            EndCause::Overflow => (
+                close::POLICY_VIOLATION,
+                format!(
+                    "the client is not reading: over {} bytes were waiting to be sent",
+                    limits.max_outbound_bytes
+                ),
+            ),
+            EndCause::Silent => (
+                close::ABNORMAL,
+                "WebSocket peer stopped answering pings.".to_owned(),
+            ),
+            EndCause::CloseTimeout => (
+                close::ABNORMAL,
+                "WebSocket close handshake was not completed in time.".to_owned(),
+            ),
+        }
+    }
+}
+
+/// Milliseconds on a monotonic clock shared by every socket of the process.
+pub(crate) fn clock_ms() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        + 1
 }
 
 /// Output waiting for the socket to become writable.
@@ -107,8 +177,10 @@ struct Outbound {
 impl Inner {
     /// Writes `frame` now if nothing is queued before it, else queues it behind the rest, so that
     /// application sends, auto-responses, pongs and close frames keep their order. Returns true
-    /// when the driver must run: output is left queued, or the connection just failed.
-    fn enqueue(&mut self, frame: Bytes) -> bool {
+    /// when the driver must run: output is left queued, or the connection just failed. When more
+    /// than `max_queued` bytes were already waiting before this frame, the peer is taken as not
+    /// reading and the connection is dropped (a single large frame is always allowed).
+    fn enqueue(&mut self, frame: Bytes, max_queued: usize) -> bool {
         let rest = match &self.link {
             Link::Detached => return false,
             Link::Pending | Link::Coupled => frame,
@@ -124,9 +196,22 @@ impl Inner {
             },
         };
         let outbound = self.outbound.get_or_insert_with(Box::default);
+        if outbound.bytes > max_queued {
+            self.lose_connection();
+            self.end = EndCause::Overflow;
+            return true;
+        }
         outbound.bytes += rest.len();
         outbound.frames.push_back(rest);
         true
+    }
+
+    /// A close frame is queued: nothing may follow it, and the handshake has `timeout` to end.
+    fn start_closing(&mut self, timeout: std::time::Duration) {
+        self.close_sent = true;
+        if self.close_deadline_ms == 0 {
+            self.close_deadline_ms = clock_ms() + timeout.as_millis() as u64;
+        }
     }
 
     /// The connection failed: drop what is queued and stop sending.
@@ -178,6 +263,10 @@ impl SocketRecord {
                 attachment: None,
                 auto_response_at_ms: 0,
                 held: None,
+                end: EndCause::Lost,
+                last_heard_ms: clock_ms(),
+                ping_sent_ms: 0,
+                close_deadline_ms: 0,
             }),
             scheduled: AtomicBool::new(false),
         })
@@ -284,8 +373,8 @@ impl SocketRecord {
                     code: close::INTERNAL_ERROR,
                     reason: "the Durable Object did not accept its WebSocket".into(),
                 };
-                inner.enqueue(encode::close_frame(Some(&close), None));
-                inner.close_sent = true;
+                inner.enqueue(encode::close_frame(Some(&close), None), usize::MAX);
+                inner.start_closing(self.cell.namespace.config.ping_timeout);
                 inner.close_received = true;
                 inner.silenced = true;
             }
@@ -343,7 +432,42 @@ impl SocketRecord {
 
     /// Sends or queues `frame`; schedules the driver when output is left queued.
     fn enqueue(&self, inner: &mut Inner, frame: Bytes) {
-        if inner.enqueue(frame) {
+        if inner.enqueue(frame, self.limits().max_outbound_bytes) {
+            self.schedule();
+        }
+    }
+
+    /// Called by the liveness sweep: pings a socket that has been silent for `interval` (zero:
+    /// never), and drops the connection of one that did not answer within `timeout`, or whose
+    /// close handshake ran past its deadline.
+    pub(crate) fn check_liveness(
+        &self,
+        now: u64,
+        interval: std::time::Duration,
+        timeout: std::time::Duration,
+    ) {
+        let mut inner = self.lock();
+        if inner.gone || !matches!(inner.link, Link::Attached(_)) {
+            return;
+        }
+        let dead = if inner.close_deadline_ms != 0 && now >= inner.close_deadline_ms {
+            Some(EndCause::CloseTimeout)
+        } else if inner.close_sent || interval.is_zero() {
+            None
+        } else if inner.ping_sent_ms != 0 {
+            (now.saturating_sub(inner.ping_sent_ms) >= timeout.as_millis() as u64)
+                .then_some(EndCause::Silent)
+        } else {
+            if now.saturating_sub(inner.last_heard_ms) >= interval.as_millis() as u64 {
+                inner.ping_sent_ms = now;
+                self.enqueue(&mut inner, encode::ping_frame(b"dormouse", None));
+            }
+            None
+        };
+        if let Some(cause) = dead {
+            inner.lose_connection();
+            inner.end = cause;
+            drop(inner);
             self.schedule();
         }
     }
@@ -357,8 +481,11 @@ impl SocketRecord {
                 code,
                 reason: reason.to_owned(),
             };
-            inner.enqueue(encode::close_frame(Some(&close), None));
-            inner.close_sent = true;
+            inner.enqueue(
+                encode::close_frame(Some(&close), None),
+                self.limits().max_outbound_bytes,
+            );
+            inner.start_closing(self.cell.namespace.config.ping_timeout);
         }
         inner.close_received = true;
         if matches!(inner.link, Link::Pending) {
@@ -429,7 +556,7 @@ impl SocketHost for SocketRecord {
             reason: reason.unwrap_or_default().to_owned(),
         });
         self.send_app(&mut inner, encode::close_frame(close.as_ref(), None));
-        inner.close_sent = true;
+        inner.start_closing(self.cell.namespace.config.ping_timeout);
         inner.closed_by_app = true;
         drop(inner);
         // The driver finishes the socket once the peer answers (or flushes a pending close).
@@ -569,7 +696,7 @@ impl SocketHost for SocketRecord {
     fn abandon(self: Arc<Self>) {
         let hibernatable = {
             let mut inner = self.lock();
-            if !matches!(inner.link, Link::Coupled) {
+            if !matches!(inner.link, Link::Pending | Link::Coupled) {
                 return;
             }
             inner.link = Link::Detached;

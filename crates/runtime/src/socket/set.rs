@@ -83,4 +83,9 @@ impl SocketSet {
             .collect();
         ids.into_iter().filter_map(|id| self.remove(id)).collect()
     }
+
+    /// Every socket, for the liveness sweep.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<SocketRecord>> {
+        self.entries.values().map(|(record, _)| record)
+    }
 }

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use dormouse_storage::Migration;
+use crate::migration::Migration;
 use serde::Deserialize;
 
 /// The parsed file. Unknown keys are errors, so that a typo never goes unnoticed.

@@ -81,7 +81,7 @@ impl Migration {
     }
 
     /// Every class this step creates.
-    pub(crate) fn created(&self) -> impl Iterator<Item = &String> {
+    pub fn created(&self) -> impl Iterator<Item = &String> {
         self.new_classes.iter().chain(&self.new_sqlite_classes)
     }
 }

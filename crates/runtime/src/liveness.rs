@@ -1,0 +1,58 @@
+//! The liveness sweep: finds peers that went silent and close handshakes that never end.
+//!
+//! Sockets have no timers of their own (an idle socket must stay small); one task per runtime
+//! walks every socket a few times per ping interval instead.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use crate::runtime::Shared;
+use crate::socket::clock_ms;
+
+/// Sweeps per ping interval (or timeout, whichever is shorter): a dead peer is found at most a
+/// quarter interval late.
+const SWEEPS_PER_INTERVAL: u32 = 4;
+
+/// Shortest pause between sweeps, so that tiny test intervals do not spin.
+const MIN_SWEEP_PERIOD: Duration = Duration::from_millis(10);
+
+pub(crate) async fn run(shared: Weak<Shared>) {
+    let period = {
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let config = &shared.config;
+        let base = match (
+            config.ping_interval.is_zero(),
+            config.ping_timeout.is_zero(),
+        ) {
+            (true, true) => return,
+            (true, false) => config.ping_timeout,
+            (false, true) => config.ping_interval,
+            (false, false) => config.ping_interval.min(config.ping_timeout),
+        };
+        (base / SWEEPS_PER_INTERVAL).max(MIN_SWEEP_PERIOD)
+    };
+    let mut ticks = tokio::time::interval(period);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let (interval, timeout) = (shared.config.ping_interval, shared.config.ping_timeout);
+        let now = clock_ms();
+        for cell in shared.registry.cells() {
+            let sockets: Vec<_> = cell
+                .sockets
+                .lock()
+                .expect("socket set lock")
+                .all()
+                .cloned()
+                .collect();
+            for socket in sockets {
+                socket.check_liveness(now, interval, timeout);
+            }
+        }
+    }
+}
