@@ -1,4 +1,4 @@
-//! The seed examples against the same seeds on workerd: the same frames in, the same frames out,
+//! The seed examples (and the counter) against the same programs on workerd: the same frames in, the same frames out,
 //! before and after hibernation.
 //!
 //! Each scenario runs once against Dormouse (hibernation forced) and once against workerd
@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use dormouse_oracle::Transcript;
-use dormouse_testing::{SEED_SOCKETS, TestServer, Workerd, WsClient};
+use dormouse_testing::{TestServer, Workerd, WsClient};
 
 /// Where a scenario connects.
 struct Target {
@@ -123,16 +123,37 @@ async fn seed000<H: Future<Output = ()>>(
     t.lines().to_vec()
 }
 
+/// The counter example (on workerd, its JavaScript port, with SQLite files on disk).
+async fn counter<H: Future<Output = ()>>(
+    target: Target,
+    hibernate: impl FnOnce() -> H,
+) -> Vec<String> {
+    let mut t = Transcript::default();
+    t.http(target.addr, "GET", "/counter/oracle").await;
+    t.http(target.addr, "POST", "/counter/oracle").await;
+    let mut ws = target.connect("/counter/oracle").await;
+    ws.send_text("+1").await;
+    t.recv("ws", &mut ws, 1).await;
+    hibernate().await;
+    ws.send_text("+1").await;
+    t.recv("ws", &mut ws, 1).await;
+    t.http(target.addr, "POST", "/counter/oracle").await;
+    t.http(target.addr, "GET", "/counter/oracle").await;
+    t.close("ws", &mut ws, 1000, "done").await;
+    t.lines().to_vec()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn the_examples_answer_like_the_seeds_on_workerd() {
     let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("workerd/config.capnp");
-    let workerd = Workerd::start(&config, &SEED_SOCKETS).await;
+    let workerd = Workerd::start(&config).await;
     let echo = TestServer::start(echo::app()).await;
     let sessions = TestServer::start(hibernation_server::app()).await;
     let chat = TestServer::start(chat_room::app()).await;
+    let counters = TestServer::start(counter::app()).await;
 
-    // workerd: the three scenarios at once, so that its eviction timer is waited out once.
-    let (oracle_002, oracle_001, oracle_000) = tokio::join!(
+    // workerd: the scenarios at once, so that its eviction timer is waited out once.
+    let (oracle_002, oracle_001, oracle_000, oracle_counter) = tokio::join!(
         seed002(
             Target {
                 addr: workerd.addr("h002")
@@ -148,6 +169,12 @@ async fn the_examples_answer_like_the_seeds_on_workerd() {
         seed000(
             Target {
                 addr: workerd.addr("h000")
+            },
+            Workerd::wait_for_eviction
+        ),
+        counter(
+            Target {
+                addr: workerd.addr("hcounter")
             },
             Workerd::wait_for_eviction
         ),
@@ -178,9 +205,18 @@ async fn the_examples_answer_like_the_seeds_on_workerd() {
     })
     .await;
 
+    let ours_counter = counter(
+        Target {
+            addr: counters.addr(),
+        },
+        || counters.hibernate(counter::BINDING, "oracle"),
+    )
+    .await;
+
     assert_eq!(ours_002, oracle_002, "seed 002 (echo)");
     assert_eq!(ours_001, oracle_001, "seed 001 (hibernation server)");
     assert_eq!(ours_000, oracle_000, "seed 000 (chat room)");
+    assert_eq!(ours_counter, oracle_counter, "counter");
     // Dormouse really hibernated and woke each object.
     for (server, binding) in [
         (&echo, echo::BINDING),
@@ -195,9 +231,10 @@ async fn the_examples_answer_like_the_seeds_on_workerd() {
         );
     }
     eprintln!(
-        "transcripts match: {} + {} + {} lines",
+        "transcripts match: {} + {} + {} + {} lines",
         ours_002.len(),
         ours_001.len(),
-        ours_000.len()
+        ours_000.len(),
+        ours_counter.len()
     );
 }

@@ -21,6 +21,10 @@ pub(crate) struct ObjectStorage {
     alarm_touched: AtomicBool,
     /// An alarm handler is running: `get_alarm` answers `None`, as on Cloudflare.
     alarm_running: AtomicBool,
+    /// The alarm time the scheduler was last told of by this storage (`None`: not told yet).
+    /// A commit that confirms it tells nothing again: the scheduler may already have fired it,
+    /// and must not fire it twice.
+    alarm_told: Mutex<Option<Option<i64>>>,
 }
 
 impl ObjectStorage {
@@ -41,6 +45,7 @@ impl ObjectStorage {
             alarms: site.alarms.clone(),
             alarm_touched: AtomicBool::new(false),
             alarm_running: AtomicBool::new(false),
+            alarm_told: Mutex::new(None),
         }))
     }
 
@@ -90,7 +95,16 @@ impl ObjectStorage {
     fn after_commit(&self) {
         if self.alarm_touched.swap(false, Ordering::Relaxed) {
             let committed = self.store().alarm().ok().flatten();
-            self.alarms.set(&self.cell, committed);
+            self.tell_scheduler(committed);
+        }
+    }
+
+    /// Tells the scheduler (and its index) the alarm time, unless it was told this already.
+    fn tell_scheduler(&self, at_ms: Option<i64>) {
+        let mut told = self.alarm_told.lock().expect("alarm told lock");
+        if *told != Some(at_ms) {
+            self.alarms.set(&self.cell, at_ms);
+            *told = Some(at_ms);
         }
     }
 
@@ -212,7 +226,7 @@ impl StorageHost for ObjectStorage {
         if let Some(at) = at_ms {
             // Scheduled (and indexed) before the commit: the index may name an alarm the object
             // never committed, never miss one it did. The object's database decides at fire time.
-            self.alarms.set(&self.cell, Some(at));
+            self.tell_scheduler(Some(at));
         }
         self.after_operation();
         Ok(())

@@ -33,6 +33,8 @@ pub trait ObjectHost: Send + Sync + 'static {
     fn accept_websocket(&self, socket: &WebSocket, tags: &[&str]) -> Result<()>;
     /// Live hibernatable sockets, all or those with `tag`, oldest first.
     fn websockets(&self, tag: Option<&str>) -> Vec<WebSocket>;
+    /// How many sockets [`ObjectHost::websockets`] would list, without listing them.
+    fn websocket_count(&self, tag: Option<&str>) -> usize;
     /// Replaces the auto-response pairs (an empty list clears them).
     fn set_auto_responses(&self, pairs: Vec<WebSocketRequestResponsePair>) -> Result<()>;
     /// The auto-response pairs in effect.

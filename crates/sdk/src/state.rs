@@ -59,6 +59,17 @@ impl State {
         self.host.websockets(Some(tag))
     }
 
+    /// `get_websockets().len()` without building the list (a Dormouse addition): constant time,
+    /// however many sockets the object holds.
+    pub fn get_websocket_count(&self) -> usize {
+        self.host.websocket_count(None)
+    }
+
+    /// `get_websockets_with_tag(tag).len()` without building the list (a Dormouse addition).
+    pub fn get_websocket_count_with_tag(&self, tag: &str) -> usize {
+        self.host.websocket_count(Some(tag))
+    }
+
     /// The tags of a hibernatable socket.
     pub fn get_tags(&self, ws: &WebSocket) -> Result<Vec<String>> {
         ws.host().tags()

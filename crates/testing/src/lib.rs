@@ -19,7 +19,7 @@ pub use http::{HttpReply, http_request, try_http_request};
 pub use metrics::Metrics;
 pub use process::{ProcessOptions, ServerProcess, process_data_dir, wait_until_wall_clock};
 pub use server::{TempDir, TestServer, test_args};
-pub use workerd::{SEED_SOCKETS, WORKERD_EVICTION, Workerd, free_port};
+pub use workerd::{WORKERD_EVICTION, WORKERD_SOCKETS, Workerd, free_port};
 
 /// How long any single wait in a test may take before it fails.
 pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);

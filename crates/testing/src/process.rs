@@ -29,6 +29,8 @@ pub struct ProcessOptions {
     pub log: Option<PathBuf>,
     /// The log filter (`RUST_LOG`); `warn` when `None` (or the test's own `RUST_LOG`).
     pub log_filter: Option<String>,
+    /// The CPUs the process may run on, as `taskset` lists them (`0`, `0-1`); all when `None`.
+    pub cpus: Option<String>,
 }
 
 impl ServerProcess {
@@ -51,7 +53,16 @@ impl ServerProcess {
         if let Some(files) = options.max_open_files {
             limits.push(format!("--nofile={files}"));
         }
-        let mut command = if limits.is_empty() {
+        let mut command = if let Some(cpus) = &options.cpus {
+            // taskset execs the binary: the child's pid is the server's.
+            let mut command = Command::new("taskset");
+            command.arg("-c").arg(cpus);
+            if !limits.is_empty() {
+                command.arg("prlimit").args(&limits).arg("--");
+            }
+            command.arg(binary).args(&args);
+            command
+        } else if limits.is_empty() {
             let mut command = Command::new(binary);
             command.args(&args);
             command

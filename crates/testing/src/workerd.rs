@@ -14,8 +14,11 @@ use crate::DEADLINE;
 /// workerd's behaviour after hibernation. Dormouse's side of every comparison is forced instead.
 pub const WORKERD_EVICTION: Duration = Duration::from_secs(10);
 
-/// The sockets of `oracle/workerd/config.capnp`.
-pub const SEED_SOCKETS: [&str; 3] = ["h000", "h001", "h002"];
+/// The sockets of `oracle/workerd/config.capnp`: seeds 000, 001, 002 and the counter.
+pub const WORKERD_SOCKETS: [&str; 4] = ["h000", "h001", "h002", "hcounter"];
+
+/// The disk service of `oracle/workerd/config.capnp` that holds the counter's objects.
+const STORAGE_SERVICE: &str = "storage";
 
 /// A workerd process serving the seeds on free loopback ports; killed when dropped.
 #[derive(Debug)]
@@ -23,6 +26,7 @@ pub struct Workerd {
     child: Child,
     addrs: Vec<(String, SocketAddr)>,
     stdout: Arc<Mutex<Vec<String>>>,
+    _storage: crate::TempDir,
 }
 
 impl Workerd {
@@ -44,23 +48,39 @@ impl Workerd {
         home.join("node_modules/.bin/workerd")
     }
 
-    /// Starts workerd with `config` (a `.capnp` file), binding each socket in `sockets` to a free
-    /// loopback port, and waits until they accept connections.
-    pub async fn start(config: &Path, sockets: &[&str]) -> Workerd {
+    /// Starts workerd with `config` (`oracle/workerd/config.capnp`), binding each of
+    /// [`WORKERD_SOCKETS`] to a free loopback port, with the counter's storage in a fresh
+    /// directory, and waits until they accept connections.
+    pub async fn start(config: &Path) -> Workerd {
+        Workerd::start_on_cpus(config, None).await
+    }
+
+    /// [`Workerd::start`], confined to the CPUs `cpus` (a `taskset` list such as `0` or `0-1`).
+    pub async fn start_on_cpus(config: &Path, cpus: Option<&str>) -> Workerd {
         let binary = Workerd::binary();
         assert!(
             binary.exists(),
             "workerd is not installed at {}: run scripts/install-workerd (or set WORKERD)",
             binary.display()
         );
-        let addrs: Vec<(String, SocketAddr)> = sockets
+        let addrs: Vec<(String, SocketAddr)> = WORKERD_SOCKETS
             .iter()
             .map(|name| ((*name).to_owned(), free_port()))
             .collect();
-        let mut command = Command::new(&binary);
+        let storage = crate::TempDir::new("workerd-storage");
+        let mut command = match cpus {
+            Some(cpus) => {
+                let mut command = Command::new("taskset");
+                command.arg("-c").arg(cpus).arg(&binary);
+                command
+            }
+            None => Command::new(&binary),
+        };
         command
             .arg("serve")
-            .arg(config.file_name().expect("config file name"));
+            .arg(config.file_name().expect("config file name"))
+            .arg("--directory-path")
+            .arg(format!("{STORAGE_SERVICE}={}", storage.path().display()));
         for (name, addr) in &addrs {
             command.arg("--socket-addr").arg(format!("{name}={addr}"));
         }
@@ -82,6 +102,7 @@ impl Workerd {
             child,
             addrs,
             stdout,
+            _storage: storage,
         };
         for (_, addr) in &workerd.addrs {
             wait_until_listening(*addr).await;

@@ -155,20 +155,39 @@ pub fn encode_header(
     len: usize,
     mask: Option<[u8; 4]>,
 ) {
-    out.push(if fin { 0x80 } else { 0 } | opcode.bits());
+    let (header, header_len) = header_bytes(fin, opcode, len, mask);
+    out.extend_from_slice(&header[..header_len]);
+}
+
+/// A frame header for a payload of `len` bytes, without allocating: the header is the first
+/// `.1` bytes of the array. For writing a header and a payload that lives elsewhere in one
+/// vectored write.
+pub fn header_bytes(
+    fin: bool,
+    opcode: Opcode,
+    len: usize,
+    mask: Option<[u8; 4]>,
+) -> ([u8; MAX_HEADER_LEN], usize) {
+    let mut header = [0u8; MAX_HEADER_LEN];
+    header[0] = if fin { 0x80 } else { 0 } | opcode.bits();
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
-    if len < 126 {
-        out.push(mask_bit | len as u8);
+    let mut at = if len < 126 {
+        header[1] = mask_bit | len as u8;
+        2
     } else if let Ok(len) = u16::try_from(len) {
-        out.push(mask_bit | 126);
-        out.extend_from_slice(&len.to_be_bytes());
+        header[1] = mask_bit | 126;
+        header[2..4].copy_from_slice(&len.to_be_bytes());
+        4
     } else {
-        out.push(mask_bit | 127);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
+        header[1] = mask_bit | 127;
+        header[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        10
+    };
     if let Some(mask) = mask {
-        out.extend_from_slice(&mask);
+        header[at..at + 4].copy_from_slice(&mask);
+        at += 4;
     }
+    (header, at)
 }
 
 /// Length of the header [`encode_header`] writes for a payload of `len` bytes.

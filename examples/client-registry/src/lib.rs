@@ -57,7 +57,7 @@ impl DurableObject for ClientRegistry {
         let pair = WebSocketPair::new()?;
         self.state
             .accept_websocket_with_tags(&pair.server, &[&format!("{TAG_PREFIX}{id}")])?;
-        let connections = self.state.get_websockets().len();
+        let connections = self.state.get_websocket_count();
         pair.server
             .send(&json!({ "type": "welcome", "clientId": id, "connections": connections }))?;
         let joined =
@@ -86,7 +86,7 @@ impl DurableObject for ClientRegistry {
                 .broadcast(Some(&format!("{TAG_PREFIX}{to}")), message.as_str(), None);
             return Ok(());
         }
-        let connections = self.state.get_websockets().len();
+        let connections = self.state.get_websocket_count();
         let line =
             format!("[Durable Object] message: {text}, from: {from}, connections: {connections}");
         self.state.broadcast(None, line.as_str(), None);
@@ -116,7 +116,7 @@ impl ClientRegistry {
         let Some(id) = client_id(&self.state, ws) else {
             return;
         };
-        let connections = self.state.get_websockets().len();
+        let connections = self.state.get_websocket_count();
         let left =
             json!({ "type": "left", "clientId": id, "connections": connections }).to_string();
         self.state.broadcast(None, left.as_str(), None);

@@ -2,9 +2,11 @@
 //!
 //! - `POST /counter/{name}` increments the counter and answers its new value, as plain text.
 //! - `GET /counter/{name}` answers its current value.
+//! - `GET /counter/{name}` as a WebSocket: every message increments the counter, and the new
+//!   value comes back as a text message.
 //!
-//! The value answered by a `POST` is durable before the answer leaves the server: it survives a
-//! crash of the process (and, at the default durability, of the machine).
+//! A value answered is durable before the answer leaves the server: it survives a crash of the
+//! process (and, at the default durability, of the machine).
 
 use dormouse::axum::Router;
 use dormouse::axum::extract::{Path, Request as AxumRequest, State as Extract};
@@ -27,13 +29,40 @@ impl DurableObject for Counter {
     }
 
     async fn fetch(&mut self, req: Request) -> Result<Response> {
-        let storage = self.state.storage()?;
-        let mut count: u64 = storage.get("count")?.unwrap_or(0);
-        if req.method() == Method::POST {
-            count += 1;
-            storage.put("count", count)?;
+        if req
+            .headers()
+            .get("upgrade")
+            .is_some_and(|v| v == "websocket")
+        {
+            let pair = WebSocketPair::new()?;
+            self.state.accept_web_socket(&pair.server)?;
+            return Response::from_websocket(pair.client);
         }
+        let count = if req.method() == Method::POST {
+            self.increment()?
+        } else {
+            self.state.storage()?.get("count")?.unwrap_or(0)
+        };
         Ok(response::text(StatusCode::OK, count.to_string()))
+    }
+
+    async fn websocket_message(
+        &mut self,
+        ws: WebSocket,
+        _message: WebSocketIncomingMessage,
+    ) -> Result<()> {
+        let count = self.increment()?;
+        ws.send_with_str(count.to_string())
+    }
+}
+
+impl Counter {
+    /// Adds one to the stored count; returns the new value.
+    fn increment(&self) -> Result<u64> {
+        let storage = self.state.storage()?;
+        let count = storage.get::<u64>("count")?.unwrap_or(0) + 1;
+        storage.put("count", count)?;
+        Ok(count)
     }
 }
 

@@ -24,6 +24,20 @@ async fn counts_per_name() {
     assert_eq!(server.request("GET", "/nowhere", &[]).await.status, 404);
 }
 
+#[tokio::test]
+async fn every_websocket_message_increments() {
+    let server = TestServer::start(counter::app()).await;
+    let mut client = server.connect("/counter/ws").await;
+    for expected in 1..=3 {
+        client.send_text("+1").await;
+        assert_eq!(client.recv_text().await, expected.to_string());
+    }
+    server.hibernate(counter::BINDING, "ws").await;
+    client.send_text("+1").await;
+    assert_eq!(client.recv_text().await, "4");
+    assert_eq!(server.request("GET", "/counter/ws", &[]).await.body, "4");
+}
+
 /// What clients saw: per counter, the highest value acknowledged and how many increments were
 /// attempted (acknowledged or not).
 #[derive(Default)]

@@ -34,7 +34,7 @@ impl DurableObject for WebSocketHibernationServer {
         ws: WebSocket,
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
-        let connections = self.state.get_websockets().len();
+        let connections = self.state.get_websocket_count();
         ws.send_with_str(format!(
             "[Durable Object] message: {}, connections: {connections}",
             js_text(&message)

@@ -282,8 +282,15 @@ impl DurableObject for Probe {
                 Err(error) => format!("error: {error}"),
             },
             "remove-tag" => format!("removed={}", ws.remove_tag(rest)?),
-            "count" => self.state.get_websockets().len().to_string(),
-            "count-tag" => self.state.get_websockets_with_tag(rest).len().to_string(),
+            // The listed and the counted numbers must agree.
+            "count" => agreed(
+                self.state.get_websockets().len(),
+                self.state.get_websocket_count(),
+            ),
+            "count-tag" => agreed(
+                self.state.get_websockets_with_tag(rest).len(),
+                self.state.get_websocket_count_with_tag(rest),
+            ),
             "ids" => self
                 .state
                 .get_websockets()
@@ -463,6 +470,14 @@ impl DurableObject for Probe {
         );
         let _ = ws.send_with_str("after error");
         Ok(())
+    }
+}
+
+fn agreed(listed: usize, counted: usize) -> String {
+    if listed == counted {
+        listed.to_string()
+    } else {
+        format!("{listed} listed but {counted} counted")
     }
 }
 

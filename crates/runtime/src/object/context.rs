@@ -179,10 +179,25 @@ impl ObjectHost for ObjectContext {
 
     fn websockets(&self, tag: Option<&str>) -> Vec<WebSocket> {
         let sockets = self.cell.sockets.lock().expect("socket set lock");
-        sockets
-            .hibernatable(tag)
-            .map(|record| WebSocket::from_host(record.clone()))
-            .collect()
+        let mut list = Vec::with_capacity(if tag.is_none() {
+            sockets.hibernatable_count()
+        } else {
+            0
+        });
+        list.extend(
+            sockets
+                .hibernatable(tag)
+                .map(|record| WebSocket::from_host(record.clone())),
+        );
+        list
+    }
+
+    fn websocket_count(&self, tag: Option<&str>) -> usize {
+        let sockets = self.cell.sockets.lock().expect("socket set lock");
+        match tag {
+            None => sockets.hibernatable_count(),
+            Some(_) => sockets.hibernatable(tag).count(),
+        }
     }
 
     fn set_auto_responses(

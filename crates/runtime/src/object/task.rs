@@ -75,6 +75,11 @@ pub(super) struct Runner {
 impl Runner {
     async fn run(mut self) {
         let cell = self.cell.clone();
+        // One timer for the task's whole life. Activity only pushes the idle deadline later, so
+        // the timer is moved when it fires early rather than on every event, which would cost
+        // more than a small event itself.
+        let idle_timer = tokio::time::sleep_until(self.idle_deadline());
+        tokio::pin!(idle_timer);
         loop {
             let notified = cell.work.notified();
             tokio::pin!(notified);
@@ -86,13 +91,19 @@ impl Runner {
                 self.idle_since = Instant::now();
                 continue;
             }
+            // The deadline moves earlier when what kept the object in memory is gone (its
+            // `wait_until` work ended, its last standard socket closed).
             let deadline = self.idle_deadline();
+            if deadline < idle_timer.deadline() {
+                idle_timer.as_mut().reset(deadline);
+            }
             tokio::select! {
                 () = &mut notified => self.idle_since = Instant::now(),
-                () = tokio::time::sleep_until(deadline) => {
+                () = &mut idle_timer => {
                     if self.sleep_if_idle() {
                         return;
                     }
+                    idle_timer.as_mut().reset(self.idle_deadline());
                 }
             }
         }

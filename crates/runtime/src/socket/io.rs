@@ -7,9 +7,10 @@
 //! order; when the object's mailbox is full they wait in the socket (which stops reading) until
 //! the object frees space and wakes it.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::io::{ErrorKind as IoErrorKind, IoSlice};
+use std::pin::Pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -18,6 +19,7 @@ use dormouse_sdk::WebSocketIncomingMessage;
 use dormouse_ws::close::{self, CloseFrame};
 use dormouse_ws::frame::Opcode;
 use dormouse_ws::{Message, MessageDecoder, ProtocolError, Role, encode};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::{DISCONNECTED, Inner, Link, Mode, Outbound, SocketRecord};
@@ -34,6 +36,9 @@ const WRITE_BATCH: usize = 16;
 
 thread_local! {
     static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER_BYTES].into_boxed_slice());
+    /// Room for the events of one step, reused so that a message costs no allocation here. Taken
+    /// out while in use: a nested step (none is expected) would simply start with a fresh one.
+    static EVENTS: Cell<Vec<SocketEvent>> = const { Cell::new(Vec::new()) };
 }
 
 /// The network side of an attached socket.
@@ -73,14 +78,20 @@ enum Step {
 impl SocketRecord {
     /// One driver step: deliver held events, flush, read and decode, or finish.
     pub(super) fn poll_step(&self, cx: &mut Context<'_>) {
+        let mut events = EVENTS.take();
+        self.step_with(cx, &mut events);
+        events.clear();
+        EVENTS.set(events);
+    }
+
+    fn step_with(&self, cx: &mut Context<'_>, events: &mut Vec<SocketEvent>) {
         if !self.deliver_pending(cx) {
             self.lock_and_flush(cx);
             return;
         }
         let mut budget = READ_BUDGET;
         loop {
-            let mut events = Vec::new();
-            let step = self.read_step(cx, &mut events, &mut budget);
+            let step = self.read_step(cx, events, &mut budget);
             if !self.deliver(events, cx) {
                 return;
             }
@@ -126,11 +137,10 @@ impl SocketRecord {
         let Link::Attached(connection) = &mut inner.link else {
             return Step::Wait;
         };
-        if connection.stream.poll_read_ready(cx).is_pending() {
-            return Step::Wait;
-        }
         let read = if connection.partial.is_empty() {
-            read_shared(&self.cell, inner, events)
+            read_shared(&self.cell, inner, events, cx)
+        } else if connection.stream.poll_read_ready(cx).is_pending() {
+            return Step::Wait;
         } else {
             read_partial(&self.cell, inner, events)
         };
@@ -140,6 +150,7 @@ impl SocketRecord {
             inner.ping_sent_ms = 0;
         }
         let step = match read {
+            Read::Waiting => Step::Wait,
             Read::Bytes(n) if n >= *budget => Step::Yield,
             Read::Bytes(n) => {
                 *budget -= n;
@@ -155,10 +166,11 @@ impl SocketRecord {
         step
     }
 
-    /// Hands events over in order; keeps the rest in the socket if a mailbox is full. False when
-    /// something is held back (the socket is woken once there is room).
-    fn deliver(&self, events: Vec<SocketEvent>, cx: &mut Context<'_>) -> bool {
-        let mut events = events.into_iter();
+    /// Hands events over in order (leaving `events` empty); keeps the rest in the socket if a
+    /// mailbox is full. False when something is held back (the socket is woken once there is
+    /// room).
+    fn deliver(&self, events: &mut Vec<SocketEvent>, cx: &mut Context<'_>) -> bool {
+        let mut events = events.drain(..);
         while let Some(event) = events.next() {
             if let Err(event) = self.try_dispatch(event, cx) {
                 let mut inner = self.lock();
@@ -244,7 +256,7 @@ impl SocketRecord {
                 reason,
                 was_clean: false,
             };
-            if !self.deliver(vec![event], cx) {
+            if !self.deliver(&mut vec![event], cx) {
                 return;
             }
         }
@@ -321,21 +333,34 @@ fn flush(inner: &mut Inner, cx: &mut Context<'_>) {
 
 enum Read {
     Bytes(usize),
+    /// Nothing was readable; try again.
     Blocked,
+    /// Nothing is readable, and tokio will wake the socket when something is.
+    Waiting,
     Ended,
 }
 
 /// Reads into the thread's buffer and decodes in place; an incomplete tail is kept privately.
-fn read_shared(cell: &ObjectCell, inner: &mut Inner, events: &mut Vec<SocketEvent>) -> Read {
+///
+/// Reads through tokio's `poll_read`, which takes a read that did not fill the buffer as proof
+/// that the socket is drained: the next step waits for readiness instead of spending a system
+/// call to hear "would block".
+fn read_shared(
+    cell: &ObjectCell,
+    inner: &mut Inner,
+    events: &mut Vec<SocketEvent>,
+    cx: &mut Context<'_>,
+) -> Read {
     READ_BUFFER.with_borrow_mut(|buffer| {
         let Link::Attached(connection) = &mut inner.link else {
             return Read::Blocked;
         };
-        let n = match connection.stream.try_read(buffer) {
-            Ok(0) => return Read::Ended,
-            Ok(n) => n,
-            Err(e) if e.kind() == IoErrorKind::WouldBlock => return Read::Blocked,
-            Err(_) => return Read::Ended,
+        let mut filled = ReadBuf::new(&mut buffer[..]);
+        let n = match Pin::new(&mut connection.stream).poll_read(cx, &mut filled) {
+            Poll::Ready(Ok(())) if filled.filled().is_empty() => return Read::Ended,
+            Poll::Ready(Ok(())) => filled.filled().len(),
+            Poll::Ready(Err(_)) => return Read::Ended,
+            Poll::Pending => return Read::Waiting,
         };
         let mut decoder = take_decoder(connection);
         let bytes = &mut buffer[..n];

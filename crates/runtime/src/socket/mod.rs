@@ -20,7 +20,7 @@ mod set;
 
 use std::any::Any;
 use std::collections::VecDeque;
-use std::io::ErrorKind as IoErrorKind;
+use std::io::{ErrorKind as IoErrorKind, IoSlice};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::Wake;
@@ -31,6 +31,7 @@ use dormouse_sdk::host::SocketHost;
 use dormouse_sdk::{Error, ErrorKind, EventStream, Outgoing, ReadyState, WebSocket, WebSocketId};
 use dormouse_ws::close::{self, CloseFrame};
 use dormouse_ws::encode;
+use dormouse_ws::frame::{self, Opcode};
 use tokio::net::TcpStream;
 
 pub(crate) use driver::Drivers;
@@ -167,6 +168,16 @@ pub(crate) fn clock_ms() -> u64 {
         + 1
 }
 
+/// What [`Inner::write_now`] did.
+enum WriteNow {
+    /// The frame is written.
+    Done,
+    /// Output is queued or the connection failed: the driver must run.
+    NeedsDriver,
+    /// Nothing was written: the caller sends the frame the usual way.
+    NotStarted,
+}
+
 /// Output waiting for the socket to become writable.
 #[derive(Default)]
 struct Outbound {
@@ -195,6 +206,20 @@ impl Inner {
                 }
             },
         };
+        self.queue(rest, max_queued)
+    }
+
+    /// Queues `frame` behind the rest without trying to write it: the driver then writes the whole
+    /// queue in vectored writes, so that a burst of broadcasts costs a socket one system call (and
+    /// its reader one wake-up), not one per message. Same bound and result as [`Inner::enqueue`].
+    fn defer(&mut self, frame: Bytes, max_queued: usize) -> bool {
+        if matches!(self.link, Link::Detached) {
+            return false;
+        }
+        self.queue(frame, max_queued)
+    }
+
+    fn queue(&mut self, rest: Bytes, max_queued: usize) -> bool {
         let outbound = self.outbound.get_or_insert_with(Box::default);
         if outbound.bytes > max_queued {
             self.lose_connection();
@@ -204,6 +229,35 @@ impl Inner {
         outbound.bytes += rest.len();
         outbound.frames.push_back(rest);
         true
+    }
+
+    /// Writes a whole frame straight from `payload` when nothing is queued before it, so that a
+    /// message that fits the kernel's buffer costs neither a copy nor an allocation.
+    fn write_now(&mut self, opcode: Opcode, payload: &[u8], max_queued: usize) -> WriteNow {
+        let Link::Attached(connection) = &self.link else {
+            return WriteNow::NotStarted;
+        };
+        if self.outbound.is_some() {
+            return WriteNow::NotStarted;
+        }
+        let (header, header_len) = frame::header_bytes(true, opcode, payload.len(), None);
+        let slices = [IoSlice::new(&header[..header_len]), IoSlice::new(payload)];
+        match connection.stream.try_write_vectored(&slices) {
+            Ok(written) if written == header_len + payload.len() => WriteNow::Done,
+            Ok(written) => {
+                let rest = encode::frame(true, opcode, payload, None).slice(written..);
+                if self.enqueue(rest, max_queued) {
+                    WriteNow::NeedsDriver
+                } else {
+                    WriteNow::Done
+                }
+            }
+            Err(e) if e.kind() == IoErrorKind::WouldBlock => WriteNow::NotStarted,
+            Err(_) => {
+                self.lose_connection();
+                WriteNow::NeedsDriver
+            }
+        }
     }
 
     /// A close frame is queued: nothing may follow it, and the handshake has `timeout` to end.
@@ -396,13 +450,14 @@ impl SocketRecord {
         if inner.gone || inner.close_sent || matches!(inner.mode, Mode::Unaccepted) {
             return false;
         }
-        self.send_app(&mut inner, frame);
+        self.send_app(&mut inner, frame, true);
         true
     }
 
     /// Sends a frame the application produced: held behind the output gate while the object has
-    /// uncommitted writes (or while earlier frames of this socket are held), sent otherwise.
-    fn send_app(&self, inner: &mut Inner, frame: Bytes) {
+    /// uncommitted writes (or while earlier frames of this socket are held), sent otherwise,
+    /// at once or (`defer`, for broadcasts) by the driver with whatever else queues up meanwhile.
+    fn send_app(&self, inner: &mut Inner, frame: Bytes, defer: bool) {
         if let Some(held) = &mut inner.held {
             held.push_back(frame);
             return;
@@ -414,7 +469,11 @@ impl SocketRecord {
             inner.held = Some(Box::new(VecDeque::from([frame])));
             return;
         }
-        self.enqueue(inner, frame);
+        if !defer {
+            self.enqueue(inner, frame);
+        } else if inner.defer(frame, self.limits().max_outbound_bytes) {
+            self.schedule();
+        }
     }
 
     /// The output gate opened: send (or, if the writes were lost, drop) the held frames.
@@ -505,7 +564,6 @@ impl SocketHost for SocketRecord {
     }
 
     fn send(&self, message: Outgoing<'_>) -> dormouse_sdk::Result<()> {
-        let frame = encode_outgoing(message);
         let mut inner = self.lock();
         if matches!(inner.mode, Mode::Unaccepted) {
             return Err(Error::new(ErrorKind::Type, NOT_ACCEPTED));
@@ -517,9 +575,25 @@ impl SocketHost for SocketRecord {
             ));
         }
         // After the peer (or the runtime) closed the connection, sends are dropped silently.
-        if !inner.gone && !inner.close_sent {
-            self.send_app(&mut inner, frame);
+        if inner.gone || inner.close_sent {
+            return Ok(());
         }
+        if inner.held.is_none() && !self.cell.gate.is_closed() {
+            let (opcode, payload) = match message {
+                Outgoing::Text(text) => (Opcode::Text, text.as_bytes()),
+                Outgoing::Binary(data) => (Opcode::Binary, data),
+            };
+            match inner.write_now(opcode, payload, self.limits().max_outbound_bytes) {
+                WriteNow::Done => return Ok(()),
+                WriteNow::NeedsDriver => {
+                    drop(inner);
+                    self.schedule();
+                    return Ok(());
+                }
+                WriteNow::NotStarted => {}
+            }
+        }
+        self.send_app(&mut inner, encode_outgoing(message), false);
         Ok(())
     }
 
@@ -555,7 +629,7 @@ impl SocketHost for SocketRecord {
             code,
             reason: reason.unwrap_or_default().to_owned(),
         });
-        self.send_app(&mut inner, encode::close_frame(close.as_ref(), None));
+        self.send_app(&mut inner, encode::close_frame(close.as_ref(), None), false);
         inner.start_closing(self.cell.namespace.config.ping_timeout);
         inner.closed_by_app = true;
         drop(inner);

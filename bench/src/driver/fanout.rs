@@ -1,0 +1,103 @@
+//! Scenario 3: one chat room (seed 000) with 1,000 and 10,000 members; one member publishes,
+//! everyone receives. Deliveries per second and publish-to-receive latency.
+
+use anyhow::Result;
+
+use super::generator::Generator;
+use super::servers::{Peer, Program, Server};
+use super::table::{Better, Cpu, CpuRow, Row, Target, Unit, thousands};
+use super::{Results, Setup};
+use crate::load::FanoutReport;
+use crate::proc::CpuMeter;
+
+/// Messages in flight at once: enough to keep the server busy between a message's last delivery
+/// and the next publish.
+const WINDOW: usize = 8;
+
+/// Longest a room may take to fill. The seed announces every join to everyone already there, so
+/// filling a room of N sends N·(N−1)/2 messages; a peer whose smaller room predicts more than
+/// this for the larger one is not run at that size.
+const JOIN_BUDGET_SECONDS: f64 = 300.0;
+
+pub(super) async fn run(setup: &Setup, results: &mut Results) -> Result<()> {
+    let sizes = [setup.size(1_000, 50), setup.size(10_000, 200)];
+    let mut joined_in: [Option<(usize, f64)>; 3] = [None; 3];
+    for members in sizes {
+        let scenario = format!(
+            "3. Chat room fan-out, {} members",
+            thousands(members as u64)
+        );
+        let mut deliveries = Row::new(&scenario, "deliveries", Unit::PerSecond, Better::Higher)
+            .with_target(Target::TimesWorkerd(5.0));
+        let mut p50 = Row::new(
+            &scenario,
+            "publish→receive p50",
+            Unit::Seconds,
+            Better::Lower,
+        );
+        let mut p99 = Row::new(
+            &scenario,
+            "publish→receive p99",
+            Unit::Seconds,
+            Better::Lower,
+        );
+        let mut join = Row::new(
+            &scenario,
+            "time to join (every join announced to all)",
+            Unit::Seconds,
+            Better::Lower,
+        );
+        let mut cpu = CpuRow {
+            scenario: scenario.clone(),
+            values: [None; 3],
+        };
+        for peer in Peer::ALL.into_iter().filter(|p| setup.runs(*p)) {
+            if let Some((smaller, seconds)) = joined_in[peer as usize] {
+                let predicted = seconds * (members as f64 / smaller as f64).powi(2);
+                if predicted > JOIN_BUDGET_SECONDS {
+                    results.notes.push(format!(
+                        "{}: not run with {} members: filling the room would take about {:.0} minutes \
+                         ({} members took {:.1} s to join, and joining grows with the square of the size).",
+                        peer.name(),
+                        thousands(members as u64),
+                        predicted / 60.0,
+                        thousands(smaller as u64),
+                        seconds
+                    ));
+                    continue;
+                }
+            }
+            eprintln!("dormouse-bench:   {} members on {}", members, peer.name());
+            let server = Server::start(setup, peer, Program::ChatRoom).await?;
+            let mut generator = Generator::spawn(
+                setup,
+                &[
+                    "fanout".into(),
+                    "--addr".into(),
+                    server.addr.to_string(),
+                    "--members".into(),
+                    members.to_string(),
+                    "--seconds".into(),
+                    setup.seconds.to_string(),
+                    "--window".into(),
+                    WINDOW.to_string(),
+                ],
+            )?;
+            generator.measuring().await?;
+            let meter = CpuMeter::start(server.pid)?;
+            let report: FanoutReport = generator.result().await?;
+            deliveries.set(peer, report.deliveries as f64 / report.seconds);
+            p50.set(peer, report.latency.quantile(0.50).as_secs_f64());
+            p99.set(peer, report.latency.quantile(0.99).as_secs_f64());
+            join.set(peer, report.join_seconds);
+            joined_in[peer as usize] = Some((members, report.join_seconds));
+            cpu.values[peer as usize] = Some(Cpu {
+                server: meter.cores()?,
+                generator: report.generator_cores,
+            });
+        }
+        results.rows.extend([deliveries, p50, p99, join]);
+        results.cpu.push(cpu);
+    }
+    Ok(())
+}

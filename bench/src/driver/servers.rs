@@ -1,0 +1,216 @@
+//! The servers under test: Dormouse's examples, the raw baseline, workerd with the seeds. Each
+//! starts fresh for a scenario, confined to the server core.
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use dormouse_testing::{
+    Metrics, ProcessOptions, ServerProcess, TempDir, WORKERD_EVICTION, Workerd, free_port,
+    http_request, process_data_dir,
+};
+
+use super::Setup;
+
+/// A server implementation, one per column of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    /// Dormouse, running the example that ports the seed.
+    Dormouse,
+    /// The raw baseline: the seed's protocol on the same codec, without objects.
+    Raw,
+    /// workerd running the seed program itself.
+    Workerd,
+}
+
+impl Peer {
+    /// All peers, in table order.
+    pub const ALL: [Peer; 3] = [Peer::Dormouse, Peer::Raw, Peer::Workerd];
+
+    /// The column heading.
+    pub fn name(self) -> &'static str {
+        match self {
+            Peer::Dormouse => "Dormouse",
+            Peer::Raw => "raw baseline",
+            Peer::Workerd => "workerd",
+        }
+    }
+}
+
+/// A program the scenarios run, as each peer serves it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Program {
+    /// Seed 002, `/websocket`.
+    Echo,
+    /// Seed 000, `/room/{id}`.
+    ChatRoom,
+    /// Seed 001, `/websocket`, with the `ping`→`pong` auto-response.
+    Sessions,
+    /// The counter, `/counter/{name}`, writing on every message.
+    Counter,
+}
+
+impl Program {
+    fn dormouse_binary(self) -> &'static str {
+        match self {
+            Program::Echo => "echo",
+            Program::ChatRoom => "chat-room",
+            Program::Sessions => "hibernation-server",
+            Program::Counter => "counter",
+        }
+    }
+
+    fn workerd_socket(self) -> &'static str {
+        match self {
+            Program::Echo => "h002",
+            Program::ChatRoom => "h000",
+            Program::Sessions => "h001",
+            Program::Counter => "hcounter",
+        }
+    }
+
+    /// The Dormouse binding, for metrics.
+    pub(crate) fn binding(self) -> &'static str {
+        match self {
+            Program::Echo | Program::Sessions => "WEBSOCKET_HIBERNATION_SERVER",
+            Program::ChatRoom => "CHAT_ROOM",
+            Program::Counter => "COUNTER",
+        }
+    }
+}
+
+/// The raw baseline as a child process; killed when dropped.
+#[derive(Debug)]
+struct RawProcess(Child);
+
+impl Drop for RawProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The running server, held for as long as it must run (each stops when dropped).
+#[derive(Debug)]
+enum Process {
+    Dormouse {
+        process: ServerProcess,
+        _data: TempDir,
+    },
+    Raw {
+        _process: RawProcess,
+    },
+    Workerd {
+        _process: Workerd,
+    },
+}
+
+/// A server running one program.
+#[derive(Debug)]
+pub(crate) struct Server {
+    pub(crate) pid: u32,
+    pub(crate) addr: SocketAddr,
+    process: Process,
+}
+
+impl Server {
+    /// Starts `peer` serving `program`.
+    pub(crate) async fn start(setup: &Setup, peer: Peer, program: Program) -> Result<Server> {
+        let server = match peer {
+            Peer::Dormouse => {
+                let (dir, data) = process_data_dir("bench");
+                let options = ProcessOptions {
+                    cpus: setup.server_cpus.clone(),
+                    ..Default::default()
+                };
+                let binary = setup.binary(program.dormouse_binary());
+                let process = ServerProcess::start(&binary, &data, &options).await;
+                Server {
+                    pid: process.pid(),
+                    addr: process.addr(),
+                    process: Process::Dormouse {
+                        process,
+                        _data: dir,
+                    },
+                }
+            }
+            Peer::Raw => {
+                let addr = free_port();
+                let binary = setup.binary("raw-baseline");
+                let mut command = match &setup.server_cpus {
+                    Some(cpus) => {
+                        let mut command = Command::new("taskset");
+                        command.arg("-c").arg(cpus).arg(&binary);
+                        command
+                    }
+                    None => Command::new(&binary),
+                };
+                let child = command
+                    .arg("--listen")
+                    .arg(addr.to_string())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .with_context(|| format!("starting {}", binary.display()))?;
+                let process = RawProcess(child);
+                wait_listening(addr).await?;
+                Server {
+                    pid: process.0.id(),
+                    addr,
+                    process: Process::Raw { _process: process },
+                }
+            }
+            Peer::Workerd => {
+                let workerd =
+                    Workerd::start_on_cpus(&setup.workerd_config, setup.server_cpus.as_deref())
+                        .await;
+                Server {
+                    pid: workerd.pid(),
+                    addr: workerd.addr(program.workerd_socket()),
+                    process: Process::Workerd { _process: workerd },
+                }
+            }
+        };
+        // Let the process finish starting before anything is measured.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        Ok(server)
+    }
+
+    /// Sends every object of the server into hibernation: forced on Dormouse; on workerd, by
+    /// waiting out its fixed eviction timer; nothing to do on the raw baseline.
+    pub(crate) async fn hibernate_all(&self) -> Result<()> {
+        match &self.process {
+            Process::Dormouse { process, .. } => {
+                let reply =
+                    http_request(process.admin(), "POST", "/objects/hibernate", &[], "").await;
+                anyhow::ensure!(reply.status == 200, "hibernation refused: {}", reply.body);
+                // The memory of dropped instances goes back to the system on the next trim.
+                tokio::time::sleep(Duration::from_millis(1200)).await;
+                Ok(())
+            }
+            Process::Workerd { .. } => {
+                tokio::time::sleep(WORKERD_EVICTION + Duration::from_secs(2)).await;
+                Ok(())
+            }
+            Process::Raw { .. } => Ok(()),
+        }
+    }
+
+    /// Dormouse's metrics (`None` for the other peers).
+    pub(crate) async fn metrics(&self) -> Option<Metrics> {
+        match &self.process {
+            Process::Dormouse { process, .. } => Some(process.metrics().await),
+            _ => None,
+        }
+    }
+}
+
+async fn wait_listening(addr: SocketAddr) -> Result<()> {
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    anyhow::bail!("nothing listens on {addr}")
+}

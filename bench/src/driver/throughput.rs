@@ -1,0 +1,288 @@
+//! Scenarios 2, 5 and 6: closed-loop round trips. Echo (seed 002), the `ping`→`pong`
+//! auto-response of hibernated objects (seed 001), and turns that write to storage (the counter).
+//!
+//! Every peer's server runs for the whole scenario and the peers take turns, round after round,
+//! so that a slow moment of a shared machine does not land on one peer only. A rate is the
+//! median of the rounds; latencies are those of all rounds together.
+
+use anyhow::Result;
+
+use super::generator::Generator;
+use super::servers::{Peer, Program, Server};
+use super::table::{Better, Cpu, CpuRow, Row, Target, Unit};
+use super::{Results, Setup};
+use crate::histogram::Histogram;
+use crate::load::EchoReport;
+use crate::proc::CpuMeter;
+
+/// One closed-loop load.
+#[derive(Clone, Copy)]
+struct Load<'a> {
+    program: Program,
+    path: &'a str,
+    message: &'a str,
+    expect: Option<&'a str>,
+    connections: usize,
+    /// Force hibernation once connected; count object wakes during the load.
+    hibernated: bool,
+}
+
+/// What the rounds of one peer measured.
+#[derive(Default)]
+struct Rounds {
+    rates: Vec<f64>,
+    /// Server CPU time per round trip, in seconds.
+    costs: Vec<f64>,
+    latency: Histogram,
+    server: Vec<f64>,
+    generator: Vec<f64>,
+    wakes: f64,
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+impl Rounds {
+    fn add(&mut self, report: &EchoReport, cpu: Cpu, wakes: f64) {
+        let rate = report.round_trips as f64 / report.seconds;
+        self.rates.push(rate);
+        self.costs.push(cpu.server / rate);
+        self.latency.merge(&report.latency);
+        self.server.push(cpu.server);
+        self.generator.push(cpu.generator);
+        self.wakes += wakes;
+    }
+
+    fn cpu(&self) -> Cpu {
+        Cpu {
+            server: median(&self.server),
+            generator: median(&self.generator),
+        }
+    }
+}
+
+/// One round of `load` on `server`; returns the report, the CPU used, and the object wakes seen
+/// during the load (hibernated loads on Dormouse only).
+async fn round(setup: &Setup, server: &Server, load: Load<'_>) -> Result<(EchoReport, Cpu, f64)> {
+    let mut args = vec![
+        "echo".to_owned(),
+        "--addr".into(),
+        server.addr.to_string(),
+        "--path".into(),
+        load.path.into(),
+        "--connections".into(),
+        load.connections.to_string(),
+        "--seconds".into(),
+        setup.seconds.to_string(),
+        "--warmup".into(),
+        if setup.smoke { "0.2" } else { "1" }.into(),
+        "--message".into(),
+        load.message.into(),
+    ];
+    if let Some(expect) = load.expect {
+        args.extend(["--expect".into(), expect.into()]);
+    }
+    if load.hibernated {
+        args.push("--checkpoints".into());
+    }
+    let wakes = |metrics: Option<dormouse_testing::Metrics>| {
+        metrics.map_or(0.0, |m| {
+            m.get("dormouse_object_wakes_total", load.program.binding())
+        })
+    };
+    let mut generator = Generator::spawn(setup, &args)?;
+    let mut wakes_before = 0.0;
+    if load.hibernated {
+        generator.reached("connected").await?;
+        server.hibernate_all().await?;
+        wakes_before = wakes(server.metrics().await);
+        generator.go().await?;
+    }
+    generator.measuring().await?;
+    let meter = CpuMeter::start(server.pid)?;
+    let mut woken = 0.0;
+    if load.hibernated {
+        generator.reached("finished").await?;
+        woken = wakes(server.metrics().await) - wakes_before;
+        generator.go().await?;
+    }
+    let report: EchoReport = generator.result().await?;
+    let cpu = Cpu {
+        server: meter.cores()?,
+        generator: report.generator_cores,
+    };
+    Ok((report, cpu, woken))
+}
+
+/// Runs each load on every peer (the load `for_peer` gives it; `None`: the peer cannot run
+/// it), in interleaved rounds; one `Rounds` per load and peer.
+async fn measure<'a>(
+    setup: &Setup,
+    loads: usize,
+    for_peer: impl Fn(Peer, usize) -> Option<Load<'a>>,
+) -> Result<Vec<[Rounds; 3]>> {
+    let mut servers = Vec::new();
+    for peer in Peer::ALL.into_iter().filter(|p| setup.runs(*p)) {
+        if let Some(load) = for_peer(peer, 0) {
+            servers.push((peer, Server::start(setup, peer, load.program).await?));
+        }
+    }
+    let mut results: Vec<[Rounds; 3]> = (0..loads).map(|_| Default::default()).collect();
+    for (index, slot) in results.iter_mut().enumerate() {
+        for _ in 0..setup.rounds {
+            for (peer, server) in &servers {
+                let Some(load) = for_peer(*peer, index) else {
+                    continue;
+                };
+                let (report, cpu, wakes) = round(setup, server, load).await?;
+                slot[*peer as usize].add(&report, cpu, wakes);
+            }
+        }
+    }
+    Ok(results)
+}
+
+/// The rows of one load: rate, median and tail latency, and who was busy.
+fn rows(
+    scenario: &str,
+    rate: &str,
+    target: Option<Target>,
+    rounds: &[Rounds; 3],
+) -> (Vec<Row>, CpuRow) {
+    let mut throughput = Row::new(scenario, rate, Unit::PerSecond, Better::Higher);
+    throughput.target = target;
+    let mut p50 = Row::new(scenario, "latency p50", Unit::Seconds, Better::Lower);
+    let mut p99 = Row::new(scenario, "latency p99", Unit::Seconds, Better::Lower);
+    let mut cost = Row::new(
+        scenario,
+        "server CPU time per round trip",
+        Unit::Seconds,
+        Better::Lower,
+    );
+    let mut cpu = CpuRow {
+        scenario: scenario.to_owned(),
+        values: [None; 3],
+    };
+    for peer in Peer::ALL {
+        let measured = &rounds[peer as usize];
+        if measured.rates.is_empty() {
+            continue;
+        }
+        throughput.set(peer, median(&measured.rates));
+        p50.set(peer, measured.latency.quantile(0.50).as_secs_f64());
+        p99.set(peer, measured.latency.quantile(0.99).as_secs_f64());
+        cost.set(peer, median(&measured.costs));
+        cpu.values[peer as usize] = Some(measured.cpu());
+    }
+    (vec![throughput, p50, p99, cost], cpu)
+}
+
+/// Scenario 2: echo round trips on 1 and 50 connections.
+pub(super) async fn echo(setup: &Setup, results: &mut Results) -> Result<()> {
+    let counts = [1, setup.size(50, 5)];
+    let measured = measure(setup, counts.len(), |_, index| {
+        Some(Load {
+            program: Program::Echo,
+            path: "/websocket",
+            message: "hello",
+            expect: None,
+            connections: counts[index],
+            hibernated: false,
+        })
+    })
+    .await?;
+    for (connections, rounds) in counts.iter().zip(&measured) {
+        let scenario = format!("2. Echo, {connections} connection{}", plural(*connections));
+        let (rows, cpu) = rows(
+            &scenario,
+            "round trips",
+            Some(Target::TimesRaw(0.9)),
+            rounds,
+        );
+        results.rows.extend(rows);
+        results.cpu.push(cpu);
+    }
+    Ok(())
+}
+
+/// Scenario 5: `ping`→`pong` answered by the runtime for hibernated objects, against the raw
+/// baseline's plain echo; Dormouse's metrics must show no wake during the load.
+pub(super) async fn auto_response(setup: &Setup, results: &mut Results) -> Result<()> {
+    let connections = setup.size(50, 5);
+    let measured = measure(setup, 1, |peer, _| {
+        Some(if peer == Peer::Raw {
+            Load {
+                program: Program::Echo,
+                path: "/websocket",
+                message: "ping",
+                expect: None,
+                connections,
+                hibernated: false,
+            }
+        } else {
+            Load {
+                program: Program::Sessions,
+                path: "/websocket",
+                message: "ping",
+                expect: Some("pong"),
+                connections,
+                hibernated: true,
+            }
+        })
+    })
+    .await?;
+    let scenario = format!("5. Auto-response ping→pong, {connections} connections, hibernated");
+    let (rows, cpu) = rows(
+        &scenario,
+        "round trips (raw: echo)",
+        Some(Target::TimesRaw(0.9)),
+        &measured[0],
+    );
+    results.rows.extend(rows);
+    let mut wakes = Row::new(
+        &scenario,
+        "object wakes during the load",
+        Unit::Count,
+        Better::Lower,
+    )
+    .with_target(Target::AtMost(0.0));
+    if setup.runs(Peer::Dormouse) {
+        wakes.set(Peer::Dormouse, measured[0][Peer::Dormouse as usize].wakes);
+    }
+    results.rows.push(wakes);
+    results.cpu.push(cpu);
+    Ok(())
+}
+
+/// Scenario 6: every message increments the counter in storage, at the default durability.
+pub(super) async fn storage(setup: &Setup, results: &mut Results) -> Result<()> {
+    let counts = [1, setup.size(50, 5)];
+    let measured = measure(setup, counts.len(), |peer, index| {
+        (peer != Peer::Raw).then_some(Load {
+            program: Program::Counter,
+            path: "/counter/bench",
+            message: "+1",
+            expect: None,
+            connections: counts[index],
+            hibernated: false,
+        })
+    })
+    .await?;
+    for (connections, rounds) in counts.iter().zip(&measured) {
+        let scenario = format!(
+            "6. Storage: a write per message, one object, {connections} connection{}",
+            plural(*connections)
+        );
+        let (rows, cpu) = rows(&scenario, "turns", None, rounds);
+        results.rows.extend(rows);
+        results.cpu.push(cpu);
+    }
+    Ok(())
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}

@@ -1,0 +1,208 @@
+//! The client side of a WebSocket connection, lean enough that one generator thread can keep up
+//! with a server: frames are parsed in place in one buffer per connection, and messages are
+//! handed out as byte ranges of it, never copied.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+
+use dormouse_ws::Role;
+use dormouse_ws::frame::{self, Opcode};
+use dormouse_ws::handshake;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+/// Clients mask their frames (RFC 6455 §5.3); the key only has to be unpredictable to
+/// intermediaries, of which there are none on loopback.
+const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
+
+/// Room reserved before each read: large enough for many small frames per system call.
+const READ_CHUNK: usize = 4096;
+
+/// Longest handshake response accepted.
+const MAX_RESPONSE_HEAD: usize = 16 << 10;
+
+/// An open WebSocket connection.
+#[derive(Debug)]
+pub struct Connection {
+    stream: TcpStream,
+    /// Received bytes; those before `start` are consumed.
+    buffer: Vec<u8>,
+    start: usize,
+    /// Scratch space for outgoing frames.
+    out: Vec<u8>,
+}
+
+fn error(kind: io::ErrorKind, message: impl Into<String>) -> io::Error {
+    io::Error::new(kind, message.into())
+}
+
+impl Connection {
+    /// Connects to `addr` (from `source`, if given) and opens a WebSocket at `path`.
+    pub async fn open(addr: SocketAddr, source: Option<IpAddr>, path: &str) -> io::Result<Self> {
+        let socket = TcpSocket::new_v4()?;
+        if let Some(ip) = source {
+            socket.bind(SocketAddr::new(ip, 0))?;
+        }
+        let mut stream = socket.connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let key = handshake::client_key(key_bytes(stream.local_addr()?));
+        let request = handshake::client_request(&addr.to_string(), path, &key);
+        stream.write_all(request.as_bytes()).await?;
+
+        let mut buffer = Vec::with_capacity(1024);
+        let head_len = loop {
+            if stream.read_buf(&mut buffer).await? == 0 {
+                return Err(error(
+                    io::ErrorKind::UnexpectedEof,
+                    "closed during the handshake",
+                ));
+            }
+            let mut headers = [httparse::EMPTY_HEADER; 24];
+            let mut response = httparse::Response::new(&mut headers);
+            match response.parse(&buffer) {
+                Ok(httparse::Status::Complete(len)) => {
+                    check_upgrade(&response, &key)?;
+                    break len;
+                }
+                Ok(httparse::Status::Partial) if buffer.len() < MAX_RESPONSE_HEAD => {}
+                Ok(httparse::Status::Partial) => {
+                    return Err(error(
+                        io::ErrorKind::InvalidData,
+                        "handshake response too long",
+                    ));
+                }
+                Err(e) => return Err(error(io::ErrorKind::InvalidData, e.to_string())),
+            }
+        };
+        Ok(Connection {
+            stream,
+            buffer,
+            start: head_len,
+            out: Vec::with_capacity(128),
+        })
+    }
+
+    /// Sends a text message.
+    pub async fn send_text(&mut self, text: &str) -> io::Result<()> {
+        self.send(Opcode::Text, text.as_bytes()).await
+    }
+
+    async fn send(&mut self, opcode: Opcode, payload: &[u8]) -> io::Result<()> {
+        self.out.clear();
+        frame::encode_header(&mut self.out, true, opcode, payload.len(), Some(MASK));
+        let at = self.out.len();
+        self.out.extend_from_slice(payload);
+        frame::apply_mask(&mut self.out[at..], MASK);
+        self.stream.write_all(&self.out).await
+    }
+
+    /// Waits for the next text or binary message and returns where its payload is (see
+    /// [`Connection::payload`]). Pings are answered on the way; a close frame is an error.
+    ///
+    /// Cancel-safe, except while a pong is being written.
+    pub async fn next_message(&mut self) -> io::Result<Range<usize>> {
+        loop {
+            if let Some((opcode, payload)) = self.parse_frame()? {
+                match opcode {
+                    Opcode::Text | Opcode::Binary => return Ok(payload),
+                    Opcode::Ping => {
+                        let ping = self.buffer[payload].to_vec();
+                        self.send(Opcode::Pong, &ping).await?;
+                    }
+                    Opcode::Pong => {}
+                    Opcode::Close => {
+                        let code = self.buffer[payload]
+                            .get(..2)
+                            .map(|b| u16::from_be_bytes([b[0], b[1]]));
+                        return Err(error(
+                            io::ErrorKind::ConnectionAborted,
+                            format!("the server closed the connection (code {code:?})"),
+                        ));
+                    }
+                    Opcode::Continuation => unreachable!("parse_frame refuses fragments"),
+                }
+                continue;
+            }
+            if self.start == self.buffer.len() {
+                self.buffer.clear();
+                self.start = 0;
+            } else if self.start > 0 && self.buffer.capacity() - self.buffer.len() < READ_CHUNK {
+                self.buffer.drain(..self.start);
+                self.start = 0;
+            }
+            self.buffer.reserve(READ_CHUNK);
+            if self.stream.read_buf(&mut self.buffer).await? == 0 {
+                return Err(error(
+                    io::ErrorKind::UnexpectedEof,
+                    "the server dropped the connection",
+                ));
+            }
+        }
+    }
+
+    /// The bytes of a payload returned by [`Connection::next_message`], until the next call.
+    pub fn payload(&self, range: Range<usize>) -> &[u8] {
+        &self.buffer[range]
+    }
+
+    /// The next complete frame in the buffer, consumed.
+    fn parse_frame(&mut self) -> io::Result<Option<(Opcode, Range<usize>)>> {
+        let available = &self.buffer[self.start..];
+        let header = frame::parse_header(available, Role::Client)
+            .map_err(|e| error(io::ErrorKind::InvalidData, e.to_string()))?;
+        let Some(header) = header else {
+            return Ok(None);
+        };
+        let frame_len = header
+            .frame_len()
+            .ok_or_else(|| error(io::ErrorKind::InvalidData, "frame too large"))?;
+        if available.len() < frame_len {
+            return Ok(None);
+        }
+        if !header.fin || header.opcode == Opcode::Continuation {
+            return Err(error(
+                io::ErrorKind::InvalidData,
+                "fragmented messages are not expected from the servers under test",
+            ));
+        }
+        let payload = self.start + header.header_len..self.start + frame_len;
+        self.start += frame_len;
+        Ok(Some((header.opcode, payload)))
+    }
+}
+
+/// A `Sec-WebSocket-Key` that differs per connection.
+fn key_bytes(local: SocketAddr) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..2].copy_from_slice(&local.port().to_be_bytes());
+    if let IpAddr::V4(ip) = local.ip() {
+        key[2..6].copy_from_slice(&ip.octets());
+    }
+    key
+}
+
+fn check_upgrade(response: &httparse::Response<'_, '_>, key: &str) -> io::Result<()> {
+    if response.code != Some(101) {
+        return Err(error(
+            io::ErrorKind::ConnectionRefused,
+            format!("upgrade refused with status {:?}", response.code),
+        ));
+    }
+    let expected = handshake::accept_key(key);
+    let accepted = response.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("sec-websocket-accept") && h.value == expected.as_bytes()
+    });
+    if !accepted {
+        return Err(error(
+            io::ErrorKind::InvalidData,
+            "wrong Sec-WebSocket-Accept",
+        ));
+    }
+    Ok(())
+}
+
+/// Finds `needle` in `haystack`.
+pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
