@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use dormouse_testing::{
     Metrics, ProcessOptions, ServerProcess, TempDir, WORKERD_EVICTION, Workerd, free_port,
-    http_request, process_data_dir,
+    http_request, process_data_dir, wait_until_listening,
 };
 
 use super::Setup;
@@ -153,7 +153,10 @@ impl Server {
                     .spawn()
                     .with_context(|| format!("starting {}", binary.display()))?;
                 let process = RawProcess(child);
-                wait_listening(addr).await?;
+                anyhow::ensure!(
+                    wait_until_listening(addr, Duration::from_secs(10)).await,
+                    "the raw baseline did not listen on {addr}"
+                );
                 Server {
                     pid: process.0.id(),
                     addr,
@@ -203,14 +206,4 @@ impl Server {
             _ => None,
         }
     }
-}
-
-async fn wait_listening(addr: SocketAddr) -> Result<()> {
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    anyhow::bail!("nothing listens on {addr}")
 }

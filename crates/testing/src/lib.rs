@@ -9,6 +9,7 @@ mod browser;
 mod client;
 mod http;
 mod metrics;
+mod net;
 mod process;
 mod server;
 mod workerd;
@@ -17,9 +18,10 @@ pub use browser::{Browser, Page};
 pub use client::{WsClient, connect_raw, handshake_raw, masked_frame, read_at_least};
 pub use http::{HttpReply, http_request, try_http_request};
 pub use metrics::Metrics;
+pub use net::{free_port, wait_until_listening};
 pub use process::{ProcessOptions, ServerProcess, process_data_dir, wait_until_wall_clock};
 pub use server::{TempDir, TestServer, test_args};
-pub use workerd::{WORKERD_EVICTION, WORKERD_SOCKETS, Workerd, free_port};
+pub use workerd::{WORKERD_EVICTION, WORKERD_SOCKETS, Workerd};
 
 /// How long any single wait in a test may take before it fails.
 pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);

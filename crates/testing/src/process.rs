@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::{DEADLINE, Metrics, free_port};
+use crate::net::{free_port, wait_until_listening};
+use crate::{DEADLINE, Metrics};
 
 /// A server binary running as a child process. Killed (SIGKILL) when dropped.
 #[derive(Debug)]
@@ -98,19 +99,11 @@ impl ServerProcess {
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
         let process = ServerProcess { child, addr, admin };
-        process.wait_listening().await;
+        assert!(
+            wait_until_listening(addr, DEADLINE * 3).await,
+            "server did not listen on {addr}"
+        );
         process
-    }
-
-    async fn wait_listening(&self) {
-        let wait = async {
-            while tokio::net::TcpStream::connect(self.addr).await.is_err() {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        };
-        tokio::time::timeout(DEADLINE * 3, wait)
-            .await
-            .unwrap_or_else(|_| panic!("server did not listen on {}", self.addr));
     }
 
     /// The HTTP address.

@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::DEADLINE;
+use crate::net::{free_port, wait_until_listening};
 
 /// workerd evicts an idle Durable Object after a fixed 10 s (`server.c++`, "Actor freed due to
 /// inactivity"); the timer cannot be driven from outside, so waiting it out is the only way to see
@@ -105,7 +106,10 @@ impl Workerd {
             _storage: storage,
         };
         for (_, addr) in &workerd.addrs {
-            wait_until_listening(*addr).await;
+            assert!(
+                wait_until_listening(*addr, DEADLINE * 2).await,
+                "workerd did not listen on {addr}"
+            );
         }
         workerd
     }
@@ -140,22 +144,4 @@ impl Drop for Workerd {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address")
-}
-
-async fn wait_until_listening(addr: SocketAddr) {
-    let wait = async {
-        // A process starting up: poll its port at a modest pace.
-        while tokio::net::TcpStream::connect(addr).await.is_err() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(DEADLINE * 2, wait)
-        .await
-        .unwrap_or_else(|_| panic!("workerd did not listen on {addr}"));
 }
