@@ -6,8 +6,12 @@ mod common;
 use std::time::Duration;
 
 use common::{PROBE, wait_for};
-use dormouse_testing::{TestServer, connect_raw, masked_frame, read_at_least};
-use tokio::io::AsyncWriteExt;
+use dormouse_testing::{
+    DEADLINE, TestServer, connect_raw, handshake_raw, masked_frame, read_at_least,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpSocket;
+use tokio::time::Instant;
 
 /// Pings after 100 ms of silence; 200 ms to answer (or to finish a close handshake).
 async fn server() -> TestServer {
@@ -70,5 +74,61 @@ async fn a_close_handshake_the_peer_never_finishes_is_given_up() {
             r#"dormouse_websockets_dropped_total{namespace="PROBE",cause="close_timeout"}"#
         ),
         1.0
+    );
+}
+
+#[tokio::test]
+async fn a_peer_reading_a_long_backlog_is_not_taken_for_dead() {
+    let server = server().await;
+    // A small receive buffer, so that the reply waits on the server's side while it is read.
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(server.addr()).await.unwrap();
+    let (mut stream, _) = handshake_raw(stream, "/probe/backlog").await;
+    stream
+        .write_all(&masked_frame(0x81, b"big 2000000"))
+        .await
+        .unwrap();
+
+    // Reading it takes several ping timeouts; the ping queued behind it arrives that late.
+    let started = Instant::now();
+    let reply = 10 + 2_000_000;
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while received.len() < reply + 10 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let n = tokio::time::timeout(DEADLINE, stream.read(&mut chunk))
+            .await
+            .expect("read within deadline")
+            .expect("the connection stays open");
+        assert!(n > 0, "the server dropped a client that was reading");
+        received.extend_from_slice(&chunk[..n]);
+    }
+    assert!(
+        started.elapsed() > Duration::from_millis(600),
+        "the backlog outlasted the ping timeout"
+    );
+    assert_eq!(&received[..2], b"\x81\x7f");
+    assert_eq!(&received[reply..reply + 10], b"\x89\x08dormouse");
+
+    // Answered late, the ping keeps the connection.
+    stream
+        .write_all(&masked_frame(0x8A, b"dormouse"))
+        .await
+        .unwrap();
+    stream
+        .write_all(&masked_frame(0x81, b"echo alive"))
+        .await
+        .unwrap();
+    assert_eq!(
+        read_at_least(&mut stream, Vec::new(), 7).await,
+        b"\x81\x05alive"
+    );
+    assert_eq!(common::count("backlog", "close:"), 0);
+    let metrics = server.metrics().await;
+    assert_eq!(
+        metrics
+            .series(r#"dormouse_websockets_dropped_total{namespace="PROBE",cause="unresponsive"}"#),
+        0.0
     );
 }

@@ -22,6 +22,7 @@ use dormouse_ws::{Message, MessageDecoder, ProtocolError, Role, encode};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 
+use super::progress::OutputProgress;
 use super::{DISCONNECTED, Inner, Link, Mode, Outbound, SocketRecord};
 use crate::object::{ObjectCell, SocketEvent};
 
@@ -31,8 +32,10 @@ const READ_BUFFER_BYTES: usize = 64 * 1024;
 /// Bytes one socket may read per driver step before letting other sockets run.
 const READ_BUDGET: usize = 256 * 1024;
 
-/// Frames gathered into one vectored write.
-const WRITE_BATCH: usize = 16;
+/// Frames gathered into one vectored write: a storm of small broadcasts (every join announced to a
+/// room of thousands) costs a socket one system call per this many frames (the kernel takes up to
+/// 1,024).
+const WRITE_BATCH: usize = 64;
 
 thread_local! {
     static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_BUFFER_BYTES].into_boxed_slice());
@@ -50,6 +53,8 @@ pub(super) struct Connection {
     /// Events that a full mailbox (or a full standard stream) has not taken yet; nothing more is
     /// read until they are delivered.
     pending: VecDeque<SocketEvent>,
+    /// How far the output has got, for pings queued behind it.
+    pub(super) progress: OutputProgress,
 }
 
 impl Connection {
@@ -59,6 +64,7 @@ impl Connection {
             decoder: MessageDecoder::new(Role::Server, max_message_bytes),
             partial: leftover.to_vec(),
             pending: VecDeque::new(),
+            progress: OutputProgress::default(),
         }
     }
 }
@@ -293,7 +299,7 @@ impl SocketRecord {
 
 /// Writes queued frames until the kernel pushes back, then asks to be woken when writable.
 fn flush(inner: &mut Inner, cx: &mut Context<'_>) {
-    let Link::Attached(connection) = &inner.link else {
+    let Link::Attached(connection) = &mut inner.link else {
         return;
     };
     let Some(outbound) = &mut inner.outbound else {
@@ -312,7 +318,10 @@ fn flush(inner: &mut Inner, cx: &mut Context<'_>) {
             connection.stream.try_write_vectored(&slices[..count])
         };
         match written {
-            Ok(written) => outbound.consume(written),
+            Ok(written) => {
+                connection.progress.wrote(written);
+                outbound.consume(written);
+            }
             Err(e) if e.kind() == IoErrorKind::WouldBlock => {
                 match connection.stream.poll_write_ready(cx) {
                     Poll::Ready(Ok(())) => {}

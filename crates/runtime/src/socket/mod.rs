@@ -16,6 +16,8 @@
 mod driver;
 mod events;
 mod io;
+mod kernel;
+mod progress;
 mod set;
 
 use std::any::Any;
@@ -192,13 +194,19 @@ impl Inner {
     /// than `max_queued` bytes were already waiting before this frame, the peer is taken as not
     /// reading and the connection is dropped (a single large frame is always allowed).
     fn enqueue(&mut self, frame: Bytes, max_queued: usize) -> bool {
-        let rest = match &self.link {
+        let rest = match &mut self.link {
             Link::Detached => return false,
             Link::Pending | Link::Coupled => frame,
             Link::Attached(_) if self.outbound.is_some() => frame,
             Link::Attached(connection) => match connection.stream.try_write(&frame) {
-                Ok(written) if written == frame.len() => return false,
-                Ok(written) => frame.slice(written..),
+                Ok(written) if written == frame.len() => {
+                    connection.progress.wrote(written);
+                    return false;
+                }
+                Ok(written) => {
+                    connection.progress.wrote(written);
+                    frame.slice(written..)
+                }
                 Err(e) if e.kind() == IoErrorKind::WouldBlock => frame,
                 Err(_) => {
                     self.lose_connection();
@@ -234,7 +242,7 @@ impl Inner {
     /// Writes a whole frame straight from `payload` when nothing is queued before it, so that a
     /// message that fits the kernel's buffer costs neither a copy nor an allocation.
     fn write_now(&mut self, opcode: Opcode, payload: &[u8], max_queued: usize) -> WriteNow {
-        let Link::Attached(connection) = &self.link else {
+        let Link::Attached(connection) = &mut self.link else {
             return WriteNow::NotStarted;
         };
         if self.outbound.is_some() {
@@ -242,7 +250,11 @@ impl Inner {
         }
         let (header, header_len) = frame::header_bytes(true, opcode, payload.len(), None);
         let slices = [IoSlice::new(&header[..header_len]), IoSlice::new(payload)];
-        match connection.stream.try_write_vectored(&slices) {
+        let result = connection.stream.try_write_vectored(&slices);
+        if let Ok(written) = result {
+            connection.progress.wrote(written);
+        }
+        match result {
             Ok(written) if written == header_len + payload.len() => WriteNow::Done,
             Ok(written) => {
                 let rest = encode::frame(true, opcode, payload, None).slice(written..);
@@ -261,6 +273,27 @@ impl Inner {
     }
 
     /// A close frame is queued: nothing may follow it, and the handshake has `timeout` to end.
+    /// Notes where the ping just queued ends in the output, and what the peer has acknowledged.
+    fn note_ping_position(&mut self) {
+        let queued = self.outbound.as_ref().map_or(0, |outbound| outbound.bytes);
+        if let Link::Attached(connection) = &mut self.link {
+            let unacknowledged = kernel::unacknowledged_bytes(&connection.stream);
+            connection.progress.ping_queued(queued, unacknowledged);
+        }
+    }
+
+    /// Whether the outstanding ping is held up by output ahead of it that the peer is still
+    /// taking in, or that we have not written yet (see [`progress`]).
+    fn ping_held_up_by_backlog(&mut self) -> bool {
+        let Link::Attached(connection) = &mut self.link else {
+            return false;
+        };
+        let stream = &connection.stream;
+        connection
+            .progress
+            .ping_held_up(|| kernel::unacknowledged_bytes(stream))
+    }
+
     fn start_closing(&mut self, timeout: std::time::Duration) {
         self.close_sent = true;
         if self.close_deadline_ms == 0 {
@@ -514,16 +547,32 @@ impl SocketRecord {
         } else if inner.close_sent || interval.is_zero() {
             None
         } else if inner.ping_sent_ms != 0 {
+            if inner.ping_held_up_by_backlog() {
+                inner.ping_sent_ms = now;
+            }
             (now.saturating_sub(inner.ping_sent_ms) >= timeout.as_millis() as u64)
                 .then_some(EndCause::Silent)
         } else {
             if now.saturating_sub(inner.last_heard_ms) >= interval.as_millis() as u64 {
                 inner.ping_sent_ms = now;
                 self.enqueue(&mut inner, encode::ping_frame(b"dormouse", None));
+                inner.note_ping_position();
             }
             None
         };
         if let Some(cause) = dead {
+            if let Link::Attached(connection) = &inner.link {
+                let (written, acknowledged, ping_end) = connection.progress.positions();
+                tracing::debug!(
+                    socket = %self.id,
+                    ?cause,
+                    written,
+                    acknowledged,
+                    ping_end,
+                    queued = inner.outbound.as_ref().map_or(0, |outbound| outbound.bytes),
+                    "dropping an unresponsive connection"
+                );
+            }
             inner.lose_connection();
             inner.end = cause;
             drop(inner);
@@ -887,7 +936,9 @@ mod tests {
 
     #[test]
     fn idle_record_is_small() {
+        // A guard against growth by accident: the record is most of an idle socket's memory in
+        // user space (the budget is 2 KB per connection, kernel included).
         let size = std::mem::size_of::<SocketRecord>();
-        assert!(size <= 256, "SocketRecord is {size} bytes");
+        assert!(size <= 288, "SocketRecord is {size} bytes");
     }
 }
