@@ -1,4 +1,5 @@
-//! The liveness sweep: finds peers that went silent and close handshakes that never end.
+//! The liveness sweep: finds peers that went silent and close handshakes that never end, and
+//! returns the memory of output queues that emptied.
 //!
 //! Sockets have no timers of their own (an idle socket must stay small); one task per runtime
 //! walks every socket a few times per ping interval instead.
@@ -13,6 +14,9 @@ use crate::socket::clock_ms;
 /// quarter interval late.
 const SWEEPS_PER_INTERVAL: u32 = 4;
 
+/// Pause between sweeps when pings are off: they then only return emptied queues.
+const HOUSEKEEPING_PERIOD: Duration = Duration::from_secs(5);
+
 /// Shortest pause between sweeps, so that tiny test intervals do not spin.
 const MIN_SWEEP_PERIOD: Duration = Duration::from_millis(10);
 
@@ -26,7 +30,7 @@ pub(crate) async fn run(shared: Weak<Shared>) {
             config.ping_interval.is_zero(),
             config.ping_timeout.is_zero(),
         ) {
-            (true, true) => return,
+            (true, true) => HOUSEKEEPING_PERIOD * SWEEPS_PER_INTERVAL,
             (true, false) => config.ping_timeout,
             (false, true) => config.ping_interval,
             (false, false) => config.ping_interval.min(config.ping_timeout),

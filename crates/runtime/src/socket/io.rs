@@ -23,7 +23,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::progress::OutputProgress;
-use super::{DISCONNECTED, Inner, Link, Mode, Outbound, SocketRecord};
+use super::{DISCONNECTED, Inner, Link, Mode, Outbound, SocketRecord, has_queued};
 use crate::object::{ObjectCell, SocketEvent};
 
 /// Size of the per-thread read buffer: one syscall reads many small frames at once.
@@ -123,7 +123,8 @@ impl SocketRecord {
         let Link::Attached(connection) = &mut inner.link else {
             return Step::Wait;
         };
-        if inner.gone || (inner.close_sent && inner.close_received && inner.outbound.is_none()) {
+        if inner.gone || (inner.close_sent && inner.close_received && !has_queued(&inner.outbound))
+        {
             return Step::Finished;
         }
         if inner.close_received || matches!(inner.mode, Mode::Unaccepted) {
@@ -309,7 +310,10 @@ fn flush(inner: &mut Inner, cx: &mut Context<'_>) {
         if outbound.frames.is_empty() {
             break false;
         }
-        let written = {
+        let written = if outbound.frames.len() == 1 {
+            // A plain send: cheaper in the kernel than a vectored write of one buffer.
+            connection.stream.try_write(&outbound.frames[0])
+        } else {
             let mut slices = [IoSlice::new(&[]); WRITE_BATCH];
             let count = outbound.frames.len().min(WRITE_BATCH);
             for (slot, frame) in slices.iter_mut().zip(outbound.frames.iter()) {
@@ -332,11 +336,10 @@ fn flush(inner: &mut Inner, cx: &mut Context<'_>) {
             Err(_) => break true,
         }
     };
+    // An emptied queue stays for the next burst (a busy socket would otherwise allocate it
+    // again for every message); the liveness sweep returns it once the socket is idle.
     if failed {
         inner.lose_connection();
-    } else {
-        // Return the queue's memory: idle sockets hold no buffers.
-        inner.outbound = None;
     }
 }
 

@@ -197,7 +197,7 @@ impl Inner {
         let rest = match &mut self.link {
             Link::Detached => return false,
             Link::Pending | Link::Coupled => frame,
-            Link::Attached(_) if self.outbound.is_some() => frame,
+            Link::Attached(_) if has_queued(&self.outbound) => frame,
             Link::Attached(connection) => match connection.stream.try_write(&frame) {
                 Ok(written) if written == frame.len() => {
                     connection.progress.wrote(written);
@@ -240,17 +240,27 @@ impl Inner {
     }
 
     /// Writes a whole frame straight from `payload` when nothing is queued before it, so that a
-    /// message that fits the kernel's buffer costs neither a copy nor an allocation.
+    /// message that fits the kernel's buffer costs no allocation: a small one is assembled on the
+    /// stack and sent, a larger one goes out in a vectored write without being copied.
     fn write_now(&mut self, opcode: Opcode, payload: &[u8], max_queued: usize) -> WriteNow {
         let Link::Attached(connection) = &mut self.link else {
             return WriteNow::NotStarted;
         };
-        if self.outbound.is_some() {
+        if has_queued(&self.outbound) {
             return WriteNow::NotStarted;
         }
         let (header, header_len) = frame::header_bytes(true, opcode, payload.len(), None);
-        let slices = [IoSlice::new(&header[..header_len]), IoSlice::new(payload)];
-        let result = connection.stream.try_write_vectored(&slices);
+        let result = if header_len + payload.len() <= SMALL_FRAME_BYTES {
+            let mut whole = [0u8; SMALL_FRAME_BYTES];
+            whole[..header_len].copy_from_slice(&header[..header_len]);
+            whole[header_len..header_len + payload.len()].copy_from_slice(payload);
+            connection
+                .stream
+                .try_write(&whole[..header_len + payload.len()])
+        } else {
+            let slices = [IoSlice::new(&header[..header_len]), IoSlice::new(payload)];
+            connection.stream.try_write_vectored(&slices)
+        };
         if let Ok(written) = result {
             connection.progress.wrote(written);
         }
@@ -307,6 +317,17 @@ impl Inner {
         self.outbound = None;
     }
 }
+
+/// Whether output waits in the queue (an emptied queue is kept until the liveness sweep).
+fn has_queued(outbound: &Option<Box<Outbound>>) -> bool {
+    outbound
+        .as_ref()
+        .is_some_and(|outbound| !outbound.frames.is_empty())
+}
+
+/// Frames up to this size are copied into one buffer on the stack and sent with a plain write,
+/// which costs the kernel less than a vectored write; past it, copying costs more than it saves.
+const SMALL_FRAME_BYTES: usize = 512;
 
 /// The runtime's side of one WebSocket.
 pub(crate) struct SocketRecord {
@@ -541,6 +562,10 @@ impl SocketRecord {
         let mut inner = self.lock();
         if inner.gone || !matches!(inner.link, Link::Attached(_)) {
             return;
+        }
+        if !has_queued(&inner.outbound) {
+            // Idle sockets hold no buffers; a busy one keeps its queue between bursts.
+            inner.outbound = None;
         }
         let dead = if inner.close_deadline_ms != 0 && now >= inner.close_deadline_ms {
             Some(EndCause::CloseTimeout)
