@@ -19,6 +19,11 @@ const WINDOW: usize = 8;
 /// this for the larger one is not run at that size.
 const JOIN_BUDGET_SECONDS: f64 = 300.0;
 
+/// Filling a room of 10,000 keeps the one generator process busy for tens of seconds, and it can
+/// fall further behind on a member than the default 10 s ping timeout: Dormouse would rightly
+/// drop that member as unresponsive. The other peers do not ping at all.
+const DORMOUSE_FLAGS: [&str; 2] = ["--ping-timeout", "120s"];
+
 pub(super) async fn run(setup: &Setup, results: &mut Results) -> Result<()> {
     let sizes = [setup.size(1_000, 50), setup.size(10_000, 200)];
     let mut joined_in: [Option<(usize, f64)>; 3] = [None; 3];
@@ -68,36 +73,78 @@ pub(super) async fn run(setup: &Setup, results: &mut Results) -> Result<()> {
                 }
             }
             eprintln!("dormouse-bench:   {} members on {}", members, peer.name());
-            let server = Server::start(setup, peer, Program::ChatRoom).await?;
-            let mut generator = Generator::spawn(
-                setup,
-                &[
-                    "fanout".into(),
-                    "--addr".into(),
-                    server.addr.to_string(),
-                    "--members".into(),
-                    members.to_string(),
-                    "--seconds".into(),
-                    setup.seconds.to_string(),
-                    "--window".into(),
-                    WINDOW.to_string(),
-                ],
-            )?;
-            generator.measuring().await?;
-            let meter = CpuMeter::start(server.pid)?;
-            let report: FanoutReport = generator.result().await?;
+            let (report, used) = match measure(setup, peer, members).await {
+                Ok(measured) => measured,
+                // One failed run should not cost the rest of a long benchmark; the smoke run
+                // exists to catch it.
+                Err(error) if !setup.smoke => {
+                    results.notes.push(format!(
+                        "{}: the run with {} members failed: {error:#}",
+                        peer.name(),
+                        thousands(members as u64)
+                    ));
+                    continue;
+                }
+                Err(error) => return Err(error),
+            };
             deliveries.set(peer, report.deliveries as f64 / report.seconds);
             p50.set(peer, report.latency.quantile(0.50).as_secs_f64());
             p99.set(peer, report.latency.quantile(0.99).as_secs_f64());
             join.set(peer, report.join_seconds);
             joined_in[peer as usize] = Some((members, report.join_seconds));
-            cpu.values[peer as usize] = Some(Cpu {
-                server: meter.cores()?,
-                generator: report.generator_cores,
-            });
+            cpu.values[peer as usize] = Some(used);
         }
         results.rows.extend([deliveries, p50, p99, join]);
         results.cpu.push(cpu);
     }
     Ok(())
+}
+
+/// One room of `members` on `peer`: what the generator saw, and the CPU used meanwhile.
+async fn measure(setup: &Setup, peer: Peer, members: usize) -> Result<(FanoutReport, Cpu)> {
+    let server = Server::start_with(setup, peer, Program::ChatRoom, &DORMOUSE_FLAGS).await?;
+    let mut generator = Generator::spawn(
+        setup,
+        &[
+            "fanout".into(),
+            "--addr".into(),
+            server.addr.to_string(),
+            "--members".into(),
+            members.to_string(),
+            "--seconds".into(),
+            setup.seconds.to_string(),
+            "--window".into(),
+            WINDOW.to_string(),
+        ],
+    )?;
+    let measured = async {
+        generator.measuring().await?;
+        let meter = CpuMeter::start(server.pid)?;
+        let report: FanoutReport = generator.result().await?;
+        anyhow::Ok((report, meter))
+    };
+    let (report, meter) = match measured.await {
+        Ok(measured) => measured,
+        Err(error) => {
+            let Some(metrics) = server.metrics().await else {
+                return Err(error);
+            };
+            let dropped = |cause: &str| {
+                metrics.series(&format!(
+                    "dormouse_websockets_dropped_total{{namespace=\"{}\",cause=\"{cause}\"}}",
+                    Program::ChatRoom.binding()
+                ))
+            };
+            return Err(error.context(format!(
+                "Dormouse dropped {} unresponsive clients and {} slow readers",
+                dropped("unresponsive"),
+                dropped("slow_reader")
+            )));
+        }
+    };
+    let used = Cpu {
+        server: meter.cores()?,
+        generator: report.generator_cores,
+    };
+    Ok((report, used))
 }

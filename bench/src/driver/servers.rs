@@ -117,11 +117,22 @@ pub(crate) struct Server {
 impl Server {
     /// Starts `peer` serving `program`.
     pub(crate) async fn start(setup: &Setup, peer: Peer, program: Program) -> Result<Server> {
+        Server::start_with(setup, peer, program, &[]).await
+    }
+
+    /// Starts `peer` serving `program`; Dormouse gets `dormouse_flags` too.
+    pub(crate) async fn start_with(
+        setup: &Setup,
+        peer: Peer,
+        program: Program,
+        dormouse_flags: &[&str],
+    ) -> Result<Server> {
         let server = match peer {
             Peer::Dormouse => {
                 let (dir, data) = process_data_dir("bench");
                 let options = ProcessOptions {
                     cpus: setup.server_cpus.clone(),
+                    args: dormouse_flags.iter().map(|flag| flag.to_string()).collect(),
                     ..Default::default()
                 };
                 let binary = setup.binary(program.dormouse_binary());
