@@ -282,7 +282,6 @@ impl Inner {
         }
     }
 
-    /// A close frame is queued: nothing may follow it, and the handshake has `timeout` to end.
     /// Notes where the ping just queued ends in the output, and what the peer has acknowledged.
     fn note_ping_position(&mut self) {
         let queued = self.outbound.as_ref().map_or(0, |outbound| outbound.bytes);
@@ -304,6 +303,7 @@ impl Inner {
             .ping_held_up(|| kernel::unacknowledged_bytes(stream))
     }
 
+    /// A close frame is queued: nothing may follow it, and the handshake has `timeout` to end.
     fn start_closing(&mut self, timeout: std::time::Duration) {
         self.close_sent = true;
         if self.close_deadline_ms == 0 {
