@@ -83,11 +83,7 @@ impl DurableObject for ChatRoom {
     }
 
     async fn fetch(&mut self, req: Request) -> Result<Response> {
-        if req
-            .headers()
-            .get("upgrade")
-            .is_none_or(|v| v != "websocket")
-        {
+        if !req.is_websocket_upgrade() {
             return Ok(response::text(
                 StatusCode::UPGRADE_REQUIRED,
                 "Expected Upgrade: websocket",

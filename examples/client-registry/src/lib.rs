@@ -34,11 +34,7 @@ impl DurableObject for ClientRegistry {
     }
 
     async fn fetch(&mut self, req: Request) -> Result<Response> {
-        if req
-            .headers()
-            .get("upgrade")
-            .is_none_or(|v| v != "websocket")
-        {
+        if !req.is_websocket_upgrade() {
             let clients: Vec<String> = self
                 .state
                 .get_websockets()
@@ -135,11 +131,7 @@ fn client_id(state: &State, ws: &WebSocket) -> Option<String> {
 /// The Worker: `/websocket` and `/clients` go to the one registry object.
 async fn worker(Extract(env): Extract<Env>, req: AxumRequest) -> Result<Response> {
     match req.uri().path() {
-        "/websocket"
-            if req
-                .headers()
-                .get("upgrade")
-                .is_some_and(|v| v == "websocket") => {}
+        "/websocket" if req.is_websocket_upgrade() => {}
         "/websocket" => {
             return Ok(response::text(
                 StatusCode::UPGRADE_REQUIRED,

@@ -29,11 +29,7 @@ impl DurableObject for Counter {
     }
 
     async fn fetch(&mut self, req: Request) -> Result<Response> {
-        if req
-            .headers()
-            .get("upgrade")
-            .is_some_and(|v| v == "websocket")
-        {
+        if req.is_websocket_upgrade() {
             let pair = WebSocketPair::new()?;
             self.state.accept_web_socket(&pair.server)?;
             return Response::from_websocket(pair.client);

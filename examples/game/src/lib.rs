@@ -208,11 +208,7 @@ async fn game(
     Path(id): Path<String>,
     req: AxumRequest,
 ) -> Result<Response> {
-    if req
-        .headers()
-        .get("upgrade")
-        .is_none_or(|v| v != "websocket")
-    {
+    if !req.is_websocket_upgrade() {
         return Ok(response::text(
             StatusCode::UPGRADE_REQUIRED,
             "Expected WebSocket upgrade",

@@ -110,11 +110,7 @@ async fn worker(Extract(env): Extract<Env>, req: AxumRequest) -> Result<Response
             .insert("content-type", "text/plain".parse().expect("static header"));
         return Ok(reply);
     }
-    if req
-        .headers()
-        .get("upgrade")
-        .is_none_or(|v| v != "websocket")
-    {
+    if !req.is_websocket_upgrade() {
         return Ok(response::text(
             StatusCode::UPGRADE_REQUIRED,
             "Worker expected Upgrade: websocket",

@@ -146,11 +146,7 @@ async fn worker(Extract(env): Extract<Env>, req: AxumRequest) -> Result<Response
             "Usage: /presence/{room}?userId={userId}",
         ));
     };
-    if req
-        .headers()
-        .get("upgrade")
-        .is_none_or(|v| v != "websocket")
-    {
+    if !req.is_websocket_upgrade() {
         return Ok(response::text(
             StatusCode::UPGRADE_REQUIRED,
             "Expected WebSocket upgrade",
