@@ -167,7 +167,7 @@ impl App {
             data_dir = %args.data_dir.display(),
             "ready"
         );
-        let code = shutdown_signal()
+        let code = dormouse_server::shutdown_signal()
             .await
             .context("cannot listen for shutdown signals")?;
         tracing::info!(close_code = code, "shutting down");
@@ -175,21 +175,6 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
-}
-
-/// Resolves on SIGINT or SIGTERM (the server stops: sockets close with 1001, "going away") or
-/// SIGHUP (the server restarts: sockets close with 1012, "service restart", telling clients to
-/// reconnect). Returns the close code.
-async fn shutdown_signal() -> std::io::Result<u16> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut hangup = signal(SignalKind::hangup())?;
-    Ok(tokio::select! {
-        _ = terminate.recv() => 1001,
-        _ = interrupt.recv() => 1001,
-        _ = hangup.recv() => 1012,
-    })
 }
 
 /// A running application.

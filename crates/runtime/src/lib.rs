@@ -5,6 +5,8 @@
 //! # Layout
 //! - [`runtime`] — [`Runtime`], the handle the server and tests use, and [`RuntimeBuilder`].
 //! - [`config`] — [`RuntimeConfig`] and [`Limits`], every timeout and limit with its default.
+//! - `guest`: [`GuestClass`], a class hosted for another guest (a JavaScript engine): its
+//!   factory, the executor its objects run on, [`CloseReply`].
 //! - `namespace`: one bound class: id derivation (workerd's HMAC scheme) and request routing.
 //! - `registry`: every known object, in 64 shards.
 //! - `object`: the cell of an object (mailbox, sockets, settings that survive hibernation),
@@ -51,6 +53,7 @@
 mod alarms;
 pub mod config;
 pub mod error;
+mod guest;
 mod liveness;
 mod metrics;
 mod namespace;
@@ -63,6 +66,7 @@ mod storage;
 pub use config::{Limits, RuntimeConfig};
 pub use dormouse_storage::{Durability, Migration};
 pub use error::RuntimeError;
+pub use guest::{CloseReply, GuestClass};
 pub use metrics::NamespaceGauges;
 pub use runtime::{
     HibernateReport, ObjectState, ObjectStatus, Runtime, RuntimeBuilder, StorageOptions,

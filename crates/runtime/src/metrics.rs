@@ -61,6 +61,8 @@ pub(crate) struct DropCounters {
 #[derive(Debug, Default)]
 pub(crate) struct EventCounters {
     pub(crate) fetch: AtomicU64,
+    /// RPC calls of a guest's methods.
+    pub(crate) call: AtomicU64,
     pub(crate) message: AtomicU64,
     pub(crate) close: AtomicU64,
     pub(crate) error: AtomicU64,
@@ -213,6 +215,7 @@ pub(crate) fn render(namespaces: &[NamespaceRow<'_>]) -> String {
     for (ns, m, _) in namespaces {
         for (kind, counter) in [
             ("fetch", &m.events.fetch),
+            ("call", &m.events.call),
             ("websocket_message", &m.events.message),
             ("websocket_close", &m.events.close),
             ("websocket_error", &m.events.error),

@@ -3,21 +3,20 @@
 use std::fmt;
 use std::sync::{Arc, Weak};
 
+use bytes::Bytes;
 use dormouse_sdk::host::{BoxFuture, NamespaceHost};
-use dormouse_sdk::{Env, Error, ErrorKind, Guest, ObjectId, Request, Response, State};
+use dormouse_sdk::{Error, ErrorKind, ObjectId, Request, Response};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
 use crate::alarms::AlarmScheduler;
 use crate::config::RuntimeConfig;
+use crate::guest::{CloseReply, Factory};
 use crate::metrics::NamespaceMetrics;
 use crate::object::{Envelope, Refused};
 use crate::runtime::Shared;
 use crate::socket::Drivers;
-
-/// Builds an instance of the class: `DurableObject::new` behind a type-erased closure.
-pub(crate) type Factory = Arc<dyn Fn(State, Env) -> Box<dyn Guest> + Send + Sync>;
 
 /// Cloudflare's message for a full mailbox.
 const OVERLOADED: &str = "Durable Object is overloaded. Too many requests queued.";
@@ -29,6 +28,9 @@ pub(crate) struct ClassSpec {
     /// Derives the namespace's id key: ids stay valid while it stays the same.
     pub(crate) unique_key: String,
     pub(crate) factory: Factory,
+    /// Where its objects' tasks run; the ambient runtime when `None`.
+    pub(crate) executor: Option<tokio::runtime::Handle>,
+    pub(crate) close_reply: CloseReply,
     /// Where its objects keep their data, once the runtime resolved it.
     pub(crate) storage: Option<NamespaceStorage>,
 }
@@ -57,6 +59,10 @@ pub(crate) struct Namespace {
     /// Where its objects' databases live; `None` when the runtime has no data directory.
     pub(crate) storage: Option<NamespaceStorage>,
     pub(crate) factory: Factory,
+    /// Where its objects' tasks run (a guest engine's thread); the ambient runtime when `None`.
+    pub(crate) executor: Option<tokio::runtime::Handle>,
+    /// When its sockets answer a client's close frame.
+    pub(crate) close_reply: CloseReply,
     /// The runtime's configuration (immutable), reachable from every cell and socket.
     pub(crate) config: Arc<RuntimeConfig>,
     /// The runtime's socket drivers.
@@ -83,6 +89,8 @@ impl Namespace {
             key,
             storage: spec.storage,
             factory: spec.factory,
+            executor: spec.executor,
+            close_reply: spec.close_reply,
             config,
             drivers,
             metrics: NamespaceMetrics::default(),
@@ -146,20 +154,57 @@ impl NamespaceHost for Namespace {
         id: ObjectId,
         request: Request,
     ) -> BoxFuture<'static, dormouse_sdk::Result<Response>> {
+        let (reply, response) = oneshot::channel();
+        let delivered = self.deliver(id, Envelope::Fetch { request, reply });
+        Box::pin(async move {
+            delivered.await?;
+            response.await.unwrap_or_else(|_| Err(reset_while_handling()))
+        })
+    }
+
+    fn call(
+        &self,
+        id: ObjectId,
+        method: String,
+        args: Bytes,
+    ) -> BoxFuture<'static, dormouse_sdk::Result<Bytes>> {
+        let (reply, answer) = oneshot::channel();
+        let delivered = self.deliver(
+            id,
+            Envelope::Call {
+                method,
+                args,
+                reply,
+            },
+        );
+        Box::pin(async move {
+            delivered.await?;
+            answer.await.unwrap_or_else(|_| Err(reset_while_handling()))
+        })
+    }
+}
+
+impl Namespace {
+    /// Queues `envelope` for the object `id` (creating or waking it); fails when the runtime is
+    /// shutting down or the object's mailbox is full.
+    fn deliver(
+        &self,
+        id: ObjectId,
+        envelope: Envelope,
+    ) -> impl std::future::Future<Output = dormouse_sdk::Result<()>> + Send + 'static {
         let shared = self.shared.upgrade();
         let index = self.index;
-        Box::pin(async move {
+        async move {
             let shared = shared.ok_or_else(shutting_down)?;
             if shared.closing.load(std::sync::atomic::Ordering::SeqCst) {
                 return Err(shutting_down());
             }
             let namespace = shared.namespace_at(index);
-            let (reply, response) = oneshot::channel();
-            let mut envelope = Envelope::Fetch { request, reply };
+            let mut envelope = envelope;
             loop {
                 let cell = shared.registry.get_or_create(namespace, &id);
                 match cell.try_deliver(envelope, &namespace.config.limits) {
-                    Ok(()) => break,
+                    Ok(()) => return Ok(()),
                     // The object was retired between lookup and delivery: look it up again.
                     Err(Refused::Retired(back)) => envelope = back,
                     Err(Refused::Full(_)) => {
@@ -171,14 +216,15 @@ impl NamespaceHost for Namespace {
                     }
                 }
             }
-            response.await.unwrap_or_else(|_| {
-                Err(Error::new(
-                    ErrorKind::Reset,
-                    "Durable Object was reset while handling the request",
-                ))
-            })
-        })
+        }
     }
+}
+
+fn reset_while_handling() -> Error {
+    Error::new(
+        ErrorKind::Reset,
+        "Durable Object was reset while handling the request",
+    )
 }
 
 impl fmt::Debug for Namespace {
@@ -220,6 +266,8 @@ mod tests {
                 class: "C".into(),
                 unique_key: key.into(),
                 factory: Arc::new(|_, _| unreachable!("not constructed")),
+                executor: None,
+                close_reply: CloseReply::Immediate,
                 storage: None,
             },
             Arc::default(),

@@ -16,6 +16,7 @@ use tokio::sync::oneshot;
 use crate::alarms::AlarmScheduler;
 use crate::config::RuntimeConfig;
 use crate::error::{Result, RuntimeError};
+use crate::guest::GuestClass;
 use crate::metrics::{self, NamespaceGauges};
 use crate::namespace::{ClassSpec, Namespace, NamespaceStorage};
 use crate::object::{Control, Envelope, ObjectCell, Phase, Refused};
@@ -121,17 +122,27 @@ impl RuntimeBuilder {
 
     /// Binds any [`Guest`] implementation as `binding`, with explicit class name and id key.
     pub fn guest(
-        mut self,
+        self,
         binding: &str,
         class: &str,
         unique_key: &str,
         factory: impl Fn(State, Env) -> Box<dyn Guest> + Send + Sync + 'static,
     ) -> Self {
+        self.guest_class(
+            GuestClass::new(binding, class, move |state, env| Ok(factory(state, env)))
+                .unique_key(unique_key),
+        )
+    }
+
+    /// Binds a guest class, with where its objects run and how its sockets close.
+    pub fn guest_class(mut self, class: GuestClass) -> Self {
         self.classes.push(ClassSpec {
-            binding: binding.to_owned(),
-            class: class.to_owned(),
-            unique_key: unique_key.to_owned(),
-            factory: Arc::new(factory),
+            binding: class.binding,
+            class: class.class,
+            unique_key: class.unique_key,
+            factory: class.factory,
+            executor: class.executor,
+            close_reply: class.close_reply,
             storage: None,
         });
         self
@@ -450,6 +461,30 @@ impl Runtime {
                 total
             }
         }
+    }
+
+    /// Drops the instance of every object in memory, as hibernation does but whatever keeps it in
+    /// memory: the next event of each constructs a new instance. For a guest whose code was
+    /// reloaded. Hibernatable sockets stay open (the new instances see them in
+    /// `get_websockets()`); standard sockets close with 1012. Returns once every object did.
+    pub async fn refresh_all(&self) {
+        let mut waiting = Vec::new();
+        for cell in self.shared.registry.cells() {
+            if cell.phase() != Phase::Running {
+                continue;
+            }
+            let (done, refreshed) = oneshot::channel();
+            if cell
+                .try_deliver(
+                    Envelope::Control(Control::Refresh(done)),
+                    &cell.namespace.config.limits,
+                )
+                .is_ok()
+            {
+                waiting.push(refreshed);
+            }
+        }
+        futures_util::future::join_all(waiting).await;
     }
 
     /// Whether the runtime is shutting down.

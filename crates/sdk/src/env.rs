@@ -34,6 +34,13 @@ impl Env {
             })
     }
 
+    /// The runtime's side of the namespace bound as `binding`; for guests written in another
+    /// language.
+    #[doc(hidden)]
+    pub fn namespace_host(&self, binding: &str) -> Option<Arc<dyn NamespaceHost>> {
+        self.host.namespace(binding)
+    }
+
     /// A plain-text variable from the configuration.
     pub fn var(&self, name: &str) -> Option<String> {
         self.host.var(name)

@@ -23,6 +23,36 @@ use crate::{ObjectId, Request, Response, Result};
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Where a guest sends the answer to a request or call it was given.
+///
+/// A guest may answer after the handler's future has ended: a JavaScript handler that awaits
+/// another object lets its object take other events meanwhile, and answers from a later turn.
+/// The runtime holds an answer given during a turn until that turn's writes are durable (the
+/// output gate). Dropping a `Reply` unanswered fails the request.
+pub struct Reply<T> {
+    send: Box<dyn FnOnce(Result<T>) + Send>,
+}
+
+impl<T> Reply<T> {
+    /// A reply that hands the answer to `send`; for runtimes.
+    pub fn new(send: impl FnOnce(Result<T>) + Send + 'static) -> Self {
+        Reply {
+            send: Box::new(send),
+        }
+    }
+
+    /// Answers the request.
+    pub fn send(self, answer: Result<T>) {
+        (self.send)(answer)
+    }
+}
+
+impl<T> fmt::Debug for Reply<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Reply")
+    }
+}
+
 /// What the runtime offers one live object instance (its `ctx` in Workers terms).
 pub trait ObjectHost: Send + Sync + 'static {
     /// The object's id (with its name when it was addressed by name).
@@ -56,6 +86,11 @@ pub trait ObjectHost: Send + Sync + 'static {
     ) -> usize;
     /// The object's durable storage (opened on first use).
     fn storage(&self) -> Result<Storage>;
+    /// Asks for a turn in which the runtime calls [`Guest::resume`](crate::Guest::resume): for a
+    /// guest with work of its own to run (a JavaScript timer that fired, a promise that settled),
+    /// queued behind the object's other events, with the same commit and output gate as any turn.
+    /// Ignored once the instance is gone.
+    fn schedule_turn(&self);
 }
 
 /// What the runtime offers for one object's durable storage. Values are serialized by the SDK.
@@ -131,6 +166,14 @@ pub trait NamespaceHost: Send + Sync + 'static {
     fn id_from_string(&self, hex: &str) -> Result<ObjectId>;
     /// Delivers an HTTP request to the object `id`, creating or waking it as needed.
     fn fetch(&self, id: ObjectId, request: Request) -> BoxFuture<'static, Result<Response>>;
+    /// Calls the method `method` of the object `id` with serialized arguments (see
+    /// [`Guest::call`](crate::Guest::call)); the answer is the serialized result.
+    fn call(
+        &self,
+        id: ObjectId,
+        method: String,
+        args: Bytes,
+    ) -> BoxFuture<'static, Result<Bytes>>;
 }
 
 /// What the runtime offers to a Worker and to objects through [`Env`](crate::Env).

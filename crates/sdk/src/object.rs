@@ -3,7 +3,9 @@
 use std::future::Future;
 
 use crate::error::{Error, Result};
-use crate::host::BoxFuture;
+use bytes::Bytes;
+
+use crate::host::{BoxFuture, Reply};
 use crate::storage::AlarmInfo;
 use crate::websocket::{WebSocket, WebSocketIncomingMessage};
 use crate::{Body, Env, Request, Response, State};
@@ -101,6 +103,41 @@ pub trait Guest: Send + 'static {
     fn websocket_error(&mut self, ws: WebSocket, error: Error) -> BoxFuture<'_, Result<()>>;
     /// See [`DurableObject::alarm`].
     fn alarm(&mut self, info: AlarmInfo) -> BoxFuture<'_, Result<()>>;
+
+    /// Handles an HTTP request, answering through `reply`. The runtime runs the returned future
+    /// as the turn; a guest may answer later, from a turn of [`Guest::resume`]. The default
+    /// answers with [`Guest::fetch`] within the turn.
+    fn serve(&mut self, req: Request, reply: Reply<Response>) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let answer = self.fetch(req).await;
+            reply.send(answer);
+        })
+    }
+
+    /// Handles a call of the method `method` with serialized arguments (JavaScript RPC: the
+    /// guest defines the encoding), answering through `reply` like [`Guest::serve`]. The default
+    /// refuses: Rust objects take requests through `fetch`.
+    fn call(&mut self, method: String, args: Bytes, reply: Reply<Bytes>) -> BoxFuture<'_, ()> {
+        let _ = args;
+        reply.send(Err(Error::new(
+            crate::ErrorKind::Type,
+            format!("this Durable Object has no RPC method {method:?}: call it with fetch"),
+        )));
+        Box::pin(async {})
+    }
+
+    /// Runs work the guest asked a turn for with
+    /// [`ObjectHost::schedule_turn`](crate::host::ObjectHost::schedule_turn).
+    fn resume(&mut self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
+
+    /// Whether the instance broke during the last call (a JavaScript guest's CPU or memory limit,
+    /// `ctx.abort()`, a failed `blockConcurrencyWhile`), with why. The runtime asks after every
+    /// call and resets a broken object: its instance is dropped and its sockets are closed.
+    fn take_fault(&mut self) -> Option<String> {
+        None
+    }
 }
 
 impl<T: DurableObject> Guest for T {

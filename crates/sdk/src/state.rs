@@ -25,6 +25,12 @@ impl State {
         State { host }
     }
 
+    /// The runtime's side of this state; for guests written in another language.
+    #[doc(hidden)]
+    pub fn host(&self) -> &Arc<dyn ObjectHost> {
+        &self.host
+    }
+
     /// The object's durable storage: KV, SQL, transactions, the alarm. Opened on first use, so an
     /// object that never calls it costs no disk access when it wakes.
     pub fn storage(&self) -> Result<Storage> {

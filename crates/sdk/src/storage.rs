@@ -53,6 +53,12 @@ impl Storage {
         Storage { host }
     }
 
+    /// The runtime's side of this storage; for guests written in another language.
+    #[doc(hidden)]
+    pub fn host(&self) -> &Arc<dyn StorageHost> {
+        &self.host
+    }
+
     /// The value stored under `key`.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         self.host

@@ -10,6 +10,7 @@
 //! - `admin`: `/metrics`, `/objects`, forced hibernation.
 //! - [`DataDir`]: the locked data directory.
 //! - `memory`: returns freed memory to the OS after hibernation.
+//! - [`signals`] — [`shutdown_signal`]: SIGINT, SIGTERM and SIGHUP, with their close codes.
 //! - [`error`] — [`ServerError`].
 
 mod admin;
@@ -18,6 +19,7 @@ mod data_dir;
 pub mod error;
 mod listener;
 mod memory;
+pub mod signals;
 mod upgrade;
 
 use std::convert::Infallible;
@@ -34,6 +36,7 @@ pub use args::ServeArgs;
 pub use data_dir::DataDir;
 pub use dormouse_config::ConfigFile;
 pub use error::{Result, ServerError};
+pub use signals::shutdown_signal;
 
 /// Longest a graceful shutdown waits for requests in flight, and then again for the turns of
 /// objects in progress.

@@ -16,7 +16,7 @@ impl Runner {
     /// The alarm set for `scheduled_ms` is due (attempt `retry + 1`). The object's database
     /// decides: the alarm may have been deleted or moved since it was scheduled.
     pub(super) async fn handle_alarm(&mut self, scheduled_ms: i64, retry: u32) {
-        if !self.start_turn() {
+        if self.start_turn().is_err() {
             return self.after_failed_alarm(scheduled_ms, retry);
         }
         let context = self.context_host_concrete();
@@ -67,7 +67,8 @@ impl Runner {
         let instance = self.instance.as_mut().expect("a turn has an instance");
         let outcome = guard(context, instance.alarm(info), Some(ALARM_WALL_TIME)).await;
         storage.set_alarm_running(false);
-        let succeeded = matches!(outcome, Outcome::Done(Ok(())));
+        let broken = self.reset_if_broken();
+        let succeeded = !broken && matches!(outcome, Outcome::Done(Ok(())));
         match outcome {
             Outcome::Done(Ok(())) => {
                 // Done: delete it, unless the handler set another one.

@@ -5,15 +5,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
-use dormouse_sdk::host::{self, BoxFuture, ObjectHost};
+use dormouse_sdk::host::{self, BoxFuture, ObjectHost, Reply};
 use dormouse_sdk::{
     Error, ErrorKind, ObjectId, Outgoing, Storage, WebSocket, WebSocketId,
     WebSocketRequestResponsePair,
 };
 use futures_util::FutureExt;
+use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
-use super::ObjectCell;
+use super::{Envelope, ObjectCell};
 use crate::config::MAX_EVENT_TIMEOUT;
 use crate::socket::{self, SocketRecord};
 use crate::storage::ObjectStorage;
@@ -30,6 +31,56 @@ pub(crate) struct ObjectContext {
     storage: Mutex<Option<Arc<ObjectStorage>>>,
     /// A turn is running: storage opened now joins its transaction.
     in_turn: AtomicBool,
+    /// Answers given during the running turn, sent once its writes are durable.
+    held_replies: Mutex<Vec<HeldReply>>,
+    /// The instance is gone: its requests for turns are ignored.
+    retired: AtomicBool,
+}
+
+/// An answer held behind the output gate: called with `None` once the turn's writes are durable,
+/// or with the error to answer instead when they were lost.
+type HeldReply = Box<dyn FnOnce(Option<Error>) + Send>;
+
+/// The sending end of a caller's request, shared by the [`Reply`] handed to the guest and the
+/// runner (which answers with the error when the guest fails before answering).
+pub(crate) struct ReplySlot<T>(Arc<Mutex<Option<oneshot::Sender<dormouse_sdk::Result<T>>>>>);
+
+impl<T: Send + 'static> ReplySlot<T> {
+    pub(crate) fn new(sender: oneshot::Sender<dormouse_sdk::Result<T>>) -> Self {
+        ReplySlot(Arc::new(Mutex::new(Some(sender))))
+    }
+
+    /// The guest's side: an answer given during a turn waits for that turn's commit.
+    pub(crate) fn reply(&self, context: &Arc<ObjectContext>) -> Reply<T> {
+        let slot = self.0.clone();
+        let context = context.clone();
+        Reply::new(move |answer| {
+            let Some(sender) = slot.lock().expect("reply slot lock").take() else {
+                return;
+            };
+            if context.in_turn.load(Ordering::Relaxed) {
+                context
+                    .held_replies
+                    .lock()
+                    .expect("held replies lock")
+                    .push(Box::new(move |lost| {
+                        let _ = sender.send(match lost {
+                            None => answer,
+                            Some(error) => Err(error),
+                        });
+                    }));
+            } else {
+                let _ = sender.send(answer);
+            }
+        })
+    }
+
+    /// Answers with `error` unless the guest answered already.
+    pub(crate) fn fail(&self, error: Error) {
+        if let Some(sender) = self.0.lock().expect("reply slot lock").take() {
+            let _ = sender.send(Err(error));
+        }
+    }
 }
 
 impl ObjectContext {
@@ -41,6 +92,8 @@ impl ObjectContext {
             wait_until_tasks: Mutex::new(Vec::new()),
             storage: Mutex::new(None),
             in_turn: AtomicBool::new(false),
+            held_replies: Mutex::new(Vec::new()),
+            retired: AtomicBool::new(false),
         })
     }
 
@@ -99,22 +152,46 @@ impl ObjectContext {
         match committed {
             Ok(_) => {
                 self.cell.gate.open();
+                self.release_replies(None);
                 Ok(())
             }
             Err(error) => {
                 self.cell.gate.discard();
+                self.release_replies(Some(Error::new(
+                    ErrorKind::Reset,
+                    format!("Durable Object was reset: storage commit failed: {error}"),
+                )));
                 Err(error.to_string())
             }
         }
     }
 
-    /// The turn is abandoned (its object is being reset): nothing it wrote or sent survives.
-    pub(crate) fn abort_turn(&self) {
+    /// The turn is abandoned (its object is being reset, for `reason`): nothing it wrote or sent
+    /// survives, and the answers it gave become errors.
+    pub(crate) fn abort_turn(&self, reason: Option<&str>) {
         self.in_turn.store(false, Ordering::Relaxed);
         if let Some(storage) = self.opened_storage() {
             storage.rollback_turn();
         }
         self.cell.gate.discard();
+        let message = match reason {
+            Some(reason) => format!("Durable Object was reset: {reason}"),
+            None => "Durable Object was reset".to_owned(),
+        };
+        self.release_replies(Some(Error::new(ErrorKind::Reset, message)));
+    }
+
+    /// Sends the answers held during the turn, or `lost` instead of each.
+    fn release_replies(&self, lost: Option<Error>) {
+        let held = std::mem::take(&mut *self.held_replies.lock().expect("held replies lock"));
+        for reply in held {
+            reply(lost.as_ref().map(|e| Error::new(e.kind(), e.text().to_owned())));
+        }
+    }
+
+    /// The instance is being dropped: later requests for turns are ignored.
+    pub(crate) fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
     }
 
     /// Cancels unfinished `wait_until` work (the instance is going away).
@@ -290,6 +367,16 @@ impl ObjectHost for ObjectContext {
 
     fn storage(&self) -> dormouse_sdk::Result<Storage> {
         Ok(Storage::from_host(self.open_storage()?))
+    }
+
+    fn schedule_turn(&self) {
+        if self.retired.load(Ordering::Relaxed) {
+            return;
+        }
+        // A turn request is never refused for room; a retired cell has no instance to resume.
+        let _ = self
+            .cell
+            .try_deliver(Envelope::Resume, &self.cell.namespace.config.limits);
     }
 
     fn broadcast(

@@ -57,6 +57,14 @@ pub(crate) enum Envelope {
         socket: Arc<SocketRecord>,
         event: SocketEvent,
     },
+    /// A call of a guest's method (JavaScript RPC); the reply goes back to the caller.
+    Call {
+        method: String,
+        args: bytes::Bytes,
+        reply: oneshot::Sender<dormouse_sdk::Result<bytes::Bytes>>,
+    },
+    /// The instance asked for a turn of its own (`ObjectHost::schedule_turn`).
+    Resume,
     /// The object's alarm is due (or a retry of it).
     Alarm {
         /// The time the alarm was set for, in milliseconds since the epoch.
@@ -116,6 +124,10 @@ pub(crate) enum Control {
         code: u16,
         done: oneshot::Sender<()>,
     },
+    /// The guest's code changed: drop the instance now (as hibernation does, whatever keeps it in
+    /// memory) so that the next event constructs one from the new code. Hibernatable sockets stay
+    /// open; standard sockets, which belong to the old instance, close with 1012.
+    Refresh(oneshot::Sender<()>),
 }
 
 /// Why a delivery was not accepted; the envelope is handed back.
@@ -231,8 +243,12 @@ impl ObjectCell {
                 return Err(Refused::Retired(envelope));
             }
             let weight = envelope.weight();
-            // Runtime instructions and alarms are few and must not be lost to a busy object.
-            let is_control = matches!(envelope, Envelope::Control(_) | Envelope::Alarm { .. });
+            // Runtime instructions, alarms and a guest's own turns are few and must not be lost to
+            // a busy object.
+            let is_control = matches!(
+                envelope,
+                Envelope::Control(_) | Envelope::Alarm { .. } | Envelope::Resume
+            );
             let over_count = state.mailbox.len() >= limits.mailbox_capacity;
             let over_bytes =
                 !state.mailbox.is_empty() && state.mailbox_bytes + weight > limits.mailbox_bytes;
@@ -252,7 +268,11 @@ impl ObjectCell {
             }
         };
         if start_task {
-            tokio::spawn(task::run(self.clone()));
+            let run = task::run(self.clone());
+            match &self.namespace.executor {
+                Some(executor) => drop(executor.spawn(run)),
+                None => drop(tokio::spawn(run)),
+            }
         } else {
             self.work.notify_one();
         }

@@ -17,10 +17,13 @@ use dormouse_sdk::host::{self, ObjectHost};
 use dormouse_sdk::{Error, ErrorKind, Guest, State, WebSocket};
 use dormouse_ws::close;
 use futures_util::FutureExt;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::Instrument;
 
+use super::context::ReplySlot;
 use super::{Control, Envelope, ObjectCell, ObjectContext, Phase, SocketEvent};
+use crate::guest::CloseReply;
 use crate::runtime::Shared;
 
 /// Reason sent to clients whose socket is closed by a reset. Details go to the log only.
@@ -28,6 +31,9 @@ const RESET_REASON: &str = "Durable Object reset";
 
 /// Reason sent to sockets closed because the server stops.
 pub(crate) const SHUTDOWN_REASON: &str = "server shutting down";
+
+/// Reason sent to standard sockets closed because their object's code was reloaded.
+const REFRESHED_REASON: &str = "Durable Object code was updated";
 
 /// Reason sent to standard sockets closed because their idle object was evicted.
 const EVICTED_REASON: &str = "Durable Object evicted after inactivity";
@@ -200,10 +206,17 @@ impl Runner {
                 let _ = done.send(());
                 return Flow::Exit;
             }
-            Envelope::Fetch { request, reply } => {
-                let result = self.handle_fetch(request).await;
-                let _ = reply.send(result);
+            Envelope::Control(Control::Refresh(done)) => {
+                self.refresh();
+                let _ = done.send(());
             }
+            Envelope::Fetch { request, reply } => self.handle_fetch(request, reply).await,
+            Envelope::Call {
+                method,
+                args,
+                reply,
+            } => self.handle_call(method, args, reply).await,
+            Envelope::Resume => self.handle_resume().await,
             Envelope::Socket { socket, event } => self.handle_socket_event(socket, event).await,
             Envelope::Alarm {
                 scheduled_ms,
@@ -213,16 +226,16 @@ impl Runner {
         Flow::Continue
     }
 
-    /// One HTTP request, as one turn; the response is returned once the turn's writes are durable.
+    /// One HTTP request, as one turn; the response goes out once the writes of the turn that
+    /// answered are durable.
     async fn handle_fetch(
         &mut self,
         request: dormouse_sdk::Request,
-    ) -> dormouse_sdk::Result<dormouse_sdk::Response> {
-        if !self.start_turn() {
-            return Err(Error::new(
-                ErrorKind::Reset,
-                "Durable Object's constructor panicked",
-            ));
+        reply: oneshot::Sender<dormouse_sdk::Result<dormouse_sdk::Response>>,
+    ) {
+        let slot = ReplySlot::new(reply);
+        if let Err(error) = self.start_turn() {
+            return slot.fail(error);
         }
         self.cell
             .namespace
@@ -230,21 +243,81 @@ impl Runner {
             .events
             .fetch
             .fetch_add(1, Relaxed);
-        let context = self.context_host();
+        let context = self.context_concrete();
         let instance = self.instance.as_mut().expect("a turn has an instance");
-        let result = match guard(context, instance.fetch(request), None).await {
-            Outcome::Done(result) => result,
+        let serve = instance.serve(request, slot.reply(&context));
+        match guard(context, serve, None).await {
+            Outcome::Done(()) => {}
             Outcome::Panicked(message) => {
-                self.reset(&format!("fetch handler panicked: {message}"));
-                return Err(Error::new(
+                slot.fail(Error::new(
                     ErrorKind::Reset,
                     "Durable Object was reset: its fetch handler panicked",
                 ));
+                return self.reset(&format!("fetch handler panicked: {message}"));
             }
             Outcome::TimedOut => unreachable!("fetch runs without a timeout"),
-        };
-        self.finish_turn().await?;
-        result
+        }
+        if self.reset_if_broken() {
+            return;
+        }
+        let _ = self.finish_turn().await;
+    }
+
+    /// One call of a guest's method, as one turn; answered like [`Runner::handle_fetch`].
+    async fn handle_call(
+        &mut self,
+        method: String,
+        args: bytes::Bytes,
+        reply: oneshot::Sender<dormouse_sdk::Result<bytes::Bytes>>,
+    ) {
+        let slot = ReplySlot::new(reply);
+        if let Err(error) = self.start_turn() {
+            return slot.fail(error);
+        }
+        self.cell.namespace.metrics.events.call.fetch_add(1, Relaxed);
+        let context = self.context_concrete();
+        let instance = self.instance.as_mut().expect("a turn has an instance");
+        let call = instance.call(method, args, slot.reply(&context));
+        if let Outcome::Panicked(message) = guard(context, call, None).await {
+            slot.fail(Error::new(
+                ErrorKind::Reset,
+                "Durable Object was reset: its method panicked",
+            ));
+            return self.reset(&format!("method panicked: {message}"));
+        }
+        if self.reset_if_broken() {
+            return;
+        }
+        let _ = self.finish_turn().await;
+    }
+
+    /// A turn the instance asked for, to run work of its own. Never constructs an instance: work
+    /// of an instance that is gone went with it.
+    async fn handle_resume(&mut self) {
+        if self.instance.is_none() || self.start_turn().is_err() {
+            return;
+        }
+        let context = self.context_host();
+        let instance = self.instance.as_mut().expect("a turn has an instance");
+        if let Outcome::Panicked(message) = guard(context, instance.resume(), None).await {
+            return self.reset(&format!("guest work panicked: {message}"));
+        }
+        if self.reset_if_broken() {
+            return;
+        }
+        let _ = self.finish_turn().await;
+    }
+
+    /// Resets the object if its guest reports that the instance broke during the last call.
+    pub(super) fn reset_if_broken(&mut self) -> bool {
+        let fault = self.instance.as_mut().and_then(|instance| instance.take_fault());
+        match fault {
+            Some(reason) => {
+                self.reset(&reason);
+                true
+            }
+            None => false,
+        }
     }
 
     async fn handle_socket_event(
@@ -264,7 +337,7 @@ impl Runner {
         }
         // The constructor runs before the terminal event removes the socket, so that a woken
         // object rebuilds the session of the socket that is closing.
-        if !self.start_turn() {
+        if self.start_turn().is_err() {
             return;
         }
         if event.is_terminal() {
@@ -275,6 +348,18 @@ impl Runner {
                 .remove(socket.id());
         }
         let metrics = &self.cell.namespace.metrics.events;
+        // With replies after the handler, the runtime answers the client's close once the
+        // handler ran, unless the handler answered itself.
+        let answer_close = match &event {
+            SocketEvent::Close {
+                code,
+                reason,
+                was_clean: true,
+            } if self.cell.namespace.close_reply == CloseReply::AfterHandler => {
+                Some((socket.clone(), *code, reason.clone()))
+            }
+            _ => None,
+        };
         let ws = WebSocket::from_host(socket);
         let context = self.context_host();
         let timeout = self.cell.event_timeout();
@@ -316,16 +401,22 @@ impl Runner {
                 return self.reset(&format!("{kind} exceeded the event timeout of {timeout:?}"));
             }
         }
+        if self.reset_if_broken() {
+            return;
+        }
         let _ = self.finish_turn().await;
+        if let Some((socket, code, reason)) = answer_close {
+            socket.answer_close(code, &reason);
+        }
     }
 
     /// Starts a turn, constructing the instance first if there is none (the constructor is part
-    /// of the turn: what it writes commits with it). False if the constructor panicked (the object
-    /// was reset).
-    pub(super) fn start_turn(&mut self) -> bool {
+    /// of the turn: what it writes commits with it). Fails if the constructor panicked or threw
+    /// (the object was reset), with the error to answer a waiting caller with.
+    pub(super) fn start_turn(&mut self) -> Result<(), Error> {
         if let Some(context) = &self.context {
             context.begin_turn();
-            return true;
+            return Ok(());
         }
         let context = ObjectContext::new(self.cell.clone(), self.shared.config.wait_until_limit);
         context.begin_turn();
@@ -336,8 +427,8 @@ impl Runner {
         let constructed = std::panic::catch_unwind(AssertUnwindSafe(|| {
             host::sync_scope_object(host, || factory(state, env))
         }));
-        match constructed {
-            Ok(instance) => {
+        let failure = match constructed {
+            Ok(Ok(instance)) => {
                 self.instance = Some(instance);
                 self.context = Some(context);
                 let metrics = &self.cell.namespace.metrics;
@@ -346,15 +437,21 @@ impl Runner {
                     metrics.wakes.fetch_add(1, Relaxed);
                     metrics.observe_wake(arrived.elapsed());
                 }
-                true
+                return Ok(());
             }
-            Err(panic) => {
-                context.cancel_wait_until();
-                context.abort_turn();
-                self.reset(&format!("constructor panicked: {}", panic_message(&*panic)));
-                false
-            }
-        }
+            Ok(Err(thrown)) => (
+                format!("constructor threw: {thrown}"),
+                format!("Durable Object's constructor threw: {thrown}"),
+            ),
+            Err(panic) => (
+                format!("constructor panicked: {}", panic_message(&*panic)),
+                "Durable Object's constructor panicked".to_owned(),
+            ),
+        };
+        context.cancel_wait_until();
+        context.abort_turn(None);
+        self.reset(&failure.0);
+        Err(Error::new(ErrorKind::Reset, failure.1))
     }
 
     /// Ends the turn: commits its writes, then releases its output. If the commit fails the
@@ -376,6 +473,10 @@ impl Runner {
     }
 
     pub(super) fn context_host(&self) -> Arc<dyn ObjectHost> {
+        self.context_concrete()
+    }
+
+    pub(super) fn context_concrete(&self) -> Arc<ObjectContext> {
         self.context
             .clone()
             .expect("context exists with the instance")
@@ -450,9 +551,31 @@ impl Runner {
         self.shared.registry.retire_if_empty(&self.cell);
     }
 
+    /// Serves [`Control::Refresh`]: drops the instance whatever keeps it in memory, so that the
+    /// next event constructs one from the guest's new code. Standard sockets belong to the old
+    /// instance and close with 1012 (service restart); hibernatable sockets stay open.
+    fn refresh(&mut self) {
+        if self.instance.is_none() {
+            return;
+        }
+        let standard = self
+            .cell
+            .sockets
+            .lock()
+            .expect("socket set lock")
+            .take_standard();
+        for socket in standard {
+            socket.terminate(close::SERVICE_RESTART, REFRESHED_REASON);
+        }
+        tracing::debug!("instance dropped for new code");
+        self.drop_instance();
+        self.shared.after_instance_dropped();
+    }
+
     /// Drops the instance (catching a panicking `Drop`) and cancels its `wait_until` work.
     fn drop_instance(&mut self) {
         if let Some(context) = self.context.take() {
+            context.retire();
             context.cancel_wait_until();
         }
         if let Some(instance) = self.instance.take()
@@ -468,7 +591,7 @@ impl Runner {
         self.cell.namespace.metrics.resets.fetch_add(1, Relaxed);
         tracing::error!(%reason, "object reset");
         if let Some(context) = &self.context {
-            context.abort_turn();
+            context.abort_turn(Some(reason));
         }
         self.cell.gate.discard();
         self.drop_instance();

@@ -17,6 +17,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use dormouse_sdk::WebSocketIncomingMessage;
 use dormouse_ws::close::{self, CloseFrame};
+
+use crate::guest::CloseReply;
 use dormouse_ws::frame::Opcode;
 use dormouse_ws::{Message, MessageDecoder, ProtocolError, Role, encode};
 use tokio::io::{AsyncRead, ReadBuf};
@@ -493,10 +495,20 @@ fn on_message(
                 });
             inner.close_received = true;
             if !inner.close_sent && !inner.gone {
-                // Answer with the same code and reason before the object hears of it, so that a
-                // client never waits on an application that forgot to reply.
-                inner.enqueue(encode::close_frame(frame.as_ref(), None), usize::MAX);
-                inner.start_closing(cell.namespace.config.ping_timeout);
+                let timeout = cell.namespace.config.ping_timeout;
+                match cell.namespace.close_reply {
+                    // Answer with the same code and reason before the object hears of it, so
+                    // that a client never waits on an application that forgot to reply.
+                    CloseReply::Immediate => {
+                        inner.enqueue(encode::close_frame(frame.as_ref(), None), usize::MAX);
+                        inner.start_closing(timeout);
+                    }
+                    // The object's handler answers (or the runtime, after it); the handshake
+                    // still has its deadline if the object never gets to it.
+                    CloseReply::AfterHandler => {
+                        inner.close_deadline_ms = super::clock_ms() + timeout.as_millis() as u64;
+                    }
+                }
             }
             inner.ended = true;
             events.push(SocketEvent::Close {

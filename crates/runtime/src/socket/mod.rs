@@ -605,6 +605,24 @@ impl SocketRecord {
         }
     }
 
+    /// Answers the client's close frame (`code` and `reason` as received; 1005 for an empty
+    /// one) unless a close frame was sent already: for objects whose close replies come after
+    /// the handler ([`CloseReply::AfterHandler`](crate::CloseReply::AfterHandler)).
+    pub(crate) fn answer_close(&self, code: u16, reason: &str) {
+        let mut inner = self.lock();
+        if inner.gone || inner.close_sent {
+            return;
+        }
+        let frame = (code != close::NO_STATUS).then(|| CloseFrame {
+            code,
+            reason: reason.to_owned(),
+        });
+        inner.enqueue(encode::close_frame(frame.as_ref(), None), usize::MAX);
+        inner.start_closing(self.cell.namespace.config.ping_timeout);
+        drop(inner);
+        self.schedule();
+    }
+
     /// Ends the socket without an event: a reset (1011), an eviction or shutdown (1001).
     pub(crate) fn terminate(&self, code: u16, reason: &str) {
         let mut inner = self.lock();
