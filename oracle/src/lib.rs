@@ -10,14 +10,27 @@ use std::net::SocketAddr;
 
 use dormouse_testing::{WsClient, http_request};
 
+pub mod bundle;
+pub mod scenarios;
+
 /// The lines a scenario produced.
 #[derive(Debug, Default)]
 pub struct Transcript {
     lines: Vec<String>,
     uuids: HashMap<String, usize>,
+    /// Record the reason a server answers a close with, not only its code.
+    exact_close: bool,
 }
 
 impl Transcript {
+    /// An empty transcript; `exact_close` records close reasons too.
+    pub fn new(exact_close: bool) -> Self {
+        Transcript {
+            exact_close,
+            ..Transcript::default()
+        }
+    }
+
     /// Records `line` after normalising it.
     pub fn push(&mut self, line: String) {
         let line = self.normalise_uuids(&line);
@@ -50,10 +63,17 @@ impl Transcript {
 
     /// Closes `client` with `code` and records the code the server answered with.
     pub async fn close(&mut self, who: &str, client: &mut WsClient, code: u16, reason: &str) {
-        let answer = client.close(code, reason).await.map(|(code, _)| code);
-        self.push(format!(
-            "{who} closed with {code}, server answered {answer:?}"
-        ));
+        let answer = client.close(code, reason).await;
+        let line = match answer {
+            Some((code_back, reason_back)) if self.exact_close => {
+                format!("{who} closed with {code}, server answered {code_back} {reason_back:?}")
+            }
+            answer => format!(
+                "{who} closed with {code}, server answered {:?}",
+                answer.map(|(code, _)| code)
+            ),
+        };
+        self.push(line);
     }
 
     fn normalise_uuids(&mut self, line: &str) -> String {

@@ -44,6 +44,7 @@ pub struct WorkersArgs {
     #[arg(long, value_name = "SIZE", default_value = "128MB", value_parser = parse_size, env = "DORMOUSE_MEMORY_LIMIT")]
     pub memory_limit: usize,
 
+    /// The flags every Dormouse server takes (`--listen`, `--data-dir`, …).
     #[command(flatten)]
     pub serve: ServeArgs,
 }

@@ -13,6 +13,7 @@ mod net;
 mod process;
 mod server;
 mod workerd;
+mod workers;
 
 pub use browser::{Browser, Page};
 pub use client::{WsClient, connect_raw, handshake_raw, masked_frame, read_at_least};
@@ -22,6 +23,7 @@ pub use net::{free_port, wait_until_listening};
 pub use process::{ProcessOptions, ServerProcess, process_data_dir, wait_until_wall_clock};
 pub use server::{TempDir, TestServer, test_args};
 pub use workerd::{WORKERD_EVICTION, WORKERD_SOCKETS, Workerd};
+pub use workers::{WorkersServer, seed_project, workers_args};
 
 /// How long any single wait in a test may take before it fails.
 pub const DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);

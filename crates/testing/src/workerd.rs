@@ -58,13 +58,19 @@ impl Workerd {
 
     /// [`Workerd::start`], confined to the CPUs `cpus` (a `taskset` list such as `0` or `0-1`).
     pub async fn start_on_cpus(config: &Path, cpus: Option<&str>) -> Workerd {
+        Workerd::start_serving(config, &WORKERD_SOCKETS, cpus).await
+    }
+
+    /// Starts workerd with `config`, binding each of its `sockets` to a free loopback port (and
+    /// its `storage` disk service, if it has one, to a fresh directory), confined to `cpus`.
+    pub async fn start_serving(config: &Path, sockets: &[&str], cpus: Option<&str>) -> Workerd {
         let binary = Workerd::binary();
         assert!(
             binary.exists(),
             "workerd is not installed at {}: run scripts/install-workerd (or set WORKERD)",
             binary.display()
         );
-        let addrs: Vec<(String, SocketAddr)> = WORKERD_SOCKETS
+        let addrs: Vec<(String, SocketAddr)> = sockets
             .iter()
             .map(|name| ((*name).to_owned(), free_port()))
             .collect();

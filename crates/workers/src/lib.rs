@@ -53,7 +53,7 @@ pub mod project;
 mod serialize;
 pub mod worker;
 
-pub use config::{Compatibility, DurableObjectBinding, Feature, StorageBackend, WorkerConfig};
+pub use config::{Compatibility, DurableObjectBinding, Feature, StorageBackend, Var, WorkerConfig};
 pub use engine::{DEFAULT_CPU_LIMIT, DEFAULT_MEMORY_LIMIT, Engine, EngineOptions};
 pub use error::{Result, WorkersError};
 pub use project::Project;

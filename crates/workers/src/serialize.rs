@@ -151,18 +151,26 @@ fn clone_error(ctx: &Ctx<'_>, message: &str) -> rquickjs::Error {
 }
 
 /// JavaScript helpers the codec needs, compiled once per context and kept in its userdata.
-#[derive(Clone, rquickjs::JsLifetime)]
-struct Helpers<'js> {
-    object_prototype: Object<'js>,
-    to_string_tag: Function<'js>,
-    date_value: Function<'js>,
-    bigint_parts: Function<'js>,
-    make_bigint: Function<'js>,
-    map_entries: Function<'js>,
-    set_values: Function<'js>,
-    is_boxed: Function<'js>,
-    boxed: Function<'js>,
+mod userdata {
+    // The derive's expansion elides a lifetime the workspace lints ask to name.
+    #![allow(elided_lifetimes_in_paths)]
+    use rquickjs::{Function, Object};
+
+    #[derive(Clone, rquickjs::JsLifetime)]
+    pub(super) struct Helpers<'js> {
+        pub(super) object_prototype: Object<'js>,
+        pub(super) to_string_tag: Function<'js>,
+        pub(super) date_value: Function<'js>,
+        pub(super) bigint_parts: Function<'js>,
+        pub(super) make_bigint: Function<'js>,
+        pub(super) map_entries: Function<'js>,
+        pub(super) set_values: Function<'js>,
+        pub(super) is_boxed: Function<'js>,
+        pub(super) boxed: Function<'js>,
+    }
+
 }
+use userdata::Helpers;
 
 const HELPERS: &str = "[Object.prototype,\
   (v) => Object.prototype.toString.call(v).slice(8, -1),\
@@ -768,11 +776,19 @@ impl<'js> Reader<'_, 'js> {
             }
             tag::REFERENCE => {
                 let id = self.varint()? as usize;
-                return self
+                let object = self
                     .objects
                     .get(id)
                     .cloned()
-                    .ok_or_else(|| self.fail("a reference to an unknown object"));
+                    .ok_or_else(|| self.fail("a reference to an unknown object"))?;
+                // A view over a buffer written before follows a reference to the buffer.
+                if self.peek() == Some(tag::ARRAY_BUFFER_VIEW)
+                    && object.as_object().and_then(|o| ArrayBuffer::from_object(o.clone())).is_some()
+                {
+                    self.at += 1;
+                    return self.view(object);
+                }
+                return Ok(object);
             }
             tag::BEGIN_OBJECT => {
                 let slot = self.reserve();

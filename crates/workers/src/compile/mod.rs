@@ -25,15 +25,15 @@ pub(crate) use stack::SourceMaps;
 
 /// How the project's `tsconfig.json` asks for JSX to be compiled.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct JsxSettings {
+pub(crate) struct JsxSettings {
     /// `jsx: "react"`: calls of `factory` instead of the automatic runtime.
-    pub classic: bool,
+    pub(crate) classic: bool,
     /// `jsxImportSource` (automatic runtime), e.g. `hono/jsx`.
-    pub import_source: Option<String>,
+    pub(crate) import_source: Option<String>,
     /// `jsxFactory` (classic runtime).
-    pub factory: Option<String>,
+    pub(crate) factory: Option<String>,
     /// `jsxFragmentFactory` (classic runtime).
-    pub fragment: Option<String>,
+    pub(crate) fragment: Option<String>,
 }
 
 /// A module's code as the engine gets it.
@@ -83,7 +83,7 @@ pub(crate) fn compile(
         });
     }
     let mut program = parsed.program;
-    let semantic = SemanticBuilder::new().build(&program);
+    let semantic = SemanticBuilder::new().with_enum_eval(true).build(&program);
     let scoping = semantic.semantic.into_scoping();
     let mut options = TransformOptions::default();
     if jsx.classic {
@@ -199,7 +199,10 @@ mod tests {
             &JsxSettings::default(),
         )
         .unwrap_err();
-        assert!(error.starts_with("src/a.js:2:"), "{error}");
+        assert!(
+            error.starts_with("src/a.js:") && error.contains("multiple default exports"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Stack traces in terms of the user's files: the engine reports positions in the compiled code
+//! Stack positions in terms of the user's files: the engine reports positions in the compiled code
 //! of a module named by its absolute path; users wrote `src/index.ts`.
 
 use std::collections::HashMap;
@@ -46,36 +46,6 @@ impl SourceMaps {
             }
         }
     }
-
-    /// Rewrites every `file:line:column` in a stack trace.
-    pub(crate) fn rewrite(&self, stack: &str) -> String {
-        stack
-            .lines()
-            .map(|line| self.rewrite_line(line))
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-
-    fn rewrite_line(&self, line: &str) -> String {
-        // Frames look like `    at name (file:1:2)` or `    at file:1:2`.
-        let (prefix, location, suffix) = match (line.rfind('('), line.ends_with(')')) {
-            (Some(open), true) => (&line[..=open], &line[open + 1..line.len() - 1], ")"),
-            _ => match line.find("at ") {
-                Some(at) => (&line[..at + 3], &line[at + 3..], ""),
-                None => return line.to_owned(),
-            },
-        };
-        let mut parts = location.rsplitn(3, ':');
-        let (Some(column), Some(row), Some(file)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return line.to_owned();
-        };
-        let (Ok(row), Ok(column)) = (row.parse::<u32>(), column.parse::<u32>()) else {
-            return line.to_owned();
-        };
-        let (file, row, column) = self.map(file, row, column);
-        format!("{prefix}{file}:{row}:{column}{suffix}")
-    }
 }
 
 #[cfg(test)]
@@ -83,7 +53,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn frames_are_mapped_to_the_original_files() {
+    fn positions_are_mapped_to_the_original_files() {
         let mut maps = SourceMaps::default();
         maps.insert(
             "/p/src/index.ts",
@@ -91,10 +61,11 @@ mod tests {
             Some(PositionMap::from_tokens([(2, 4, 10, 6)].into_iter())),
         );
         maps.insert("/p/node_modules/x/index.js", "node_modules/x/index.js", None);
-        let stack = "    at boom (/p/src/index.ts:3:9)\n    at /p/node_modules/x/index.js:7:1\n    at <eval> (native)";
+        assert_eq!(maps.map("/p/src/index.ts", 3, 9), ("src/index.ts".into(), 11, 7));
         assert_eq!(
-            maps.rewrite(stack),
-            "    at boom (src/index.ts:11:7)\n    at node_modules/x/index.js:7:1\n    at <eval> (native)"
+            maps.map("/p/node_modules/x/index.js", 7, 1),
+            ("node_modules/x/index.js".into(), 7, 1)
         );
+        assert_eq!(maps.map("elsewhere.js", 1, 2), ("elsewhere.js".into(), 1, 2));
     }
 }

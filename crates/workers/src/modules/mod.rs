@@ -7,7 +7,6 @@ pub(crate) mod resolve;
 pub(crate) mod tsconfig;
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
@@ -35,8 +34,6 @@ struct LoaderState {
     /// The first problem met (resolution, compilation), which explains a failed load better
     /// than the exception the engine turns it into.
     first_problem: Option<String>,
-    /// Every file loaded, for watching.
-    files: BTreeSet<PathBuf>,
 }
 
 impl Loader {
@@ -54,11 +51,6 @@ impl Loader {
         state.project = None;
         state.resolver = None;
         state.first_problem.take()
-    }
-
-    /// Every file any load read so far.
-    pub(crate) fn files(&self) -> Vec<PathBuf> {
-        self.state.borrow().files.iter().cloned().collect()
     }
 
     fn problem(&self, message: String) -> String {
@@ -139,7 +131,6 @@ impl rquickjs::loader::Loader for Loader {
         };
         let source = std::fs::read_to_string(&path)
             .map_err(|e| fail(self, format!("{shown}: cannot read: {e}")))?;
-        self.state.borrow_mut().files.insert(path.clone());
         if path.extension().is_some_and(|e| e == "json") {
             if let Err(error) = serde_json::from_str::<serde_json::Value>(&source) {
                 return Err(fail(self, format!("{shown}: invalid JSON: {error}")));

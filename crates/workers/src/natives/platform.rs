@@ -316,9 +316,16 @@ fn deserialize<'js>(ctx: Ctx<'js>, data: Value<'js>) -> rquickjs::Result<Value<'
     crate::serialize::deserialize(&ctx, &encoded)
 }
 
-/// The function the engine's promise hook calls in a context where `AsyncLocalStorage` is used.
-#[derive(rquickjs::JsLifetime)]
-pub(crate) struct AsyncHook<'js>(pub(crate) Function<'js>);
+mod userdata {
+    // The derive's expansion elides a lifetime the workspace lints ask to name.
+    #![allow(elided_lifetimes_in_paths)]
+
+    /// The function the engine's promise hook calls in a context where `AsyncLocalStorage` is
+    /// used.
+    #[derive(rquickjs::JsLifetime)]
+    pub(crate) struct AsyncHook<'js>(pub(crate) rquickjs::Function<'js>);
+}
+pub(crate) use userdata::AsyncHook;
 
 /// `native.enableAsyncContext(access)`: from now on, promises of this context carry the
 /// `AsyncLocalStorage` context (`access.get()`) from where they were made to where their

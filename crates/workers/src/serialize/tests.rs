@@ -58,10 +58,12 @@ fn writes_what_v8_writes() {
             bytes_of(ctx, "new Uint8Array([1, 2])"),
             [0xFF, 0x0F, b'B', 2, 1, 2, b'V', b'B', 0, 2, 0]
         );
-        // A string with a character past Latin-1 is UTF-16, aligned with padding.
+        // A string with a character past Latin-1 is UTF-16, its data at an even offset (padded
+        // when it would not be).
+        assert_eq!(bytes_of(ctx, "'€'"), [0xFF, 0x0F, b'c', 2, 0xAC, 0x20]);
         assert_eq!(
-            bytes_of(ctx, "'€'"),
-            [0xFF, 0x0F, 0, b'c', 2, 0xAC, 0x20]
+            bytes_of(ctx, "[true, '€']"),
+            [0xFF, 0x0F, b'A', 2, b'T', 0, b'c', 2, 0xAC, 0x20, b'$', 0, 2]
         );
         assert_eq!(bytes_of(ctx, "undefined"), [0xFF, 0x0F, b'_']);
         assert_eq!(bytes_of(ctx, "null"), [0xFF, 0x0F, b'0']);
