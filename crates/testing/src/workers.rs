@@ -74,6 +74,14 @@ impl WorkersServer {
         self.running.server().addr()
     }
 
+    /// The admin address.
+    pub fn admin_addr(&self) -> std::net::SocketAddr {
+        self.running
+            .server()
+            .admin_addr()
+            .expect("test servers have an admin endpoint")
+    }
+
     /// `ws://127.0.0.1:<port><path>`.
     pub fn ws_url(&self, path: &str) -> String {
         format!("ws://{}{path}", self.addr())

@@ -7,6 +7,7 @@
 //! TypeScript does, so `import { DurableObject, DurableObjectState } from "cloudflare:workers"`
 //! asks the module only for `DurableObject`.
 
+pub(crate) mod async_context;
 mod positions;
 pub(crate) mod stack;
 
@@ -36,6 +37,14 @@ pub(crate) struct JsxSettings {
     pub(crate) fragment: Option<String>,
 }
 
+/// How modules are compiled for one project.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CompileOptions {
+    pub(crate) jsx: JsxSettings,
+    /// `AsyncLocalStorage` is available: `await`s carry its store (see [`async_context`]).
+    pub(crate) async_context: bool,
+}
+
 /// A module's code as the engine gets it.
 #[derive(Debug)]
 pub(crate) struct Compiled {
@@ -43,6 +52,8 @@ pub(crate) struct Compiled {
     pub(crate) code: String,
     /// Positions in `code` mapped back to the file, when the code was rewritten.
     pub(crate) map: Option<PositionMap>,
+    /// Text inserted for `AsyncLocalStorage`, to take out of positions before `map`.
+    pub(crate) insertions: Option<async_context::Insertions>,
 }
 
 /// Whether a file needs more than a syntax check.
@@ -53,6 +64,23 @@ fn needs_transform(source_type: SourceType) -> bool {
 /// Compiles `source`, the text of `path`. `shown_as` names the file in messages (its path
 /// relative to the project). Errors are `file:line:column: message`, one per line.
 pub(crate) fn compile(
+    path: &Path,
+    shown_as: &str,
+    source: &str,
+    options: &CompileOptions,
+) -> Result<Compiled, String> {
+    let mut compiled = strip_types(path, shown_as, source, &options.jsx)?;
+    if options.async_context
+        && let Some((code, insertions)) = async_context::wrap_awaits(&compiled.code)
+    {
+        compiled.code = code;
+        compiled.insertions = Some(insertions);
+    }
+    Ok(compiled)
+}
+
+/// The module as JavaScript: TypeScript and JSX stripped, plain JavaScript checked.
+fn strip_types(
     path: &Path,
     shown_as: &str,
     source: &str,
@@ -80,6 +108,7 @@ pub(crate) fn compile(
         return Ok(Compiled {
             code: source.to_owned(),
             map: None,
+            insertions: None,
         });
     }
     let mut program = parsed.program;
@@ -118,6 +147,7 @@ pub(crate) fn compile(
     Ok(Compiled {
         code: printed.code,
         map,
+        insertions: None,
     })
 }
 
@@ -154,7 +184,7 @@ mod tests {
             Path::new("/p/src/index.ts"),
             "src/index.ts",
             source,
-            &JsxSettings::default(),
+            &CompileOptions::default(),
         )
     }
 
@@ -196,7 +226,7 @@ mod tests {
             Path::new("/p/src/a.js"),
             "src/a.js",
             "export default {};\nexport default {};\n",
-            &JsxSettings::default(),
+            &CompileOptions::default(),
         )
         .unwrap_err();
         assert!(
@@ -212,7 +242,7 @@ mod tests {
             Path::new("/p/a.js"),
             "a.js",
             source,
-            &JsxSettings::default(),
+            &CompileOptions::default(),
         )
         .unwrap();
         assert_eq!(out.code, source);
@@ -221,9 +251,12 @@ mod tests {
 
     #[test]
     fn jsx_follows_the_configured_runtime() {
-        let settings = JsxSettings {
-            import_source: Some("hono/jsx".into()),
-            ..JsxSettings::default()
+        let settings = CompileOptions {
+            jsx: JsxSettings {
+                import_source: Some("hono/jsx".into()),
+                ..JsxSettings::default()
+            },
+            async_context: false,
         };
         let out = compile(
             Path::new("/p/a.tsx"),

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use super::PositionMap;
+use super::async_context::Insertions;
 
 /// What is known of one loaded module, for error messages.
 #[derive(Debug)]
@@ -12,6 +13,8 @@ struct ModuleSource {
     shown_as: String,
     /// Present when the code was compiled from TypeScript or JSX.
     map: Option<PositionMap>,
+    /// Present when text was inserted for `AsyncLocalStorage`.
+    insertions: Option<Insertions>,
 }
 
 /// Every loaded module's display name and source map, by module name.
@@ -21,13 +24,20 @@ pub(crate) struct SourceMaps {
 }
 
 impl SourceMaps {
-    /// Records module `name`, shown as `shown_as`, compiled with `map`.
-    pub(crate) fn insert(&mut self, name: &str, shown_as: &str, map: Option<PositionMap>) {
+    /// Records module `name`, shown as `shown_as`, compiled with `map` and `insertions`.
+    pub(crate) fn insert(
+        &mut self,
+        name: &str,
+        shown_as: &str,
+        map: Option<PositionMap>,
+        insertions: Option<Insertions>,
+    ) {
         self.modules.insert(
             name.to_owned(),
             ModuleSource {
                 shown_as: shown_as.to_owned(),
                 map,
+                insertions,
             },
         );
     }
@@ -37,6 +47,10 @@ impl SourceMaps {
         match self.modules.get(file) {
             None => (file.to_owned(), line, column),
             Some(module) => {
+                let column = module
+                    .insertions
+                    .as_ref()
+                    .map_or(column, |i| i.original_column(line, column));
                 let (line, column) = module
                     .map
                     .as_ref()
@@ -59,8 +73,9 @@ mod tests {
             "/p/src/index.ts",
             "src/index.ts",
             Some(PositionMap::from_tokens([(2, 4, 10, 6)].into_iter())),
+            None,
         );
-        maps.insert("/p/node_modules/x/index.js", "node_modules/x/index.js", None);
+        maps.insert("/p/node_modules/x/index.js", "node_modules/x/index.js", None, None);
         assert_eq!(maps.map("/p/src/index.ts", 3, 9), ("src/index.ts".into(), 11, 7));
         assert_eq!(
             maps.map("/p/node_modules/x/index.js", 7, 1),

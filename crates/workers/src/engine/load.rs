@@ -27,17 +27,6 @@ const PRELUDE: &[(&str, &str)] = &[
 
 /// Loads `project` into a new generation and makes it the current one.
 pub(super) fn load(engine: &Rc<EngineState>, project: &Project, env: &Env) -> Result<()> {
-    if project
-        .config
-        .compatibility
-        .enabled(Feature::AsyncLocalStorage)
-    {
-        // Set outside any context: the runtime is locked while JavaScript runs. It costs only
-        // in contexts that use AsyncLocalStorage (see `natives::platform::promise_hook`).
-        engine
-            .runtime
-            .set_promise_hook(Some(Box::new(natives::platform::promise_hook)));
-    }
     let context = rquickjs::Context::full(&engine.runtime)
         .map_err(|e| WorkersError::Engine(format!("cannot create a context: {e}")))?;
     let id = engine.next_id();

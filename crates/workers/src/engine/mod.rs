@@ -131,7 +131,8 @@ impl Engine {
                         return;
                     }
                 };
-                let state = match new_state(options) {
+                let local = Rc::new(tokio::task::LocalSet::new());
+                let state = match new_state(options, local.clone()) {
                     Ok(state) => Rc::new(state),
                     Err(error) => {
                         let _ = ready.send(Err(error));
@@ -140,7 +141,6 @@ impl Engine {
                 };
                 state::install(state);
                 let _ = ready.send(Ok(runtime.handle().clone()));
-                let local = tokio::task::LocalSet::new();
                 local.block_on(&runtime, async move {
                     let serve = async {
                         while let Some(command) = receiver.recv().await {
@@ -230,7 +230,10 @@ impl Engine {
     }
 }
 
-fn new_state(options: EngineOptions) -> std::result::Result<EngineState, String> {
+fn new_state(
+    options: EngineOptions,
+    local: Rc<tokio::task::LocalSet>,
+) -> std::result::Result<EngineState, String> {
     let runtime = rquickjs::Runtime::new().map_err(|e| e.to_string())?;
     runtime.set_memory_limit(options.memory_limit);
     runtime.set_max_stack_size(JS_STACK_BYTES);
@@ -247,7 +250,7 @@ fn new_state(options: EngineOptions) -> std::result::Result<EngineState, String>
             }
         },
     )));
-    Ok(EngineState::new(runtime, cpu, options, loader))
+    Ok(EngineState::new(runtime, cpu, options, loader, local))
 }
 
 fn handle(command: Command) {

@@ -121,6 +121,10 @@ pub(crate) struct EngineState {
     /// The module loader the runtime uses; told which project it loads for.
     pub(crate) loader: crate::modules::Loader,
     next_id: Cell<u64>,
+    /// The engine thread's local tasks (operations, timers, standard sockets' events). Object
+    /// turns are tasks of the thread's runtime, outside this set, so local tasks are spawned on
+    /// it directly rather than through `tokio::task::spawn_local`.
+    local: Rc<tokio::task::LocalSet>,
     /// Last: every value above is released before the runtime.
     pub(crate) runtime: rquickjs::Runtime,
 }
@@ -131,6 +135,7 @@ impl EngineState {
         cpu: Rc<CpuBudget>,
         options: super::EngineOptions,
         loader: crate::modules::Loader,
+        local: Rc<tokio::task::LocalSet>,
     ) -> Self {
         EngineState {
             current: RefCell::new(None),
@@ -146,8 +151,17 @@ impl EngineState {
             options,
             loader,
             next_id: Cell::new(1),
+            local,
             runtime,
         }
+    }
+
+    /// Spawns a task on the engine's thread (it may hold JavaScript values).
+    pub(crate) fn spawn_local<F: std::future::Future + 'static>(
+        &self,
+        task: F,
+    ) -> tokio::task::JoinHandle<F::Output> {
+        self.local.spawn_local(task)
     }
 
     pub(crate) fn next_id(&self) -> u64 {

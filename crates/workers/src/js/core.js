@@ -396,7 +396,7 @@
     if (typeof callback !== "function") throw new TypeError("The callback provided as parameter 1 is not a function.");
     const id = nextTimer++;
     const ms = Math.max(0, Number(delay) || 0);
-    callbacks.set(id, { callback, args, repeat });
+    callbacks.set(id, { callback, args, repeat, context: internal.asyncContext?.get() });
     native.timerStart(id, ms, repeat);
     return id;
   };
@@ -408,7 +408,8 @@
     const timer = callbacks.get(id);
     if (!timer) return;
     if (!timer.repeat) callbacks.delete(id);
-    timer.callback(...timer.args);
+    internal.asyncContext?.set(timer.context);
+    try { timer.callback(...timer.args); } finally { internal.asyncContext?.set(undefined); }
   };
   internal.dropTimer = (id) => callbacks.delete(id);
   define("setTimeout", function setTimeout(callback, delay, ...args) { return startTimer(callback, delay, args, false); });
@@ -423,7 +424,8 @@
   // Stack traces in the user's files and lines (TypeScript is mapped back through its source map).
   Error.prepareStackTrace = (error, frames) => {
     const head = error == null ? "Error" : (() => { try { return String(error); } catch { return "Error"; } })();
-    const lines = frames.map((frame) => {
+    // The prelude's own frames are Dormouse's machinery, not the user's code.
+    const lines = frames.filter((frame) => !String(frame.getFileName() ?? "").startsWith("dormouse:")).map((frame) => {
       const name = frame.getFunctionName();
       const file = frame.getFileName();
       const line = frame.getLineNumber();

@@ -400,6 +400,8 @@
 
   // Settles `token` with what `run` returns (or throws), after `convert` (which may throw).
   const settle = (token, run, convert) => {
+    // Each event starts with no AsyncLocalStorage store.
+    internal.asyncContext?.set(undefined);
     let result;
     try {
       result = run();

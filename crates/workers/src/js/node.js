@@ -64,12 +64,31 @@
   internal.modules["node:events"] = { default: EventEmitter, EventEmitter, once, on, getEventListeners };
 
   // ---------------------------------------------------------------- node:async_hooks
-  // The store follows the code that runs on behalf of `run()`: synchronously, and across
-  // promise continuations and timers, through the engine's promise hook.
+  // The store follows the code that runs on behalf of `run()`: synchronously, across `await`
+  // (the compiled code captures and restores it, see `compile::async_context`), promise
+  // reactions, timers and microtasks. Each event starts with none.
   let current = undefined;
+  internal.asyncContext = { get: () => current, set: (c) => { current = c; } };
+  if (features.asyncLocalStorage) {
+    internal.define("__dormouseAls", Object.freeze({
+      capture: () => current,
+      resume: (context, value) => { current = context; return value; },
+    }));
+    const then = Promise.prototype.then;
+    const bind = (context, f) => typeof f !== "function" ? f : function (value) {
+      const saved = current;
+      current = context;
+      try { return f(value); } finally { current = saved; }
+    };
+    Object.defineProperty(Promise.prototype, "then", {
+      value: function then_(onFulfilled, onRejected) {
+        return then.call(this, bind(current, onFulfilled), bind(current, onRejected));
+      },
+      writable: true, configurable: true,
+    });
+  }
   class AsyncLocalStorage {
     #key = Symbol("als");
-    constructor() { native.enableAsyncContext(internal.asyncContext); }
     getStore() { return current?.get(this.#key); }
     run(store, callback, ...args) {
       const saved = current;
@@ -95,7 +114,6 @@
     bind(fn) { return (...args) => this.runInAsyncScope(fn, undefined, ...args); }
     static bind(fn) { return new AsyncResource("bound").bind(fn); }
   }
-  internal.asyncContext = { get: () => current, set: (c) => { current = c; } };
   internal.modules["node:async_hooks"] = { default: { AsyncLocalStorage, AsyncResource }, AsyncLocalStorage, AsyncResource };
   if (!features.nodeCompat) return;
 

@@ -14,7 +14,8 @@ use rquickjs::loader::ImportAttributes;
 use rquickjs::module::Declared;
 use rquickjs::{Ctx, Module};
 
-use crate::compile::{self, JsxSettings};
+use crate::compile::{self, CompileOptions};
+use crate::config::Feature;
 use crate::engine::state::engine;
 use crate::project::Project;
 use builtin::Builtin;
@@ -143,19 +144,25 @@ impl rquickjs::loader::Loader for Loader {
                 format!("{shown}: CommonJS modules are not supported; import the package's ES module build"),
             ));
         }
-        let jsx = self
+        let options = self
             .state
             .borrow()
             .project
             .as_ref()
-            .map(|p| p.tsconfig.jsx.clone())
-            .unwrap_or_else(JsxSettings::default);
-        let compiled = compile::compile(&path, &shown, &source, &jsx).map_err(|m| fail(self, m))?;
+            .map(|p| CompileOptions {
+                jsx: p.tsconfig.jsx.clone(),
+                async_context: p.config.compatibility.enabled(Feature::AsyncLocalStorage),
+            })
+            .unwrap_or_default();
+        let compiled =
+            compile::compile(&path, &shown, &source, &options).map_err(|m| fail(self, m))?;
         if let Some(engine) = engine() {
-            engine
-                .source_maps
-                .borrow_mut()
-                .insert(name, &shown, compiled.map);
+            engine.source_maps.borrow_mut().insert(
+                name,
+                &shown,
+                compiled.map,
+                compiled.insertions,
+            );
         }
         Module::declare(ctx.clone(), name, compiled.code).map_err(|error| {
             let detail = match error {

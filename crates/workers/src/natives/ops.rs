@@ -35,8 +35,7 @@ pub(crate) fn spawn<'js>(
     if let Owner::Instance(id) = owner {
         current.keep_awake(id, 1);
     }
-    drop(current);
-    tokio::task::spawn_local(async move {
+    current.spawn_local(async move {
         let settle = future.await;
         let Some(engine) = engine() else {
             return;
@@ -80,7 +79,7 @@ pub(crate) fn start_timer<'js>(ctx: &Ctx<'js>, id: u64, ms: f64, repeat: bool) -
         current.keep_awake(instance, 1);
         current.with_instance(instance, |i| i.timers.push(id));
     }
-    let task = tokio::task::spawn_local(async move {
+    let task = current.spawn_local(async move {
         let mut wait = delay;
         loop {
             tokio::time::sleep(wait).await;

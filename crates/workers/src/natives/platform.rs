@@ -40,7 +40,6 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> rquickjs::Re
     f("mapPosition", Function::new(ctx.clone(), map_position))?;
     f("serialize", Function::new(ctx.clone(), serialize))?;
     f("deserialize", Function::new(ctx.clone(), deserialize))?;
-    f("enableAsyncContext", Function::new(ctx.clone(), enable_async_context))?;
     Ok(())
 }
 
@@ -314,55 +313,4 @@ fn serialize<'js>(ctx: Ctx<'js>, value: Opt<Value<'js>>) -> rquickjs::Result<Val
 fn deserialize<'js>(ctx: Ctx<'js>, data: Value<'js>) -> rquickjs::Result<Value<'js>> {
     let encoded = bytes::copy(&data).ok_or_else(|| errors::type_error(&ctx, "expected bytes"))?;
     crate::serialize::deserialize(&ctx, &encoded)
-}
-
-mod userdata {
-    // The derive's expansion elides a lifetime the workspace lints ask to name.
-    #![allow(elided_lifetimes_in_paths)]
-
-    /// The function the engine's promise hook calls in a context where `AsyncLocalStorage` is
-    /// used.
-    #[derive(rquickjs::JsLifetime)]
-    pub(crate) struct AsyncHook<'js>(pub(crate) rquickjs::Function<'js>);
-}
-pub(crate) use userdata::AsyncHook;
-
-/// `native.enableAsyncContext(access)`: from now on, promises of this context carry the
-/// `AsyncLocalStorage` context (`access.get()`) from where they were made to where their
-/// continuations run (`access.set()`), through the engine's promise hook.
-fn enable_async_context<'js>(ctx: Ctx<'js>, access: Object<'js>) -> rquickjs::Result<()> {
-    if ctx.userdata::<AsyncHook<'js>>().is_some() {
-        return Ok(());
-    }
-    let make: Function<'js> = ctx.eval(
-        "(access) => { const contexts = new WeakMap(), stack = []; \
-           return (type, promise) => { \
-             if (type === 0) contexts.set(promise, access.get()); \
-             else if (type === 1) { stack.push(access.get()); access.set(contexts.get(promise)); } \
-             else if (type === 2) access.set(stack.pop()); }; }",
-    )?;
-    let hook: Function<'js> = make.call((access,))?;
-    let _ = ctx.store_userdata(AsyncHook(hook));
-    Ok(())
-}
-
-/// The engine's promise hook: calls the context's [`AsyncHook`], if it has one.
-pub(crate) fn promise_hook<'js>(
-    ctx: Ctx<'js>,
-    kind: rquickjs::promise::PromiseHookType,
-    promise: Value<'js>,
-    _parent: Value<'js>,
-) {
-    let Some(hook) = ctx.userdata::<AsyncHook<'js>>() else {
-        return;
-    };
-    let kind = match kind {
-        rquickjs::promise::PromiseHookType::Init => 0,
-        rquickjs::promise::PromiseHookType::Before => 1,
-        rquickjs::promise::PromiseHookType::After => 2,
-        rquickjs::promise::PromiseHookType::Resolve => return,
-    };
-    if hook.0.call::<_, ()>((kind, promise)).is_err() {
-        ctx.catch();
-    }
 }

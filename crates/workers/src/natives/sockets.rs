@@ -168,9 +168,8 @@ fn socket_accept<'js>(
     let Some(generation) = current.generation_of(owner) else {
         return Ok(());
     };
-    drop(current);
     let wrapper = Persistent::save(&ctx, wrapper);
-    tokio::task::spawn_local(async move {
+    current.spawn_local(async move {
         while let Some(event) = events.next().await {
             let Some(engine) = engine() else {
                 return;
