@@ -325,6 +325,16 @@ async fn websockets_keep_their_identity_attachments_and_errors() {
         big.starts_with("A WebSocket 'attachment' cannot be larger than 16384 bytes."),
         "{big}"
     );
+    ws.send_text("settings").await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&ws.recv_text().await).unwrap(),
+        json!({ "before": { "pair": null, "at": null, "timeout": null }, "pair": ["marco", "polo"], "timeout": 5000 })
+    );
+    server.hibernate("PROBE", "w").await;
+    ws.send_text("marco").await;
+    assert_eq!(ws.recv_text().await, "polo", "answered by the runtime, without a wake");
+    ws.send_text("stamp").await;
+    assert_eq!(ws.recv_text().await, r#"{"stamped":true}"#);
     ws.send_text("close-1005").await;
     assert_eq!(ws.recv_text().await, "InvalidAccessError");
     ws.send_text("throw").await;

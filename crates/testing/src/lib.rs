@@ -7,6 +7,7 @@
 
 mod browser;
 mod client;
+pub mod durability;
 mod http;
 mod metrics;
 mod net;

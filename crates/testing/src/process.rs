@@ -19,6 +19,8 @@ pub struct ServerProcess {
 /// How to start a [`ServerProcess`].
 #[derive(Debug, Clone, Default)]
 pub struct ProcessOptions {
+    /// Arguments before the standard flags (a subcommand: `serve PROJECT`).
+    pub leading_args: Vec<String>,
     /// Extra flags.
     pub args: Vec<String>,
     /// Largest file the process may write, in bytes (`RLIMIT_FSIZE`); writes past it fail with
@@ -38,14 +40,15 @@ impl ServerProcess {
     /// Starts `binary` on free loopback ports with `data_dir`, and waits until it listens.
     pub async fn start(binary: &Path, data_dir: &Path, options: &ProcessOptions) -> ServerProcess {
         let (addr, admin) = (free_port(), free_port());
-        let mut args: Vec<String> = vec![
+        let mut args: Vec<String> = options.leading_args.clone();
+        args.extend([
             "--listen".into(),
             addr.to_string(),
             "--admin-listen".into(),
             admin.to_string(),
             "--data-dir".into(),
             data_dir.display().to_string(),
-        ];
+        ]);
         args.extend(options.args.iter().cloned());
         let mut limits = Vec::new();
         if let Some(size) = options.max_file_size {

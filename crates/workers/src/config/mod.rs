@@ -179,6 +179,11 @@ impl WorkerConfig {
     /// or the config file itself), with the `[env.NAME]` section `env` applied.
     pub fn load(path: &Path, env: Option<&str>) -> Result<WorkerConfig> {
         let file = locate(path)?;
+        // Module names are absolute paths: a relative project path would read as a package.
+        let file = file.canonicalize().map_err(|source| WorkersError::Read {
+            path: file.clone(),
+            source,
+        })?;
         let text = std::fs::read_to_string(&file).map_err(|source| WorkersError::Read {
             path: file.clone(),
             source,

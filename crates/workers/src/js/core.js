@@ -176,7 +176,7 @@
   define("atob", function atob(data) {
     if (arguments.length === 0) throw new TypeError("atob requires 1 argument");
     const decoded = native.atob(String(data));
-    if (decoded === null) throw new DOMException("The string to be decoded is not correctly encoded.", "InvalidCharacterError");
+    if (decoded == null) throw new DOMException("The string to be decoded is not correctly encoded.", "InvalidCharacterError");
     return decoded;
   });
 
@@ -235,7 +235,7 @@
         }
       }
       const text = native.utf8Decode(bytes, this.#fatal, this.#ignoreBOM);
-      if (text === null) throw new TypeError("The encoded data was not valid for encoding utf-8");
+      if (text == null) throw new TypeError("The encoded data was not valid for encoding utf-8");
       return text;
     }
   }

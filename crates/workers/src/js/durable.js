@@ -297,7 +297,7 @@
       if (this.#kind !== "sqlite") throw new Error("transactionSync() is only available on SQLite-backed Durable Objects");
       return native.storageTransactionSync(this.#n, closure);
     }
-    async getAlarm(options) { return native.alarmGet(this.#n); }
+    async getAlarm(options) { return native.alarmGet(this.#n) ?? null; }
     async setAlarm(time, options) {
       const ms = time instanceof Date ? time.getTime() : Number(time);
       if (!(ms > 0)) throw new TypeError("setAlarm() cannot be called with an alarm time <= 0");
@@ -352,17 +352,17 @@
     }
     getWebSocketAutoResponse() {
       const pair = native.stateAutoResponse(this.#n);
-      return pair === null ? null : new WebSocketRequestResponsePair(pair[0], pair[1]);
+      return pair == null ? null : new WebSocketRequestResponsePair(pair[0], pair[1]);
     }
     getWebSocketAutoResponseTimestamp(ws) {
       const ms = native.socketAutoResponseAt(internal.socketHandle(ws));
-      return ms === null ? null : new Date(ms);
+      return ms == null ? null : new Date(ms);
     }
     setHibernatableWebSocketEventTimeout(ms) {
       native.stateSetEventTimeout(this.#n, ms === undefined || ms === null ? 0 : Number(ms));
     }
-    getHibernatableWebSocketEventTimeout() { return native.stateEventTimeout(this.#n); }
-    getHibernatableWebSocketEventTimeoutMs() { return native.stateEventTimeout(this.#n); }
+    getHibernatableWebSocketEventTimeout() { return native.stateEventTimeout(this.#n) ?? null; }
+    getHibernatableWebSocketEventTimeoutMs() { return native.stateEventTimeout(this.#n) ?? null; }
     waitUntil(promise) {
       native.stateKeepAwake(this.#n, 1);
       Promise.resolve(promise).catch(internal.reportError).finally(() => native.stateKeepAwake(this.#n, -1));

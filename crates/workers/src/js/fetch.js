@@ -215,7 +215,7 @@
         const handle = body.native;
         message[kStream] = internal.streamFrom(async () => {
           const chunk = await native.bodyChunk(handle);
-          return chunk === null ? null : new Uint8Array(chunk);
+          return chunk == null ? null : new Uint8Array(chunk);
         });
       } else {
         let done = false;
@@ -370,7 +370,7 @@
   internal.requestFromNative = ([method, url, headers, body]) => {
     const r = new Request(url, { method });
     r.headers = internal.headersFromList(headers);
-    r[kBody] = body === null ? null : { native: body };
+    r[kBody] = body == null ? null : { native: body };
     return r;
   };
   // A response from Rust: [status, statusText, headers, body handle or null, webSocket or null,
@@ -378,11 +378,11 @@
   internal.responseFromNative = ([status, statusText, headers, body, webSocket, upgrade]) => {
     const r = Object.create(Response.prototype);
     Object.assign(r, { status, statusText, headers: internal.headersFromList(headers), type: "default", url: "", redirected: false, cf: undefined });
-    r[kWebSocket] = webSocket === null ? null : internal.wrapSocket(webSocket, null);
+    r[kWebSocket] = webSocket == null ? null : internal.wrapSocket(webSocket, null);
     r[kUpgrade] = upgrade;
     r[kUsed] = false;
     r[kStream] = null;
-    r[kBody] = body === null ? null : { native: body };
+    r[kBody] = body == null ? null : { native: body };
     return r;
   };
   // What Rust needs of a body: [kind, value]; kind 0 none, 1 bytes, 2 a Rust body, 3 a stream

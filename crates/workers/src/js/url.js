@@ -105,11 +105,11 @@
     constructor(url, base) {
       if (arguments.length === 0) throw new TypeError("Failed to construct 'URL': 1 argument required, but only 0 present.");
       const parts = native.urlParse(String(url), base === undefined ? undefined : String(base));
-      if (parts === null) throw new TypeError(`Invalid URL: ${String(url)}`);
+      if (parts == null) throw new TypeError(`Invalid URL: ${String(url)}`);
       this[kParts] = parts;
       this[kParams] = null;
     }
-    static canParse(url, base) { return native.urlParse(String(url), base === undefined ? undefined : String(base)) !== null; }
+    static canParse(url, base) { return native.urlParse(String(url), base === undefined ? undefined : String(base)) != null; }
     static parse(url, base) { try { return new URL(url, base); } catch { return null; } }
     [kSetSearch](search) {
       const parts = native.urlSet(this[kParts][0], "search", search);
@@ -128,7 +128,7 @@
   }
   const setField = function (url, field, value) {
     const parts = native.urlSet(url[kParts][0], field, String(value));
-    if (parts !== null) {
+    if (parts != null) {
       url[kParts] = parts;
       if (url[kParams]) url[kParams][kList] = formDecode(parts[8].slice(1));
     }

@@ -57,7 +57,7 @@
     }
     deserializeAttachment() {
       const bytes = native.socketAttachment(this[kHandle]);
-      return bytes === null ? null : native.deserialize(bytes);
+      return bytes == null ? null : native.deserialize(bytes);
     }
     get [Symbol.toStringTag]() { return "WebSocket"; }
   }

@@ -86,6 +86,7 @@ export class Probe extends DurableObject<Env> {
       case "sql":
         return json(this.sql());
       case "alarm":
+        if (await this.ctx.storage.getAlarm() !== null) return new Response("an alarm was already set", { status: 500 });
         await this.ctx.storage.setAlarm(Date.now() + 20);
         return json({ set: await this.ctx.storage.getAlarm() !== null });
       case "alarms":
@@ -218,6 +219,17 @@ export class Probe extends DurableObject<Env> {
       }
       case "big-attachment":
         try { ws.serializeAttachment("x".repeat(20_000)); } catch (e) { ws.send((e as Error).message); }
+        return;
+      case "settings": {
+        const before = { pair: this.ctx.getWebSocketAutoResponse(), at: this.ctx.getWebSocketAutoResponseTimestamp(ws), timeout: this.ctx.getHibernatableWebSocketEventTimeout() };
+        this.ctx.setWebSocketAutoResponse(new WebSocketRequestResponsePair("marco", "polo"));
+        this.ctx.setHibernatableWebSocketEventTimeout(5000);
+        const pair = this.ctx.getWebSocketAutoResponse()!;
+        ws.send(JSON.stringify({ before, pair: [pair.request, pair.response], timeout: this.ctx.getHibernatableWebSocketEventTimeout() }));
+        return;
+      }
+      case "stamp":
+        ws.send(JSON.stringify({ stamped: this.ctx.getWebSocketAutoResponseTimestamp(ws) instanceof Date }));
         return;
       case "close-1005":
         try { ws.close(1005); } catch (e) { ws.send(`${(e as Error).name}`); }
