@@ -242,9 +242,11 @@ fn new_state(
     runtime.set_interrupt_handler(Some(Box::new(move || budget.should_interrupt())));
     let loader = crate::modules::Loader::default();
     runtime.set_loader(loader.clone(), loader.clone());
+    let loading = loader.clone();
     runtime.set_host_promise_rejection_tracker(Some(Box::new(
-        |ctx, _promise, reason, is_handled| {
-            if !is_handled {
+        move |ctx, _promise, reason, is_handled| {
+            // While the Worker loads, a rejection is its import failing: the load reports it.
+            if !is_handled && !loading.is_loading() {
                 let text = crate::natives::errors::describe(&ctx, &reason);
                 crate::natives::platform::log_uncaught(&format!("Uncaught (in promise) {text}"));
             }

@@ -46,6 +46,11 @@ impl Loader {
         state.first_problem = None;
     }
 
+    /// Whether a load is in progress.
+    pub(crate) fn is_loading(&self) -> bool {
+        self.state.borrow().project.is_some()
+    }
+
     /// The load ended; returns its first problem, if any.
     pub(crate) fn end(&self) -> Option<String> {
         let mut state = self.state.borrow_mut();
