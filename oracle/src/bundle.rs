@@ -33,7 +33,9 @@ pub fn bundle(project: &Path, name: &str, out: &Path) -> String {
         .arg("--log-level=warning")
         .current_dir(project)
         .status()
-        .unwrap_or_else(|e| panic!("cannot run esbuild (scripts/install-workerd installs it): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("cannot run esbuild (scripts/install-workerd installs it): {e}")
+        });
     assert!(status.success(), "esbuild failed on {}", project.display());
     file
 }

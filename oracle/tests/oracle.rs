@@ -55,20 +55,18 @@ async fn the_examples_answer_like_the_seeds_on_workerd() {
         echo.hibernate(echo::BINDING, "foo")
     })
     .await;
-    let ours_001 = seed001(
-        Target::new(sessions.addr()),
-        || sessions.hibernate(hibernation_server::BINDING, "foo"),
-    )
+    let ours_001 = seed001(Target::new(sessions.addr()), || {
+        sessions.hibernate(hibernation_server::BINDING, "foo")
+    })
     .await;
     let ours_000 = seed000(Target::new(chat.addr()), || {
         chat.hibernate(chat_room::BINDING, "oracle")
     })
     .await;
 
-    let ours_counter = counter(
-        Target::new(counters.addr()),
-        || counters.hibernate(counter::BINDING, "oracle"),
-    )
+    let ours_counter = counter(Target::new(counters.addr()), || {
+        counters.hibernate(counter::BINDING, "oracle")
+    })
     .await;
 
     assert_eq!(ours_002, oracle_002, "seed 002 (echo)");

@@ -13,10 +13,30 @@ use dormouse_workers::WorkerConfig;
 /// (workerd socket, seed project, binding, object name) of each project compared.
 const PROJECTS: [(&str, &str, &str, &str); 5] = [
     ("hjs000", "seed000-chat-room", "CHAT_ROOM", "oracle"),
-    ("hjs001", "seed001-hibernation-server", "WEBSOCKET_HIBERNATION_SERVER", "foo"),
-    ("hjs002ts", "seed002-echo-ts", "WEBSOCKET_HIBERNATION_SERVER", "foo"),
-    ("hjs002js", "seed002-echo-js", "WEBSOCKET_HIBERNATION_SERVER", "foo"),
-    ("hjs004", "seed004-client-registry", "WEBSOCKET_HIBERNATION_SERVER", "registry"),
+    (
+        "hjs001",
+        "seed001-hibernation-server",
+        "WEBSOCKET_HIBERNATION_SERVER",
+        "foo",
+    ),
+    (
+        "hjs002ts",
+        "seed002-echo-ts",
+        "WEBSOCKET_HIBERNATION_SERVER",
+        "foo",
+    ),
+    (
+        "hjs002js",
+        "seed002-echo-js",
+        "WEBSOCKET_HIBERNATION_SERVER",
+        "foo",
+    ),
+    (
+        "hjs004",
+        "seed004-client-registry",
+        "WEBSOCKET_HIBERNATION_SERVER",
+        "registry",
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread")]
@@ -52,11 +72,26 @@ async fn the_seed_projects_answer_on_dormouse_as_on_workerd() {
 
     // workerd: every scenario at once, so that its eviction timer is waited out once.
     let on_workerd = tokio::join!(
-        seed000(Target::exact(workerd.addr("hjs000")), Workerd::wait_for_eviction),
-        seed001(Target::exact(workerd.addr("hjs001")), Workerd::wait_for_eviction),
-        seed002(Target::exact(workerd.addr("hjs002ts")), Workerd::wait_for_eviction),
-        seed002(Target::exact(workerd.addr("hjs002js")), Workerd::wait_for_eviction),
-        seed004(Target::exact(workerd.addr("hjs004")), Workerd::wait_for_eviction),
+        seed000(
+            Target::exact(workerd.addr("hjs000")),
+            Workerd::wait_for_eviction
+        ),
+        seed001(
+            Target::exact(workerd.addr("hjs001")),
+            Workerd::wait_for_eviction
+        ),
+        seed002(
+            Target::exact(workerd.addr("hjs002ts")),
+            Workerd::wait_for_eviction
+        ),
+        seed002(
+            Target::exact(workerd.addr("hjs002js")),
+            Workerd::wait_for_eviction
+        ),
+        seed004(
+            Target::exact(workerd.addr("hjs004")),
+            Workerd::wait_for_eviction
+        ),
     );
     assert!(
         workerd

@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use super::generator::Generator;
 use super::servers::{Peer, Program, Server};
-use super::table::{Better, Row, Target, Unit, thousands};
+use super::table::{Better, Goal, Row, Target, Unit, thousands};
 use super::{Results, Setup};
 use crate::load::HoldReport;
 use crate::proc;
@@ -21,6 +21,9 @@ const PER_GENERATOR: usize = 7_500;
 /// Dormouse's budget per idle connection.
 const TARGET_BYTES: f64 = 2_000.0;
 
+/// Workers mode's budget per idle connection (its object is hibernated: no JavaScript is held).
+const WORKERS_TARGET_BYTES: f64 = 1_000.0;
+
 pub(super) async fn run(setup: &Setup, results: &mut Results) -> Result<()> {
     let connections = setup.size(15_000, 300);
     let scenario = format!(
@@ -33,14 +36,16 @@ pub(super) async fn run(setup: &Setup, results: &mut Results) -> Result<()> {
         Unit::Bytes,
         Better::Lower,
     )
-    .with_target(Target::AtMost(TARGET_BYTES));
+    .with_target(Target::dormouse(Goal::AtMost(TARGET_BYTES)))
+    .with_target(Target::workers(Goal::AtMost(WORKERS_TARGET_BYTES)));
     let mut files = Row::new(
         &scenario,
         "open files per connection",
         Unit::Ratio,
         Better::Lower,
     )
-    .with_target(Target::About(1.0));
+    .with_target(Target::dormouse(Goal::About(1.0)))
+    .with_target(Target::workers(Goal::About(1.0)));
     for peer in Peer::ALL.into_iter().filter(|p| setup.runs(*p)) {
         let count = if peer == Peer::Workerd {
             connections.min(WORKERD_CONNECTIONS)

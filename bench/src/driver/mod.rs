@@ -8,6 +8,7 @@ mod fanout;
 mod generator;
 mod idle;
 mod servers;
+mod startup;
 mod table;
 mod throughput;
 mod wake;
@@ -26,10 +27,11 @@ pub struct Options {
     /// (plus workerd's eviction waits).
     #[arg(long)]
     pub smoke: bool,
-    /// Scenarios to run (all by default): idle, echo, fanout, wake, auto-response, storage.
+    /// Scenarios to run (all by default): idle, echo, fanout, wake, auto-response, storage,
+    /// startup.
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<Scenario>,
-    /// Peers to run (all by default): dormouse, raw, workerd.
+    /// Peers to run (all by default): dormouse, raw, workerd, workers (Dormouse's Workers mode).
     #[arg(long, value_delimiter = ',')]
     pub peers: Vec<PeerName>,
     /// Seconds of each measured stretch (default 5, or 1 with --smoke).
@@ -56,6 +58,8 @@ pub enum Scenario {
     AutoResponse,
     /// 6. Turns that write to storage.
     Storage,
+    /// 7. Process start to the first answered request.
+    Startup,
 }
 
 /// A peer, as named on the command line.
@@ -67,6 +71,8 @@ pub enum PeerName {
     Raw,
     /// workerd.
     Workerd,
+    /// Dormouse's Workers mode, running the seeds' JavaScript.
+    Workers,
 }
 
 /// Where things are and how the run is set up.
@@ -118,6 +124,7 @@ pub async fn run(options: Options) -> Result<()> {
             Scenario::Wake,
             Scenario::AutoResponse,
             Scenario::Storage,
+            Scenario::Startup,
         ]
     } else {
         options.scenarios.clone()
@@ -133,12 +140,14 @@ pub async fn run(options: Options) -> Result<()> {
             Scenario::Wake => wake::run(&setup, &mut results).await?,
             Scenario::AutoResponse => throughput::auto_response(&setup, &mut results).await?,
             Scenario::Storage => throughput::storage(&setup, &mut results).await?,
+            Scenario::Startup => startup::run(&setup, &mut results).await?,
         }
     }
     println!("{}", table::render(&results.rows));
     println!(
         "\"Dormouse vs X\": how many times better Dormouse's figure is (above 1: better; for \
-         memory and latency, lower is better). Targets: ✓ met, ✗ missed.\n"
+         memory and latency, lower is better); \"JS vs workerd\": the same for Workers mode, the \
+         same JavaScript on both. Targets: ✓ met, ✗ missed (\"JS\": Workers mode's).\n"
     );
     for note in &results.notes {
         println!("- {note}");
@@ -187,6 +196,7 @@ fn setup(options: &Options) -> Result<Setup> {
                 PeerName::Dormouse => Peer::Dormouse,
                 PeerName::Raw => Peer::Raw,
                 PeerName::Workerd => Peer::Workerd,
+                PeerName::Workers => Peer::Workers,
             })
             .collect()
     };
@@ -197,6 +207,7 @@ fn setup(options: &Options) -> Result<Setup> {
         "chat-room",
         "hibernation-server",
         "counter",
+        "dormouse",
     ];
     for name in needed {
         let path = bin_dir.join(name);

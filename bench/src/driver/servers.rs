@@ -22,11 +22,13 @@ pub enum Peer {
     Raw,
     /// workerd running the seed program itself.
     Workerd,
+    /// Dormouse's Workers mode (`dormouse serve`) running the same seed program as workerd.
+    Workers,
 }
 
 impl Peer {
     /// All peers, in table order.
-    pub const ALL: [Peer; 3] = [Peer::Dormouse, Peer::Raw, Peer::Workerd];
+    pub const ALL: [Peer; 4] = [Peer::Dormouse, Peer::Raw, Peer::Workerd, Peer::Workers];
 
     /// The column heading.
     pub fn name(self) -> &'static str {
@@ -34,6 +36,7 @@ impl Peer {
             Peer::Dormouse => "Dormouse",
             Peer::Raw => "raw baseline",
             Peer::Workerd => "workerd",
+            Peer::Workers => "Dormouse JS",
         }
     }
 }
@@ -58,6 +61,18 @@ impl Program {
             Program::ChatRoom => "chat-room",
             Program::Sessions => "hibernation-server",
             Program::Counter => "counter",
+        }
+    }
+
+    /// The Workers project Workers mode serves: the seed program as its author wrote it (the
+    /// counter: its TypeScript example).
+    fn workers_project(self) -> std::path::PathBuf {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        match self {
+            Program::Echo => root.join("seeds/workers/seed002-echo-js"),
+            Program::ChatRoom => root.join("seeds/workers/seed000-chat-room"),
+            Program::Sessions => root.join("seeds/workers/seed001-hibernation-server"),
+            Program::Counter => root.join("examples/workers/counter"),
         }
     }
 
@@ -128,14 +143,20 @@ impl Server {
         dormouse_flags: &[&str],
     ) -> Result<Server> {
         let server = match peer {
-            Peer::Dormouse => {
+            Peer::Dormouse | Peer::Workers => {
                 let (dir, data) = process_data_dir("bench");
+                let (binary, leading_args) = if peer == Peer::Workers {
+                    let project = program.workers_project().display().to_string();
+                    (setup.binary("dormouse"), vec!["serve".to_owned(), project])
+                } else {
+                    (setup.binary(program.dormouse_binary()), Vec::new())
+                };
                 let options = ProcessOptions {
                     cpus: setup.server_cpus.clone(),
+                    leading_args,
                     args: dormouse_flags.iter().map(|flag| flag.to_string()).collect(),
                     ..Default::default()
                 };
-                let binary = setup.binary(program.dormouse_binary());
                 let process = ServerProcess::start(&binary, &data, &options).await;
                 Server {
                     pid: process.pid(),

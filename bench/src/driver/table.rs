@@ -1,5 +1,5 @@
 //! The results table: one row per figure, one column per peer, Dormouse's advantage over each
-//! peer, and the target where the project set one.
+//! peer (and Workers mode's over workerd), and the targets the project set.
 
 use std::fmt::Write as _;
 
@@ -27,17 +27,43 @@ pub(crate) enum Better {
     Lower,
 }
 
-/// What Dormouse must reach on a row.
+/// What a row's figure must reach.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Target {
+pub(crate) enum Goal {
     /// At most this value.
     AtMost(f64),
     /// This value, within 5%.
     About(f64),
-    /// At least this multiple of the raw baseline's figure.
+    /// This multiple of the raw baseline's figure: at least it when higher is better, at most
+    /// when lower is.
     TimesRaw(f64),
-    /// At least this multiple of workerd's figure.
+    /// This multiple of workerd's figure, in the same sense.
     TimesWorkerd(f64),
+}
+
+/// A goal for one peer's figure (Dormouse's, or Workers mode's).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Target {
+    pub(crate) who: Peer,
+    pub(crate) goal: Goal,
+}
+
+impl Target {
+    /// A goal for Dormouse (the Rust examples).
+    pub(crate) fn dormouse(goal: Goal) -> Target {
+        Target {
+            who: Peer::Dormouse,
+            goal,
+        }
+    }
+
+    /// A goal for Workers mode (the seed programs in JavaScript).
+    pub(crate) fn workers(goal: Goal) -> Target {
+        Target {
+            who: Peer::Workers,
+            goal,
+        }
+    }
 }
 
 /// One figure for every peer.
@@ -48,9 +74,12 @@ pub(crate) struct Row {
     pub(crate) unit: Unit,
     pub(crate) better: Better,
     /// By peer, in [`Peer::ALL`] order; `None` where the peer was not run or cannot run it.
-    pub(crate) values: [Option<f64>; 3],
-    pub(crate) target: Option<Target>,
+    pub(crate) values: [Option<f64>; PEERS],
+    pub(crate) targets: Vec<Target>,
 }
+
+/// How many peers there are (columns of figures).
+pub(crate) const PEERS: usize = Peer::ALL.len();
 
 impl Row {
     pub(crate) fn new(scenario: &str, metric: &str, unit: Unit, better: Better) -> Row {
@@ -59,13 +88,13 @@ impl Row {
             metric: metric.to_owned(),
             unit,
             better,
-            values: [None; 3],
-            target: None,
+            values: [None; PEERS],
+            targets: Vec::new(),
         }
     }
 
     pub(crate) fn with_target(mut self, target: Target) -> Row {
-        self.target = Some(target);
+        self.targets.push(target);
         self
     }
 
@@ -77,9 +106,9 @@ impl Row {
         self.values[peer as usize]
     }
 
-    /// How many times better Dormouse does than `peer` (above 1: better).
-    fn advantage(&self, peer: Peer) -> Option<f64> {
-        let (ours, theirs) = (self.get(Peer::Dormouse)?, self.get(peer)?);
+    /// How many times better `ours` does than `peer` (above 1: better).
+    fn advantage_of(&self, ours: Peer, peer: Peer) -> Option<f64> {
+        let (ours, theirs) = (self.get(ours)?, self.get(peer)?);
         let ratio = match self.better {
             Better::Higher => ours / theirs,
             Better::Lower => theirs / ours,
@@ -87,32 +116,67 @@ impl Row {
         ratio.is_finite().then_some(ratio)
     }
 
-    /// Whether Dormouse reached the target; `None` without a target or the figures it needs.
-    pub(crate) fn met(&self) -> Option<bool> {
-        let ours = self.get(Peer::Dormouse)?;
-        Some(match self.target? {
-            Target::AtMost(limit) => ours <= limit,
-            Target::About(value) => (ours - value).abs() <= value * 0.05,
-            Target::TimesRaw(times) => ours >= times * self.get(Peer::Raw)?,
-            Target::TimesWorkerd(times) => ours >= times * self.get(Peer::Workerd)?,
-        })
+    /// How many times better Dormouse does than `peer`.
+    fn advantage(&self, peer: Peer) -> Option<f64> {
+        self.advantage_of(Peer::Dormouse, peer)
+    }
+
+    /// Whether `target` is reached; `None` without the figures it needs.
+    fn reached(&self, target: &Target) -> Option<bool> {
+        let ours = self.get(target.who)?;
+        let times = |peer: Peer, factor: f64| -> Option<bool> {
+            let theirs = self.get(peer)?;
+            Some(match self.better {
+                Better::Higher => ours >= factor * theirs,
+                Better::Lower => ours <= factor * theirs,
+            })
+        };
+        match target.goal {
+            Goal::AtMost(limit) => Some(ours <= limit),
+            Goal::About(value) => Some((ours - value).abs() <= value * 0.05),
+            Goal::TimesRaw(factor) => times(Peer::Raw, factor),
+            Goal::TimesWorkerd(factor) => times(Peer::Workerd, factor),
+        }
+    }
+
+    /// Whether every target with its figures is reached (`None` when none can be judged).
+    #[cfg(test)]
+    fn met(&self) -> Option<bool> {
+        let judged: Vec<bool> = self
+            .targets
+            .iter()
+            .filter_map(|t| self.reached(t))
+            .collect();
+        (!judged.is_empty()).then(|| judged.iter().all(|ok| *ok))
     }
 
     fn target_text(&self) -> String {
-        let Some(target) = self.target else {
-            return String::new();
-        };
-        let text = match target {
-            Target::AtMost(limit) => format!("≤ {}", format_value(limit, self.unit)),
-            Target::About(value) => format!("= {}", format_value(value, self.unit)),
-            Target::TimesRaw(times) => format!("≥ {times}× raw"),
-            Target::TimesWorkerd(times) => format!("≥ {times}× workerd"),
-        };
-        match self.met() {
-            Some(true) => format!("{text} ✓"),
-            Some(false) => format!("{text} ✗"),
-            None => text,
-        }
+        let texts: Vec<String> = self
+            .targets
+            .iter()
+            .map(|target| {
+                let sense = match self.better {
+                    Better::Higher => "≥",
+                    Better::Lower => "≤",
+                };
+                let who = match target.who {
+                    Peer::Workers => "JS ",
+                    _ => "",
+                };
+                let text = match target.goal {
+                    Goal::AtMost(limit) => format!("{who}≤ {}", format_value(limit, self.unit)),
+                    Goal::About(value) => format!("{who}= {}", format_value(value, self.unit)),
+                    Goal::TimesRaw(times) => format!("{who}{sense} {times}× raw"),
+                    Goal::TimesWorkerd(times) => format!("{who}{sense} {times}× workerd"),
+                };
+                match self.reached(target) {
+                    Some(true) => format!("{text} ✓"),
+                    Some(false) => format!("{text} ✗"),
+                    None => text,
+                }
+            })
+            .collect();
+        texts.join("; ")
     }
 }
 
@@ -149,9 +213,9 @@ pub(crate) fn render(rows: &[Row]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| Scenario | Figure | Dormouse | raw baseline | workerd | Dormouse vs raw | Dormouse vs workerd | Target |"
+        "| Scenario | Figure | Dormouse | raw baseline | workerd | Dormouse JS | Dormouse vs raw | Dormouse vs workerd | JS vs workerd | Target |"
     );
-    let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|---|");
+    let _ = writeln!(out, "|---|---|--:|--:|--:|--:|--:|--:|--:|---|");
     let mut previous = "";
     for row in rows {
         let scenario = if row.scenario == previous {
@@ -168,13 +232,17 @@ pub(crate) fn render(rows: &[Row]) -> String {
             row.advantage(peer)
                 .map_or_else(String::new, |r| format!("{r:.2}×"))
         };
+        let js_ratio = row
+            .advantage_of(Peer::Workers, Peer::Workerd)
+            .map_or_else(String::new, |r| format!("{r:.2}×"));
         let _ = writeln!(
             out,
-            "| {scenario} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {scenario} | {} | {} | {} | {} | {} | {} | {} | {js_ratio} | {} |",
             row.metric,
             cell(Peer::Dormouse),
             cell(Peer::Raw),
             cell(Peer::Workerd),
+            cell(Peer::Workers),
             ratio(Peer::Raw),
             ratio(Peer::Workerd),
             row.target_text()
@@ -190,19 +258,26 @@ mod tests {
     #[test]
     fn advantage_and_targets_follow_the_better_direction() {
         let mut memory = Row::new("idle", "RSS per connection", Unit::Bytes, Better::Lower)
-            .with_target(Target::AtMost(2000.0));
+            .with_target(Target::dormouse(Goal::AtMost(2000.0)));
         memory.set(Peer::Dormouse, 1000.0);
         memory.set(Peer::Workerd, 69_000.0);
         assert_eq!(memory.advantage(Peer::Workerd), Some(69.0));
         assert_eq!(memory.met(), Some(true));
         let mut echo = Row::new("echo", "round trips", Unit::PerSecond, Better::Higher)
-            .with_target(Target::TimesRaw(0.9));
+            .with_target(Target::dormouse(Goal::TimesRaw(0.9)));
         echo.set(Peer::Dormouse, 80.0);
         echo.set(Peer::Raw, 100.0);
         assert_eq!(echo.met(), Some(false));
-        let table = render(&[memory, echo]);
-        assert!(table.contains("| 1.00 KB | — | 69 KB |"), "{table}");
+        let mut cost = Row::new("echo", "CPU per round trip", Unit::Seconds, Better::Lower)
+            .with_target(Target::workers(Goal::TimesWorkerd(0.25)));
+        cost.set(Peer::Workerd, 80.0);
+        cost.set(Peer::Workers, 16.0);
+        assert_eq!(cost.met(), Some(true));
+        assert_eq!(cost.advantage_of(Peer::Workers, Peer::Workerd), Some(5.0));
+        let table = render(&[memory, echo, cost]);
+        assert!(table.contains("| 1.00 KB | — | 69 KB | — |"), "{table}");
         assert!(table.contains("≥ 0.9× raw ✗"), "{table}");
+        assert!(table.contains("JS ≤ 0.25× workerd ✓"), "{table}");
         assert_eq!(format_value(1_234_567.0, Unit::PerSecond), "1,234,567/s");
         assert_eq!(format_value(0.000_085, Unit::Seconds), "85 µs");
     }
@@ -219,7 +294,7 @@ pub(crate) struct Cpu {
 #[derive(Debug, Clone)]
 pub(crate) struct CpuRow {
     pub(crate) scenario: String,
-    pub(crate) values: [Option<Cpu>; 3],
+    pub(crate) values: [Option<Cpu>; PEERS],
 }
 
 /// The CPU table in Markdown.
@@ -227,9 +302,9 @@ pub(crate) fn render_cpu(rows: &[CpuRow]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| Scenario | Dormouse server / generator | raw baseline server / generator | workerd server / generator |"
+        "| Scenario | Dormouse server / generator | raw baseline server / generator | workerd server / generator | Dormouse JS server / generator |"
     );
-    let _ = writeln!(out, "|---|--:|--:|--:|");
+    let _ = writeln!(out, "|---|--:|--:|--:|--:|");
     for row in rows {
         let cells: Vec<String> = row
             .values

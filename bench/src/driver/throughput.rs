@@ -9,7 +9,7 @@ use anyhow::Result;
 
 use super::generator::Generator;
 use super::servers::{Peer, Program, Server};
-use super::table::{Better, Cpu, CpuRow, Row, Target, Unit};
+use super::table::{Better, Cpu, CpuRow, Goal, PEERS, Row, Target, Unit};
 use super::{Results, Setup};
 use crate::histogram::Histogram;
 use crate::load::EchoReport;
@@ -123,14 +123,14 @@ async fn measure<'a>(
     setup: &Setup,
     loads: usize,
     for_peer: impl Fn(Peer, usize) -> Option<Load<'a>>,
-) -> Result<Vec<[Rounds; 3]>> {
+) -> Result<Vec<[Rounds; PEERS]>> {
     let mut servers = Vec::new();
     for peer in Peer::ALL.into_iter().filter(|p| setup.runs(*p)) {
         if let Some(load) = for_peer(peer, 0) {
             servers.push((peer, Server::start(setup, peer, load.program).await?));
         }
     }
-    let mut results: Vec<[Rounds; 3]> = (0..loads).map(|_| Default::default()).collect();
+    let mut results: Vec<[Rounds; PEERS]> = (0..loads).map(|_| Default::default()).collect();
     for (index, slot) in results.iter_mut().enumerate() {
         for _ in 0..setup.rounds {
             for (peer, server) in &servers {
@@ -145,15 +145,16 @@ async fn measure<'a>(
     Ok(results)
 }
 
-/// The rows of one load: rate, median and tail latency, and who was busy.
+/// The rows of one load: rate, median and tail latency, CPU per round trip, and who was busy.
 fn rows(
     scenario: &str,
     rate: &str,
-    target: Option<Target>,
-    rounds: &[Rounds; 3],
+    rate_targets: Vec<Target>,
+    cost_targets: Vec<Target>,
+    rounds: &[Rounds; PEERS],
 ) -> (Vec<Row>, CpuRow) {
     let mut throughput = Row::new(scenario, rate, Unit::PerSecond, Better::Higher);
-    throughput.target = target;
+    throughput.targets = rate_targets;
     let mut p50 = Row::new(scenario, "latency p50", Unit::Seconds, Better::Lower);
     let mut p99 = Row::new(scenario, "latency p99", Unit::Seconds, Better::Lower);
     let mut cost = Row::new(
@@ -162,9 +163,10 @@ fn rows(
         Unit::Seconds,
         Better::Lower,
     );
+    cost.targets = cost_targets;
     let mut cpu = CpuRow {
         scenario: scenario.to_owned(),
-        values: [None; 3],
+        values: [None; PEERS],
     };
     for peer in Peer::ALL {
         let measured = &rounds[peer as usize];
@@ -196,10 +198,17 @@ pub(super) async fn echo(setup: &Setup, results: &mut Results) -> Result<()> {
     .await?;
     for (connections, rounds) in counts.iter().zip(&measured) {
         let scenario = format!("2. Echo, {connections} connection{}", plural(*connections));
+        // Workers mode's target is on the many-connection load (seed 002, 50 connections).
+        let js = if *connections > 1 {
+            vec![Target::workers(Goal::TimesWorkerd(0.25))]
+        } else {
+            Vec::new()
+        };
         let (rows, cpu) = rows(
             &scenario,
             "round trips",
-            Some(Target::TimesRaw(0.9)),
+            vec![Target::dormouse(Goal::TimesRaw(0.9))],
+            js,
             rounds,
         );
         results.rows.extend(rows);
@@ -238,7 +247,8 @@ pub(super) async fn auto_response(setup: &Setup, results: &mut Results) -> Resul
     let (rows, cpu) = rows(
         &scenario,
         "round trips (raw: echo)",
-        Some(Target::TimesRaw(0.9)),
+        vec![Target::dormouse(Goal::TimesRaw(0.9))],
+        Vec::new(),
         &measured[0],
     );
     results.rows.extend(rows);
@@ -248,9 +258,12 @@ pub(super) async fn auto_response(setup: &Setup, results: &mut Results) -> Resul
         Unit::Count,
         Better::Lower,
     )
-    .with_target(Target::AtMost(0.0));
-    if setup.runs(Peer::Dormouse) {
-        wakes.set(Peer::Dormouse, measured[0][Peer::Dormouse as usize].wakes);
+    .with_target(Target::dormouse(Goal::AtMost(0.0)))
+    .with_target(Target::workers(Goal::AtMost(0.0)));
+    for peer in [Peer::Dormouse, Peer::Workers] {
+        if setup.runs(peer) {
+            wakes.set(peer, measured[0][peer as usize].wakes);
+        }
     }
     results.rows.push(wakes);
     results.cpu.push(cpu);
@@ -276,7 +289,7 @@ pub(super) async fn storage(setup: &Setup, results: &mut Results) -> Result<()> 
             "6. Storage: a write per message, one object, {connections} connection{}",
             plural(*connections)
         );
-        let (rows, cpu) = rows(&scenario, "turns", None, rounds);
+        let (rows, cpu) = rows(&scenario, "turns", Vec::new(), Vec::new(), rounds);
         results.rows.extend(rows);
         results.cpu.push(cpu);
     }

@@ -21,14 +21,18 @@ const MAX_DEPTH: usize = 8;
 pub struct Snapshot(BTreeMap<PathBuf, SystemTime>);
 
 impl Snapshot {
-    /// The project's files under `root` as they are now (`.dev.vars` included).
+    /// The project's files under `root` as they are now (`.dev.vars` and `.dev.vars.NAME`
+    /// included).
     pub fn take(root: &Path) -> Snapshot {
         let mut files = BTreeMap::new();
         visit(root, 0, &mut files);
-        for extra in [".dev.vars"] {
-            let path = root.join(extra);
-            if let Ok(modified) = path.metadata().and_then(|m| m.modified()) {
-                files.insert(path, modified);
+        for entry in std::fs::read_dir(root).into_iter().flatten().flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if (name == ".dev.vars" || name.starts_with(".dev.vars."))
+                && let Ok(modified) = entry.metadata().and_then(|m| m.modified())
+            {
+                files.insert(entry.path(), modified);
             }
         }
         Snapshot(files)
@@ -42,7 +46,13 @@ impl Snapshot {
             .filter(|(path, time)| before.0.get(*path) != Some(time))
             .map(|(path, _)| path.clone())
             .collect();
-        changed.extend(before.0.keys().filter(|p| !self.0.contains_key(*p)).cloned());
+        changed.extend(
+            before
+                .0
+                .keys()
+                .filter(|p| !self.0.contains_key(*p))
+                .cloned(),
+        );
         changed
     }
 }
@@ -96,9 +106,17 @@ mod tests {
         assert_eq!(after.changes_since(&before), [root.join("src/new.ts")]);
 
         std::fs::remove_file(root.join("src/new.ts")).unwrap();
+        let removed = Snapshot::take(&root);
+        assert_eq!(removed.changes_since(&after), [root.join("src/new.ts")]);
+
+        // Local secrets are configuration too, for every environment.
+        std::fs::write(root.join(".dev.vars"), "A=1").unwrap();
+        std::fs::write(root.join(".dev.vars.staging"), "A=2").unwrap();
+        let mut secrets = Snapshot::take(&root).changes_since(&removed);
+        secrets.sort();
         assert_eq!(
-            Snapshot::take(&root).changes_since(&after),
-            [root.join("src/new.ts")]
+            secrets,
+            [root.join(".dev.vars"), root.join(".dev.vars.staging")]
         );
         let _ = std::fs::remove_dir_all(&root);
     }

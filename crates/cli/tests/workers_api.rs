@@ -24,7 +24,15 @@ async fn web_platform_apis_behave_as_in_workers() {
     let web = get_json(&server, "/web").await;
     assert_eq!(
         web["url"],
-        json!(["example.com", "8080", "/a/b", "?x=1&y=two&z=3+4", "#frag", "https://example.com:8080", "user"])
+        json!([
+            "example.com",
+            "8080",
+            "/a/b",
+            "?x=1&y=two&z=3+4",
+            "#frag",
+            "https://example.com:8080",
+            "user"
+        ])
     );
     assert_eq!(web["params"], json!([["1", "2"], " ", ["a", "a", "b"]]));
     assert_eq!(
@@ -55,16 +63,28 @@ async fn web_platform_apis_behave_as_in_workers() {
 async fn bodies_streams_redirects_and_outbound_fetch() {
     let server = WorkersServer::start(&probe()).await;
     let echoed = server
-        .send("POST", "/echo-body", &[("content-type", "text/x-test")], "the body")
+        .send(
+            "POST",
+            "/echo-body",
+            &[("content-type", "text/x-test")],
+            "the body",
+        )
         .await;
     assert_eq!(echoed.body, "the body");
     assert_eq!(echoed.headers["content-type"], "text/x-test");
-    assert_eq!(server.request("GET", "/stream").await.body, "chunk0;chunk1;chunk2;");
+    assert_eq!(
+        server.request("GET", "/stream").await.body,
+        "chunk0;chunk1;chunk2;"
+    );
     let redirect = server.request("GET", "/redirect").await;
     assert_eq!(redirect.status, 301);
     assert_eq!(redirect.headers["location"], "http://example.com/elsewhere");
     // An outbound fetch over HTTP, to this server's own admin endpoint.
-    let fetched = get_json(&server, &format!("/fetch?url=http://{}/healthz", server.admin_addr())).await;
+    let fetched = get_json(
+        &server,
+        &format!("/fetch?url=http://{}/healthz", server.admin_addr()),
+    )
+    .await;
     assert_eq!(fetched, json!({ "status": 200, "body": "ok" }));
 }
 
@@ -126,7 +146,10 @@ async fn storage_kv_sql_transactions_and_the_kv_backed_class() {
 
     let legacy = get_json(&server, "/legacy/l").await;
     assert!(
-        legacy["sql"].as_str().unwrap().contains("new_sqlite_classes"),
+        legacy["sql"]
+            .as_str()
+            .unwrap()
+            .contains("new_sqlite_classes"),
         "{legacy}"
     );
     assert_eq!(
@@ -139,7 +162,10 @@ async fn storage_kv_sql_transactions_and_the_kv_backed_class() {
 #[tokio::test(flavor = "multi_thread")]
 async fn rpc_clones_arguments_and_rethrows_errors_in_the_caller() {
     let server = WorkersServer::start(&probe()).await;
-    assert_eq!(get_json(&server, "/rpc/r/add").await, json!({ "result": 5 }));
+    assert_eq!(
+        get_json(&server, "/rpc/r/add").await,
+        json!({ "result": 5 })
+    );
     assert_eq!(
         get_json(&server, "/rpc/r/echo").await,
         json!({ "date": true, "set": true, "nested": true })
@@ -187,12 +213,16 @@ async fn a_request_waiting_on_something_else_lets_others_in() {
 async fn a_short_request_is_not_queued_behind_another_requests_timer() {
     let server = WorkersServer::start(&probe()).await;
     let addr = server.addr();
-    let timer = tokio::spawn(async move {
-        http_request(addr, "GET", "/obj/t/timer?ms=30000", &[], "").await
-    });
-    let quick = tokio::time::timeout(Duration::from_secs(10), server.request("GET", "/obj/t/count"))
-        .await
-        .expect("a short request waits for nobody's timer");
+    let timer =
+        tokio::spawn(
+            async move { http_request(addr, "GET", "/obj/t/timer?ms=30000", &[], "").await },
+        );
+    let quick = tokio::time::timeout(
+        Duration::from_secs(10),
+        server.request("GET", "/obj/t/count"),
+    )
+    .await
+    .expect("a short request waits for nobody's timer");
     assert_eq!(quick.status, 200);
     assert!(!timer.is_finished());
     timer.abort();
@@ -202,7 +232,8 @@ async fn a_short_request_is_not_queued_behind_another_requests_timer() {
 async fn block_concurrency_while_keeps_other_events_out() {
     let server = WorkersServer::start(&probe()).await;
     let addr = server.addr();
-    let block = tokio::spawn(async move { http_request(addr, "GET", "/obj/b/block", &[], "").await });
+    let block =
+        tokio::spawn(async move { http_request(addr, "GET", "/obj/b/block", &[], "").await });
     // Whenever `value` gets in, the block has finished: it never sees the value before.
     loop {
         let value = server.request("GET", "/obj/b/value").await.body;
@@ -221,14 +252,21 @@ async fn exceptions_show_typescript_lines_and_do_not_reset_the_object() {
     assert_eq!(get_json(&server, "/obj/e/count").await["count"], 1);
     let thrown = server.request("GET", "/obj/e/throw").await;
     assert_eq!(thrown.status, 500);
-    assert!(thrown.body.contains("failed: on purpose"), "{}", thrown.body);
+    assert!(
+        thrown.body.contains("failed: on purpose"),
+        "{}",
+        thrown.body
+    );
     assert_eq!(
         get_json(&server, "/obj/e/count").await["count"],
         2,
         "an exception does not reset the object"
     );
     let stack = server.request("GET", "/obj/e/stack").await.body;
-    assert!(stack.starts_with("TypeError: failed: for the stack\n"), "{stack}");
+    assert!(
+        stack.starts_with("TypeError: failed: for the stack\n"),
+        "{stack}"
+    );
     assert!(stack.contains("at failDeep (src/failing.ts:4:"), "{stack}");
     assert!(stack.contains("at fetch (src/index.ts:55:"), "{stack}");
     assert!(!stack.contains("dormouse:prelude"), "{stack}");
@@ -270,13 +308,19 @@ async fn running_out_of_memory_resets_only_its_object() {
 #[tokio::test(flavor = "multi_thread")]
 async fn alarms_fire_in_their_object() {
     let server = WorkersServer::start(&probe()).await;
-    assert_eq!(get_json(&server, "/obj/al/alarm").await, json!({ "set": true }));
+    assert_eq!(
+        get_json(&server, "/obj/al/alarm").await,
+        json!({ "set": true })
+    );
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
         if get_json(&server, "/obj/al/alarms").await["ran"] == 1 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "the alarm never ran");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the alarm never ran"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -332,7 +376,11 @@ async fn websockets_keep_their_identity_attachments_and_errors() {
     );
     server.hibernate("PROBE", "w").await;
     ws.send_text("marco").await;
-    assert_eq!(ws.recv_text().await, "polo", "answered by the runtime, without a wake");
+    assert_eq!(
+        ws.recv_text().await,
+        "polo",
+        "answered by the runtime, without a wake"
+    );
     ws.send_text("stamp").await;
     assert_eq!(ws.recv_text().await, r#"{"stamped":true}"#);
     ws.send_text("close-1005").await;
@@ -344,4 +392,45 @@ async fn websockets_keep_their_identity_attachments_and_errors() {
     assert_eq!(ws.recv_binary().await, [1, 2, 3]);
     // The compatibility date is past 2026-04-07: the runtime answers the close itself.
     assert_eq!(ws.close(4001, "done").await, Some((4001, "done".into())));
+}
+
+/// What the probe's socket `ws` finds in `getWebSockets()`.
+async fn list(ws: &mut dormouse_testing::WsClient) -> Value {
+    ws.send_text("list").await;
+    serde_json::from_str(&ws.recv_text().await).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_websockets_follows_sockets_joining_and_leaving() {
+    let server = WorkersServer::start(&probe()).await;
+    let mut first = server.connect("/obj/l?name=a&tag=red").await;
+    assert_eq!(
+        list(&mut first).await,
+        json!({ "count": 1, "copy": true, "mine": true, "red": 1 })
+    );
+    let mut second = server.connect("/obj/l?name=b").await;
+    assert_eq!(
+        list(&mut first).await,
+        json!({ "count": 2, "copy": true, "mine": true, "red": 1 })
+    );
+    assert_eq!(
+        list(&mut second).await,
+        json!({ "count": 2, "copy": true, "mine": true, "red": 1 })
+    );
+    first.close(1000, "bye").await;
+    assert_eq!(
+        list(&mut second).await,
+        json!({ "count": 1, "copy": true, "mine": true, "red": 0 })
+    );
+    server.hibernate("PROBE", "l").await;
+    assert_eq!(
+        list(&mut second).await,
+        json!({ "count": 1, "copy": true, "mine": true, "red": 0 })
+    );
+    let mut third = server.connect("/obj/l?name=c&tag=red").await;
+    assert_eq!(
+        list(&mut second).await,
+        json!({ "count": 2, "copy": true, "mine": true, "red": 1 })
+    );
+    third.close(1000, "").await;
 }

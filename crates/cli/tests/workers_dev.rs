@@ -60,7 +60,10 @@ export default {{
 
 #[tokio::test(flavor = "multi_thread")]
 async fn reloaded_code_serves_the_next_event_and_sockets_stay_open() {
-    let dir = project(&[("wrangler.toml", CONFIG), ("src/index.ts", &room_source("v1"))]);
+    let dir = project(&[
+        ("wrangler.toml", CONFIG),
+        ("src/index.ts", &room_source("v1")),
+    ]);
     let mut server = WorkersServer::start(dir.path()).await;
     let mut first = server.connect("/").await;
     let mut second = server.connect("/").await;
@@ -70,7 +73,11 @@ async fn reloaded_code_serves_the_next_event_and_sockets_stay_open() {
     write(dir.path(), &[("src/index.ts", &room_source("v2"))]);
     server.reload().await.expect("the new code loads");
     first.send_text("hi").await;
-    assert_eq!(first.recv_text().await, "v2: hi (2)", "new code, same sockets");
+    assert_eq!(
+        first.recv_text().await,
+        "v2: hi (2)",
+        "new code, same sockets"
+    );
     second.send_text("still here").await;
     assert_eq!(second.recv_text().await, "v2: still here (2)");
 
@@ -81,7 +88,10 @@ async fn reloaded_code_serves_the_next_event_and_sockets_stay_open() {
     first.send_text("after the bad edit").await;
     assert_eq!(first.recv_text().await, "v2: after the bad edit (2)");
     // A module that throws while loading is reported too.
-    write(dir.path(), &[("src/index.ts", "throw new Error('no luck');\n")]);
+    write(
+        dir.path(),
+        &[("src/index.ts", "throw new Error('no luck');\n")],
+    );
     let error = server.reload().await.unwrap_err();
     assert!(error.contains("no luck"), "{error}");
     assert!(error.contains("src/index.ts:1:"), "{error}");
@@ -122,8 +132,18 @@ export default { fetch(request: Request, env: any) { return env.ROOM.getByName("
     a.send_text("hello").await;
     assert_eq!(a.recv_text().await, "2: hello");
     assert_eq!(b.recv_text().await, "2: hello");
-    let id = server.runtime().env().durable_object("ROOM").unwrap().id_from_name("one").unwrap();
-    let refused = server.runtime().hibernate_now("ROOM", &id).await.unwrap_err();
+    let id = server
+        .runtime()
+        .env()
+        .durable_object("ROOM")
+        .unwrap()
+        .id_from_name("one")
+        .unwrap();
+    let refused = server
+        .runtime()
+        .hibernate_now("ROOM", &id)
+        .await
+        .unwrap_err();
     assert!(refused.to_string().contains("standard"), "{refused}");
     b.close(4001, "bye").await;
     assert_eq!(a.recv_text().await, "left with 4001");
@@ -150,8 +170,14 @@ fn serve(project: &Path) -> (bool, String) {
 fn syntax_errors_stop_startup_with_file_line_and_column() {
     let dir = project(&[
         ("wrangler.toml", CONFIG),
-        ("src/index.ts", "import { helper } from './helper';\nexport default { fetch() { return helper(); } };\n"),
-        ("src/helper.ts", "export function helper(): Response {\n  return new Response(\"x\";\n}\n"),
+        (
+            "src/index.ts",
+            "import { helper } from './helper';\nexport default { fetch() { return helper(); } };\n",
+        ),
+        (
+            "src/helper.ts",
+            "export function helper(): Response {\n  return new Response(\"x\";\n}\n",
+        ),
     ]);
     let (ok, stderr) = serve(dir.path());
     assert!(!ok);
@@ -162,7 +188,10 @@ fn syntax_errors_stop_startup_with_file_line_and_column() {
 fn missing_modules_exports_and_node_modules_stop_startup_naming_them() {
     let dir = project(&[
         ("wrangler.toml", CONFIG),
-        ("src/index.ts", "import { x } from './nowhere';\nexport default { fetch() { return new Response(x); } };\n"),
+        (
+            "src/index.ts",
+            "import { x } from './nowhere';\nexport default { fetch() { return new Response(x); } };\n",
+        ),
     ]);
     let (ok, stderr) = serve(dir.path());
     assert!(!ok);
@@ -171,15 +200,30 @@ fn missing_modules_exports_and_node_modules_stop_startup_naming_them() {
 
     let dir = project(&[
         ("wrangler.toml", CONFIG),
-        ("src/index.ts", "export default { fetch() { return new Response('no Room class'); } };\n"),
+        (
+            "src/index.ts",
+            "export default { fetch() { return new Response('no Room class'); } };\n",
+        ),
     ]);
     let (ok, stderr) = serve(dir.path());
     assert!(!ok);
-    assert!(stderr.contains("`ROOM`") && stderr.contains("`Room`"), "{stderr}");
+    assert!(
+        stderr.contains("`ROOM`") && stderr.contains("`Room`"),
+        "{stderr}"
+    );
 
     let dir = project(&[
-        ("wrangler.toml", &CONFIG.replace("2026-05-01\"", "2026-05-01\"\ncompatibility_flags = [\"nodejs_compat\"]")),
-        ("src/index.ts", "import { readFileSync } from 'node:fs';\nexport class Room {}\nexport default { fetch() { return new Response(String(readFileSync)); } };\n"),
+        (
+            "wrangler.toml",
+            &CONFIG.replace(
+                "2026-05-01\"",
+                "2026-05-01\"\ncompatibility_flags = [\"nodejs_compat\"]",
+            ),
+        ),
+        (
+            "src/index.ts",
+            "import { readFileSync } from 'node:fs';\nexport class Room {}\nexport default { fetch() { return new Response(String(readFileSync)); } };\n",
+        ),
     ]);
     let (ok, stderr) = serve(dir.path());
     assert!(!ok);
@@ -193,7 +237,10 @@ fn unsupported_bindings_stop_startup_naming_the_key() {
             "wrangler.toml",
             &format!("{CONFIG}\n[[kv_namespaces]]\nbinding = \"CACHE\"\nid = \"abc\"\n"),
         ),
-        ("src/index.ts", "export class Room {}\nexport default { fetch() { return new Response('x'); } };\n"),
+        (
+            "src/index.ts",
+            "export class Room {}\nexport default { fetch() { return new Response('x'); } };\n",
+        ),
     ]);
     let (ok, stderr) = serve(dir.path());
     assert!(!ok);
@@ -205,10 +252,92 @@ fn help_explains_the_commands() {
     let help = Command::new(BINARY).arg("--help").output().unwrap();
     let text = String::from_utf8_lossy(&help.stdout);
     assert!(text.contains("dev") && text.contains("serve"), "{text}");
-    let help = Command::new(BINARY).args(["dev", "--help"]).output().unwrap();
+    let help = Command::new(BINARY)
+        .args(["dev", "--help"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&help.stdout);
-    for flag in ["--listen", "--admin-listen", "--hibernate-after", "--data-dir", "--durability", "--env", "--cpu-limit", "--memory-limit"] {
-        assert!(text.contains(flag), "{flag} missing from dev --help:\n{text}");
+    for flag in [
+        "--listen",
+        "--admin-listen",
+        "--hibernate-after",
+        "--data-dir",
+        "--durability",
+        "--env",
+        "--cpu-limit",
+        "--memory-limit",
+    ] {
+        assert!(
+            text.contains(flag),
+            "{flag} missing from dev --help:\n{text}"
+        );
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn uncaught_errors_are_logged_once_at_their_typescript_lines() {
+    let dir = project(&[
+        ("wrangler.toml", CONFIG),
+        (
+            "src/index.ts",
+            r#"import { DurableObject } from "cloudflare:workers";
+type Reply = { status: number };
+export class Room extends DurableObject {
+  async fetch(request: Request): Promise<Response> {
+    const path: string = new URL(request.url).pathname;
+    if (path === "/unawaited") {
+      Promise.reject(new Error("nobody waits for this"));
+      return new Response("ok");
+    }
+    const reply: Reply = { status: 0 };
+    throw new Error(`thrown from fetch ${reply.status}`);
+  }
+}
+export default { fetch(request: Request, env: any) { return env.ROOM.getByName("one").fetch(request); } };
+"#,
+        ),
+    ]);
+    let (data_dir, data) = dormouse_testing::process_data_dir("uncaught");
+    let log = data_dir.path().join("server.log");
+    let options = dormouse_testing::ProcessOptions {
+        leading_args: vec!["serve".into(), dir.path().display().to_string()],
+        log: Some(log.clone()),
+        log_filter: Some("error".into()),
+        ..Default::default()
+    };
+    let server = dormouse_testing::ServerProcess::start(Path::new(BINARY), &data, &options).await;
+    let thrown = dormouse_testing::http_request(server.addr(), "GET", "/thrown", &[], "").await;
+    assert_eq!(thrown.status, 500, "{}", thrown.body);
+    let unawaited =
+        dormouse_testing::http_request(server.addr(), "GET", "/unawaited", &[], "").await;
+    assert_eq!(unawaited.status, 200, "{}", unawaited.body);
+    drop(server);
+
+    let text = std::fs::read_to_string(&log).unwrap();
+    let count = |needle: &str| text.matches(needle).count();
+    // Once where it was thrown; once more in the Worker, which awaited the stub and did not
+    // catch: the same error, with its name and message.
+    assert_eq!(
+        count("Uncaught exception in fetch: Error: thrown from fetch 0"),
+        1,
+        "{text}"
+    );
+    assert_eq!(
+        count("Uncaught exception in the Worker's fetch: Error: thrown from fetch 0"),
+        1,
+        "{text}"
+    );
+    assert_eq!(count("Error: Error"), 0, "{text}");
+    assert_eq!(
+        count("Uncaught (in promise) Error: thrown"),
+        0,
+        "handled by the runtime:\n{text}"
+    );
+    // The position is the TypeScript source's (line 11), not the stripped output's.
+    assert!(text.contains("src/index.ts:11:"), "{text}");
+    assert_eq!(
+        count("Uncaught (in promise) Error: nobody waits for this"),
+        1,
+        "{text}"
+    );
+}

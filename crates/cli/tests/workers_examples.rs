@@ -58,7 +58,10 @@ async fn game_state_survives_hibernation_and_rounds_end_on_an_alarm() {
     assert_eq!(json_message(&mut ann).await["type"], "welcome");
     let mut bob = server.connect("/game/g1?playerId=bob").await;
     let welcome = json_message(&mut bob).await;
-    assert_eq!(welcome["state"]["players"]["ann"], json!({ "x": 0, "y": 0, "score": 0 }));
+    assert_eq!(
+        welcome["state"]["players"]["ann"],
+        json!({ "x": 0, "y": 0, "score": 0 })
+    );
     ann.send_text(r#"{"type":"move","x":3,"y":4}"#).await;
     for client in [&mut ann, &mut bob] {
         let update = json_message(client).await;
@@ -69,18 +72,27 @@ async fn game_state_survives_hibernation_and_rounds_end_on_an_alarm() {
     server.hibernate("GAME_ROOM", "g1").await;
     bob.send_text(r#"{"type":"score","points":10}"#).await;
     let update = json_message(&mut ann).await;
-    assert_eq!(update["state"]["players"]["ann"]["y"], 4, "the state was saved");
+    assert_eq!(
+        update["state"]["players"]["ann"]["y"], 4,
+        "the state was saved"
+    );
     assert_eq!(update["state"]["players"]["bob"]["score"], 10);
     json_message(&mut bob).await;
     bob.send_text(r#"{"type":"start_round"}"#).await;
-    assert_eq!(json_message(&mut ann).await["lastAction"]["result"]["round"], 1);
+    assert_eq!(
+        json_message(&mut ann).await["lastAction"]["result"]["round"],
+        1
+    );
     json_message(&mut bob).await;
     server.hibernate("GAME_ROOM", "g1").await;
     // The round ends on the object's alarm, which wakes it.
     let over = tokio::time::timeout(Duration::from_secs(10), json_message(&mut ann))
         .await
         .expect("the round ends");
-    assert_eq!(over, json!({ "type": "round_over", "round": 1, "winner": "bob" }));
+    assert_eq!(
+        over,
+        json!({ "type": "round_over", "round": 1, "winner": "bob" })
+    );
     ann.send_text("not json").await;
     assert_eq!(json_message(&mut ann).await["type"], "error");
 }
@@ -94,9 +106,19 @@ async fn presence_lists_members_and_their_status_across_hibernation() {
         json!({ "type": "presence_list", "users": [{ "userId": "ann", "status": "online" }] })
     );
     let mut bob = server.connect("/presence/p1?userId=bob").await;
-    assert_eq!(json_message(&mut bob).await["users"].as_array().unwrap().len(), 2);
-    assert_eq!(json_message(&mut ann).await, json!({ "type": "user_joined", "userId": "bob" }));
-    bob.send_text(r#"{"type":"status_update","status":"away"}"#).await;
+    assert_eq!(
+        json_message(&mut bob).await["users"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        json_message(&mut ann).await,
+        json!({ "type": "user_joined", "userId": "bob" })
+    );
+    bob.send_text(r#"{"type":"status_update","status":"away"}"#)
+        .await;
     for client in [&mut ann, &mut bob] {
         assert_eq!(
             json_message(client).await,
@@ -110,7 +132,10 @@ async fn presence_lists_members_and_their_status_across_hibernation() {
         json!({ "type": "who", "userId": "bob", "status": "away" })
     );
     bob.close(1000, "bye").await;
-    assert_eq!(json_message(&mut ann).await, json!({ "type": "user_left", "userId": "bob" }));
+    assert_eq!(
+        json_message(&mut ann).await,
+        json!({ "type": "user_left", "userId": "bob" })
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -122,7 +147,10 @@ async fn heartbeats_are_answered_without_waking_and_silent_sockets_are_swept() {
     let mut lively = server.connect("/heartbeat/h1").await;
     let mut silent = server.connect("/heartbeat/h1").await;
     server.hibernate("HEARTBEAT", "h1").await;
-    let wakes = server.metrics().await.get("dormouse_object_wakes_total", "HEARTBEAT");
+    let wakes = server
+        .metrics()
+        .await
+        .get("dormouse_object_wakes_total", "HEARTBEAT");
     lively.send_text("ping").await;
     assert_eq!(lively.recv_text().await, "pong");
     // The silent socket is closed by a sweep; the lively one keeps pinging meanwhile.
@@ -140,12 +168,23 @@ async fn heartbeats_are_answered_without_waking_and_silent_sockets_are_swept() {
     .await
     .expect("the silent socket is swept");
     assert_eq!(closed, (4000, "stale".to_owned()));
-    let status: Value = serde_json::from_str(&server.request("GET", "/heartbeat/h1").await.body).unwrap();
+    let status: Value =
+        serde_json::from_str(&server.request("GET", "/heartbeat/h1").await.body).unwrap();
     assert_eq!(status["live"], 1, "{status}");
     assert!(
-        server.metrics().await.get("dormouse_websocket_auto_responses_total", "HEARTBEAT") >= 2.0
+        server
+            .metrics()
+            .await
+            .get("dormouse_websocket_auto_responses_total", "HEARTBEAT")
+            >= 2.0
     );
-    assert!(server.metrics().await.get("dormouse_object_wakes_total", "HEARTBEAT") >= wakes);
+    assert!(
+        server
+            .metrics()
+            .await
+            .get("dormouse_object_wakes_total", "HEARTBEAT")
+            >= wakes
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -157,24 +196,51 @@ async fn a_hono_router_from_node_modules_serves_a_chat_room() {
         project.display()
     );
     let server = WorkersServer::start(&project).await;
-    assert!(server.request("GET", "/").await.body.starts_with("Hono chat on Dormouse"));
+    assert!(
+        server
+            .request("GET", "/")
+            .await
+            .body
+            .starts_with("Hono chat on Dormouse")
+    );
     let mut ws = server.connect("/rooms/lobby/ws?name=ann").await;
     let posted = server
-        .send("POST", "/rooms/lobby/messages", &[("content-type", "application/json")], r#"{"name":"bob","text":"hi"}"#)
+        .send(
+            "POST",
+            "/rooms/lobby/messages",
+            &[("content-type", "application/json")],
+            r#"{"name":"bob","text":"hi"}"#,
+        )
         .await;
     assert_eq!(posted.status, 201, "{}", posted.body);
     let heard = json_message(&mut ws).await;
-    assert_eq!((heard["name"].as_str(), heard["text"].as_str()), (Some("bob"), Some("hi")));
+    assert_eq!(
+        (heard["name"].as_str(), heard["text"].as_str()),
+        (Some("bob"), Some("hi"))
+    );
     ws.send_text("hello from the socket").await;
     assert_eq!(json_message(&mut ws).await["text"], "hello from the socket");
     server.hibernate("ROOMS", "lobby").await;
-    let history: Value = serde_json::from_str(&server.request("GET", "/rooms/lobby/history").await.body).unwrap();
-    let texts: Vec<&str> = history.as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap()).collect();
+    let history: Value =
+        serde_json::from_str(&server.request("GET", "/rooms/lobby/history").await.body).unwrap();
+    let texts: Vec<&str> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap())
+        .collect();
     assert_eq!(texts, ["hi", "hello from the socket"]);
     let bad = server
-        .send("POST", "/rooms/lobby/messages", &[("content-type", "application/json")], r#"{"name":"bob"}"#)
+        .send(
+            "POST",
+            "/rooms/lobby/messages",
+            &[("content-type", "application/json")],
+            r#"{"name":"bob"}"#,
+        )
         .await;
     assert_eq!(bad.status, 400);
-    let reply = try_http_request(server.addr(), "GET", "/rooms/lobby/ws", "").await.unwrap();
+    let reply = try_http_request(server.addr(), "GET", "/rooms/lobby/ws", "")
+        .await
+        .unwrap();
     assert_eq!(reply.status, 426);
 }

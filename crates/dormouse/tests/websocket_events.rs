@@ -22,6 +22,22 @@ async fn text_and_binary_frames_reach_websocket_message() {
 }
 
 #[tokio::test]
+async fn frames_sent_in_one_turn_and_the_next_arrive_in_order() {
+    let server = TestServer::start(common::app()).await;
+    let mut client = server.connect("/probe/events-burst").await;
+    for round in 0..3 {
+        client.send_text("burst 50").await;
+        for n in 0..50 {
+            assert_eq!(client.recv_text().await, n.to_string(), "round {round}");
+        }
+        assert_eq!(client.recv_text().await, "burst done");
+        // A reply of the next turn goes out at once, and never ahead of the frames queued before.
+        client.send_text("echo next").await;
+        assert_eq!(client.recv_text().await, "next");
+    }
+}
+
+#[tokio::test]
 async fn pings_are_answered_by_the_runtime_without_waking_the_object() {
     let server = TestServer::start(common::app()).await;
     let mut client = server.connect("/probe/events-ping").await;

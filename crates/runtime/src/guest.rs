@@ -9,8 +9,7 @@ use std::sync::Arc;
 use dormouse_sdk::{Env, Guest, State};
 
 /// Builds an instance of a class; an `Err` is a constructor that failed (the object is reset).
-pub(crate) type Factory =
-    Arc<dyn Fn(State, Env) -> Result<Box<dyn Guest>, String> + Send + Sync>;
+pub(crate) type Factory = Arc<dyn Fn(State, Env) -> Result<Box<dyn Guest>, String> + Send + Sync>;
 
 /// When the runtime answers a client's close frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -158,7 +158,9 @@ impl NamespaceHost for Namespace {
         let delivered = self.deliver(id, Envelope::Fetch { request, reply });
         Box::pin(async move {
             delivered.await?;
-            response.await.unwrap_or_else(|_| Err(reset_while_handling()))
+            response
+                .await
+                .unwrap_or_else(|_| Err(reset_while_handling()))
         })
     }
 

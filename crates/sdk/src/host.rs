@@ -65,6 +65,9 @@ pub trait ObjectHost: Send + Sync + 'static {
     fn websockets(&self, tag: Option<&str>) -> Vec<WebSocket>;
     /// How many sockets [`ObjectHost::websockets`] would list, without listing them.
     fn websocket_count(&self, tag: Option<&str>) -> usize;
+    /// A number that changes whenever a socket joins or leaves the object's sockets: a guest
+    /// that wraps [`ObjectHost::websockets`]`(None)` can keep its list until it changes.
+    fn websockets_changes(&self) -> u64;
     /// Replaces the auto-response pairs (an empty list clears them).
     fn set_auto_responses(&self, pairs: Vec<WebSocketRequestResponsePair>) -> Result<()>;
     /// The auto-response pairs in effect.
@@ -168,12 +171,7 @@ pub trait NamespaceHost: Send + Sync + 'static {
     fn fetch(&self, id: ObjectId, request: Request) -> BoxFuture<'static, Result<Response>>;
     /// Calls the method `method` of the object `id` with serialized arguments (see
     /// [`Guest::call`](crate::Guest::call)); the answer is the serialized result.
-    fn call(
-        &self,
-        id: ObjectId,
-        method: String,
-        args: Bytes,
-    ) -> BoxFuture<'static, Result<Bytes>>;
+    fn call(&self, id: ObjectId, method: String, args: Bytes) -> BoxFuture<'static, Result<Bytes>>;
 }
 
 /// What the runtime offers to a Worker and to objects through [`Env`](crate::Env).

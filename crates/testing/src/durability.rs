@@ -99,7 +99,6 @@ pub async fn check(server: &ServerProcess, ledger: &Ledger) {
     }
 }
 
-
 /// Starts the server with `start` five times, killing it with SIGKILL under load each time at a
 /// random point, and checks the counters after each restart; then once more. Returns the number
 /// of acknowledged increments.

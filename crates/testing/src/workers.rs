@@ -41,7 +41,10 @@ impl WorkersServer {
     }
 
     /// Serves `project` with the flags adjusted by `configure`.
-    pub async fn start_with(project: &Path, configure: impl FnOnce(&mut WorkersArgs)) -> WorkersServer {
+    pub async fn start_with(
+        project: &Path,
+        configure: impl FnOnce(&mut WorkersArgs),
+    ) -> WorkersServer {
         WorkersServer::try_start_with(project, configure)
             .await
             .unwrap_or_else(|error| panic!("cannot serve {}: {error}", project.display()))
@@ -98,7 +101,13 @@ impl WorkersServer {
     }
 
     /// A request with headers and a body.
-    pub async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> HttpReply {
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> HttpReply {
         http_request(self.addr(), method, path, headers, body).await
     }
 
@@ -141,8 +150,6 @@ impl WorkersServer {
 
     /// Stops gracefully.
     pub async fn stop(self) {
-        self.running
-            .shutdown_with(1001)
-            .await;
+        self.running.shutdown_with(1001).await;
     }
 }

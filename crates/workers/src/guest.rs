@@ -10,7 +10,10 @@
 
 use bytes::Bytes;
 use dormouse_sdk::host::{BoxFuture, Reply};
-use dormouse_sdk::{AlarmInfo, Error, ErrorKind, Guest, Request, Response, Result, WebSocket, WebSocketIncomingMessage};
+use dormouse_sdk::{
+    AlarmInfo, Error, ErrorKind, Guest, Request, Response, Result, WebSocket,
+    WebSocketIncomingMessage,
+};
 use tokio::sync::oneshot;
 
 use crate::engine::dispatch::{self, Event};
@@ -43,9 +46,16 @@ impl Guest for JsGuest {
         let id = self.id;
         Box::pin(async move {
             let (reply, answer) = oneshot::channel();
-            run(id, Event::Fetch(req, Reply::new(move |r| drop(reply.send(r))))).await;
+            run(
+                id,
+                Event::Fetch(req, Reply::new(move |r| drop(reply.send(r)))),
+            )
+            .await;
             answer.await.unwrap_or_else(|_| {
-                Err(Error::new(ErrorKind::Reset, "the object went away before it answered"))
+                Err(Error::new(
+                    ErrorKind::Reset,
+                    "the object went away before it answered",
+                ))
             })
         })
     }
@@ -105,12 +115,17 @@ impl Guest for JsGuest {
             })
             .await;
             let outcome = engine()
-                .and_then(|engine| engine.with_instance(id, |instance| instance.alarm_outcome.take()))
+                .and_then(|engine| {
+                    engine.with_instance(id, |instance| instance.alarm_outcome.take())
+                })
                 .flatten();
             match outcome {
                 Some(Ok(())) => Ok(()),
                 Some(Err(message)) => Err(Error::new(ErrorKind::User, message)),
-                None => Err(Error::new(ErrorKind::Reset, "the alarm handler did not finish")),
+                None => Err(Error::new(
+                    ErrorKind::Reset,
+                    "the alarm handler did not finish",
+                )),
             }
         })
     }

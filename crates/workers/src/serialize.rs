@@ -168,7 +168,6 @@ mod userdata {
         pub(super) is_boxed: Function<'js>,
         pub(super) boxed: Function<'js>,
     }
-
 }
 use userdata::Helpers;
 
@@ -288,7 +287,7 @@ impl<'js> Writer<'js> {
         while digits.last() == Some(&0) {
             digits.pop();
         }
-        while digits.len() % 8 != 0 {
+        while !digits.len().is_multiple_of(8) {
             digits.push(0);
         }
         let bitfield = (digits.len() as u64) << 1 | u64::from(negative);
@@ -441,12 +440,14 @@ impl<'js> Writer<'js> {
                 self.varint(items.len() as u64);
             }
             "Boolean" | "Number" | "String" | "BigInt"
-                if helpers(&self.ctx)?.is_boxed.call::<_, bool>((value.clone(),))? =>
+                if helpers(&self.ctx)?
+                    .is_boxed
+                    .call::<_, bool>((value.clone(),))? =>
             {
                 self.reference(&object);
-                let inner: Value<'js> = object.get::<_, Function<'js>>("valueOf")?.call((
-                    rquickjs::function::This(value.clone()),
-                ))?;
+                let inner: Value<'js> = object
+                    .get::<_, Function<'js>>("valueOf")?
+                    .call((rquickjs::function::This(value.clone()),))?;
                 match kind.as_str() {
                     "Boolean" => self.out.push(if inner.as_bool().unwrap_or(false) {
                         tag::TRUE_OBJECT
@@ -634,7 +635,10 @@ impl<'js> Reader<'_, 'js> {
     fn fail(&self, what: &str) -> rquickjs::Error {
         clone_error(
             &self.ctx,
-            &format!("Unable to deserialize cloned data: {what} at byte {}.", self.at),
+            &format!(
+                "Unable to deserialize cloned data: {what} at byte {}.",
+                self.at
+            ),
         )
     }
 
@@ -688,7 +692,7 @@ impl<'js> Reader<'_, 'js> {
         Ok(match tag {
             tag::ONE_BYTE => raw.iter().map(|b| *b as char).collect(),
             tag::TWO_BYTE => {
-                if length % 2 != 0 {
+                if !length.is_multiple_of(2) {
                     return Err(self.fail("a two-byte string of odd length"));
                 }
                 let units: Vec<u16> = raw
@@ -717,7 +721,11 @@ impl<'js> Reader<'_, 'js> {
         rquickjs::String::from_str(self.ctx.clone(), text).map(|s| s.into_value())
     }
 
-    fn construct(&self, class: &str, args: impl rquickjs::function::IntoArgs<'js>) -> rquickjs::Result<Value<'js>> {
+    fn construct(
+        &self,
+        class: &str,
+        args: impl rquickjs::function::IntoArgs<'js>,
+    ) -> rquickjs::Result<Value<'js>> {
         let constructor: Constructor<'js> = self.ctx.globals().get(class)?;
         constructor.construct(args)
     }
@@ -783,7 +791,10 @@ impl<'js> Reader<'_, 'js> {
                     .ok_or_else(|| self.fail("a reference to an unknown object"))?;
                 // A view over a buffer written before follows a reference to the buffer.
                 if self.peek() == Some(tag::ARRAY_BUFFER_VIEW)
-                    && object.as_object().and_then(|o| ArrayBuffer::from_object(o.clone())).is_some()
+                    && object
+                        .as_object()
+                        .and_then(|o| ArrayBuffer::from_object(o.clone()))
+                        .is_some()
                 {
                     self.at += 1;
                     return self.view(object);
@@ -832,7 +843,8 @@ impl<'js> Reader<'_, 'js> {
                 date
             }
             tag::TRUE_OBJECT | tag::FALSE_OBJECT => {
-                let value: Value<'js> = helpers(&self.ctx)?.boxed.call((tag == tag::TRUE_OBJECT,))?;
+                let value: Value<'js> =
+                    helpers(&self.ctx)?.boxed.call((tag == tag::TRUE_OBJECT,))?;
                 self.objects.push(value.clone());
                 value
             }

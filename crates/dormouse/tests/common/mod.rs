@@ -245,6 +245,14 @@ impl DurableObject for Probe {
         let (command, rest) = text.split_once(' ').unwrap_or((&text, ""));
         let reply = match command {
             "echo" => rest.to_owned(),
+            // Many frames in one turn: the first go out at once, the rest through the driver.
+            "burst" => {
+                let frames: usize = rest.parse().unwrap();
+                for n in 0..frames {
+                    ws.send_with_str(format!("{n}"))?;
+                }
+                "burst done".into()
+            }
             "close" => {
                 let (code, reason) = rest.split_once(' ').unwrap_or((rest, ""));
                 let code = (!code.is_empty()).then(|| code.parse().unwrap());

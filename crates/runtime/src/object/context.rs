@@ -126,6 +126,7 @@ impl ObjectContext {
     /// A turn starts: storage operations join one transaction until [`end_turn`](Self::end_turn).
     pub(crate) fn begin_turn(&self) {
         self.in_turn.store(true, Ordering::Relaxed);
+        self.cell.reset_direct_sends();
         if let Some(storage) = self.opened_storage() {
             storage.begin_turn();
         }
@@ -185,7 +186,10 @@ impl ObjectContext {
     fn release_replies(&self, lost: Option<Error>) {
         let held = std::mem::take(&mut *self.held_replies.lock().expect("held replies lock"));
         for reply in held {
-            reply(lost.as_ref().map(|e| Error::new(e.kind(), e.text().to_owned())));
+            reply(
+                lost.as_ref()
+                    .map(|e| Error::new(e.kind(), e.text().to_owned())),
+            );
         }
     }
 
@@ -267,6 +271,10 @@ impl ObjectHost for ObjectContext {
                 .map(|record| WebSocket::from_host(record.clone())),
         );
         list
+    }
+
+    fn websockets_changes(&self) -> u64 {
+        self.cell.sockets.lock().expect("socket set lock").changes()
     }
 
     fn websocket_count(&self, tag: Option<&str>) -> usize {

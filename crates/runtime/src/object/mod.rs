@@ -15,7 +15,7 @@ mod task;
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -33,6 +33,16 @@ use crate::config::Limits;
 use crate::namespace::Namespace;
 use crate::registry::CellKey;
 use crate::socket::{SocketRecord, SocketSet};
+
+/// Mailbox slots an object keeps once its mailbox empties: the buffer of a burst's backlog (up to
+/// the mailbox's capacity, thousands of requests) goes back, while a steady trickle reuses its
+/// small one.
+const MAILBOX_KEPT_CAPACITY: usize = 64;
+
+/// Frames one turn writes straight to their sockets. A reply or two goes out at once, with no
+/// hop through a driver; a turn that sends to a whole room queues the rest for the drivers,
+/// which write each socket's frames together instead of making a system call per frame.
+const DIRECT_SENDS_PER_TURN: u32 = 4;
 
 /// Whether an object has a task (and so, possibly, an instance).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +184,8 @@ pub(crate) struct ObjectCell {
     pub(crate) auto_responses: RwLock<Arc<[WebSocketRequestResponsePair]>>,
     /// The WebSocket event timeout in milliseconds; 0 when unset.
     event_timeout_ms: AtomicU64,
+    /// Frames the running turn wrote straight to their sockets (see [`DIRECT_SENDS_PER_TURN`]).
+    direct_sends: AtomicU32,
 }
 
 impl ObjectCell {
@@ -196,6 +208,7 @@ impl ObjectCell {
             gate: OutputGate::default(),
             auto_responses: RwLock::new(Arc::from(Vec::new())),
             event_timeout_ms: AtomicU64::new(0),
+            direct_sends: AtomicU32::new(0),
         }
     }
 
@@ -354,6 +367,9 @@ impl ObjectCell {
             let mut state = self.state();
             let envelope = state.mailbox.pop_front()?;
             state.mailbox_bytes -= envelope.weight();
+            if state.mailbox.is_empty() && state.mailbox.capacity() > MAILBOX_KEPT_CAPACITY {
+                state.mailbox.shrink_to(MAILBOX_KEPT_CAPACITY);
+            }
             envelope
         };
         self.wake_one_space_waiter();
@@ -372,6 +388,16 @@ impl ObjectCell {
         }
         state.phase = Phase::Retired;
         true
+    }
+
+    /// A turn begins: its first sends go straight out again.
+    pub(crate) fn reset_direct_sends(&self) {
+        self.direct_sends.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether the running turn may write one more frame straight to its socket.
+    pub(crate) fn take_direct_send(&self) -> bool {
+        self.direct_sends.fetch_add(1, Ordering::Relaxed) < DIRECT_SENDS_PER_TURN
     }
 
     pub(crate) fn event_timeout(&self) -> Option<Duration> {

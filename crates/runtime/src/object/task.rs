@@ -274,7 +274,12 @@ impl Runner {
         if let Err(error) = self.start_turn() {
             return slot.fail(error);
         }
-        self.cell.namespace.metrics.events.call.fetch_add(1, Relaxed);
+        self.cell
+            .namespace
+            .metrics
+            .events
+            .call
+            .fetch_add(1, Relaxed);
         let context = self.context_concrete();
         let instance = self.instance.as_mut().expect("a turn has an instance");
         let call = instance.call(method, args, slot.reply(&context));
@@ -310,7 +315,10 @@ impl Runner {
 
     /// Resets the object if its guest reports that the instance broke during the last call.
     pub(super) fn reset_if_broken(&mut self) -> bool {
-        let fault = self.instance.as_mut().and_then(|instance| instance.take_fault());
+        let fault = self
+            .instance
+            .as_mut()
+            .and_then(|instance| instance.take_fault());
         match fault {
             Some(reason) => {
                 self.reset(&reason);

@@ -204,7 +204,11 @@ impl SocketRecord {
                 };
                 match connection.pending.pop_front() {
                     Some(event) => event,
-                    None => break,
+                    None => {
+                        // A backlog is rare and short: an idle socket keeps no buffer for it.
+                        connection.pending = VecDeque::new();
+                        break;
+                    }
                 }
             };
             if let Err(event) = self.try_dispatch(event, cx) {

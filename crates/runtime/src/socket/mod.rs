@@ -670,7 +670,8 @@ impl SocketHost for SocketRecord {
         if inner.gone || inner.close_sent {
             return Ok(());
         }
-        if inner.held.is_none() && !self.cell.gate.is_closed() {
+        let direct = self.cell.take_direct_send();
+        if direct && inner.held.is_none() && !self.cell.gate.is_closed() {
             let (opcode, payload) = match message {
                 Outgoing::Text(text) => (Opcode::Text, text.as_bytes()),
                 Outgoing::Binary(data) => (Opcode::Binary, data),
@@ -685,7 +686,7 @@ impl SocketHost for SocketRecord {
                 WriteNow::NotStarted => {}
             }
         }
-        self.send_app(&mut inner, encode_outgoing(message), false);
+        self.send_app(&mut inner, encode_outgoing(message), !direct);
         Ok(())
     }
 

@@ -17,6 +17,8 @@ pub(crate) struct SocketSet {
     /// The socket and whether it is hibernatable.
     entries: BTreeMap<WebSocketId, (Arc<SocketRecord>, bool)>,
     standard: usize,
+    /// Bumped whenever a socket joins or leaves.
+    changes: u64,
 }
 
 impl SocketSet {
@@ -24,6 +26,7 @@ impl SocketSet {
         if !hibernatable {
             self.standard += 1;
         }
+        self.changes += 1;
         self.entries.insert(record.id(), (record, hibernatable));
     }
 
@@ -32,6 +35,7 @@ impl SocketSet {
         if !hibernatable {
             self.standard -= 1;
         }
+        self.changes += 1;
         Some(record)
     }
 
@@ -45,6 +49,11 @@ impl SocketSet {
 
     pub(crate) fn standard_count(&self) -> usize {
         self.standard
+    }
+
+    /// A number that changes whenever a socket joins or leaves the set.
+    pub(crate) fn changes(&self) -> u64 {
+        self.changes
     }
 
     pub(crate) fn hibernatable_count(&self) -> usize {
@@ -67,6 +76,7 @@ impl SocketSet {
     /// Removes and returns every socket (a reset closes them all).
     pub(crate) fn take_all(&mut self) -> Vec<Arc<SocketRecord>> {
         self.standard = 0;
+        self.changes += 1;
         std::mem::take(&mut self.entries)
             .into_values()
             .map(|(record, _)| record)

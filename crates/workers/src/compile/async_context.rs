@@ -32,10 +32,7 @@ pub(crate) struct Insertions {
 impl Insertions {
     /// The column (1-based) in the code before insertion of 1-based `column` on 1-based `line`.
     pub(crate) fn original_column(&self, line: u32, column: u32) -> u32 {
-        let Some(inserted) = line
-            .checked_sub(1)
-            .and_then(|l| self.lines.get(l as usize))
-        else {
+        let Some(inserted) = line.checked_sub(1).and_then(|l| self.lines.get(l as usize)) else {
             return column;
         };
         let position = column.saturating_sub(1);
@@ -117,7 +114,10 @@ fn locate(code: &str, inserted_at: &[(usize, usize)]) -> Insertions {
                 break;
             }
             let column = code[line_start..offset].chars().count() as u32;
-            lines.last_mut().expect("a line").push((column, length as u32));
+            lines
+                .last_mut()
+                .expect("a line")
+                .push((column, length as u32));
             next.next();
         }
         if c == '\n' {
@@ -134,7 +134,8 @@ mod tests {
 
     #[test]
     fn every_await_is_wrapped_inner_ones_too() {
-        let (code, _) = wrap_awaits("async function f(a) { return (await a) + await (await a); }").unwrap();
+        let (code, _) =
+            wrap_awaits("async function f(a) { return (await a) + await (await a); }").unwrap();
         let p = prefix();
         assert_eq!(
             code,

@@ -139,10 +139,14 @@ fn strip_types(
         })
         .build(&program);
     let map = printed.map.map(|map| {
-        PositionMap::from_tokens(
-            map.get_tokens()
-                .map(|t| (t.get_dst_line(), t.get_dst_col(), t.get_src_line(), t.get_src_col())),
-        )
+        PositionMap::from_tokens(map.get_tokens().map(|t| {
+            (
+                t.get_dst_line(),
+                t.get_dst_col(),
+                t.get_src_line(),
+                t.get_src_col(),
+            )
+        }))
     });
     Ok(Compiled {
         code: printed.code,

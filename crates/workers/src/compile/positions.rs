@@ -59,7 +59,11 @@ impl PositionMap {
         let tokens = self.lines.get(line.checked_sub(1)? as usize)?;
         let column = column.saturating_sub(1);
         let at = tokens.partition_point(|t| t.0 <= column);
-        let token = if at == 0 { tokens.first()? } else { &tokens[at - 1] };
+        let token = if at == 0 {
+            tokens.first()?
+        } else {
+            &tokens[at - 1]
+        };
         Some((token.1 + 1, token.2 + 1))
     }
 }

@@ -75,12 +75,23 @@ mod tests {
             Some(PositionMap::from_tokens([(2, 4, 10, 6)].into_iter())),
             None,
         );
-        maps.insert("/p/node_modules/x/index.js", "node_modules/x/index.js", None, None);
-        assert_eq!(maps.map("/p/src/index.ts", 3, 9), ("src/index.ts".into(), 11, 7));
+        maps.insert(
+            "/p/node_modules/x/index.js",
+            "node_modules/x/index.js",
+            None,
+            None,
+        );
+        assert_eq!(
+            maps.map("/p/src/index.ts", 3, 9),
+            ("src/index.ts".into(), 11, 7)
+        );
         assert_eq!(
             maps.map("/p/node_modules/x/index.js", 7, 1),
             ("node_modules/x/index.js".into(), 7, 1)
         );
-        assert_eq!(maps.map("elsewhere.js", 1, 2), ("elsewhere.js".into(), 1, 2));
+        assert_eq!(
+            maps.map("elsewhere.js", 1, 2),
+            ("elsewhere.js".into(), 1, 2)
+        );
     }
 }

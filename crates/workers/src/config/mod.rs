@@ -80,7 +80,10 @@ const WARNED: &[(&str, &str)] = &[
     ),
     ("base_dir", "modules are found by following imports"),
     ("define", "build-time replacements are not applied"),
-    ("alias", "module aliases are not applied; use tsconfig paths"),
+    (
+        "alias",
+        "module aliases are not applied; use tsconfig paths",
+    ),
     (
         "node_compat",
         "use compatibility_flags = [\"nodejs_compat\"] instead",
@@ -408,7 +411,9 @@ fn resolve(
         .map_err(|m| error(format!("durable_objects: {m}")))?;
     let migrations: Vec<Migration> = match migrations_value {
         None | Some(Value::Null) => Vec::new(),
-        Some(value) => serde_json::from_value(value).map_err(|e| error(format!("migrations: {e}")))?,
+        Some(value) => {
+            serde_json::from_value(value).map_err(|e| error(format!("migrations: {e}")))?
+        }
     };
     let vars = match section.get("vars") {
         None | Some(Value::Null) => Vec::new(),

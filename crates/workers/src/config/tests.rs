@@ -48,11 +48,7 @@ fn every_seed_project_is_read() {
         }]
     );
     assert_eq!(chat.backend("ChatRoom"), StorageBackend::Sqlite);
-    assert!(
-        !chat
-            .compatibility
-            .enabled(Feature::AutoReplyToClose)
-    );
+    assert!(!chat.compatibility.enabled(Feature::AutoReplyToClose));
     assert!(chat.warnings.is_empty(), "{:?}", chat.warnings);
 
     let jsonc = WorkerConfig::load(&seed("seed001-hibernation-server"), None).unwrap();
@@ -137,12 +133,7 @@ class_name = "Room"
     assert!(production.main.ends_with("src/index.ts"));
     assert_eq!(production.migrations.len(), 1);
     assert!(production.compatibility.enabled(Feature::AutoReplyToClose));
-    assert!(
-        production
-            .vars
-            .iter()
-            .all(|(name, _)| name != "LIMIT")
-    );
+    assert!(production.vars.iter().all(|(name, _)| name != "LIMIT"));
     let error = WorkerConfig::load(&project.0, Some("staging"))
         .unwrap_err()
         .to_string();
@@ -158,7 +149,9 @@ fn unsupported_bindings_stop_startup_naming_the_key() {
         ),
         ("index.js", ""),
     ]);
-    let error = WorkerConfig::load(&project.0, None).unwrap_err().to_string();
+    let error = WorkerConfig::load(&project.0, None)
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("kv_namespaces"), "{error}");
     assert!(error.contains("wrangler.jsonc"), "{error}");
 }
@@ -183,7 +176,12 @@ fn harmless_keys_are_accepted_and_others_warned_about() {
     let config = WorkerConfig::load(&project.0, None).unwrap();
     assert_eq!(config.warnings.len(), 3, "{:?}", config.warnings);
     assert!(config.warnings.iter().any(|w| w.contains("triggers")));
-    assert!(config.warnings.iter().any(|w| w.contains("some_future_flag")));
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("some_future_flag"))
+    );
     assert!(config.warnings.iter().any(|w| w.contains("mystery")));
     assert!(config.compatibility.enabled(Feature::NodeCompat));
 }
@@ -191,10 +189,15 @@ fn harmless_keys_are_accepted_and_others_warned_about() {
 #[test]
 fn bad_values_are_reported_with_the_file() {
     let project = Project::new(&[
-        ("wrangler.toml", "main = \"index.js\"\ncompatibility_date = \"soon\"\n"),
+        (
+            "wrangler.toml",
+            "main = \"index.js\"\ncompatibility_date = \"soon\"\n",
+        ),
         ("index.js", ""),
     ]);
-    let error = WorkerConfig::load(&project.0, None).unwrap_err().to_string();
+    let error = WorkerConfig::load(&project.0, None)
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("compatibility_date"), "{error}");
     let project = Project::new(&[
         (
@@ -203,13 +206,20 @@ fn bad_values_are_reported_with_the_file() {
         ),
         ("index.js", ""),
     ]);
-    let error = WorkerConfig::load(&project.0, None).unwrap_err().to_string();
+    let error = WorkerConfig::load(&project.0, None)
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("new_clases"), "{error}");
-    let project = Project::new(&[(
-        "wrangler.toml",
-        "main = \"index.js\"\n[[durable_objects.bindings]]\nname = \"A\"\nclass_name = \"A\"\nscript_name = \"other\"\n",
-    ), ("index.js", "")]);
-    let error = WorkerConfig::load(&project.0, None).unwrap_err().to_string();
+    let project = Project::new(&[
+        (
+            "wrangler.toml",
+            "main = \"index.js\"\n[[durable_objects.bindings]]\nname = \"A\"\nclass_name = \"A\"\nscript_name = \"other\"\n",
+        ),
+        ("index.js", ""),
+    ]);
+    let error = WorkerConfig::load(&project.0, None)
+        .unwrap_err()
+        .to_string();
     assert!(error.contains("another Worker"), "{error}");
 }
 

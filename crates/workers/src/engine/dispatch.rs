@@ -13,7 +13,8 @@ use tokio::sync::oneshot;
 use super::settle::Settlement;
 use super::state::{Owner, engine};
 use crate::guest::JsGuest;
-use crate::natives::{self, errors, http, sockets::SocketHandle, state::StateHandle};
+use crate::natives::sockets::{SocketHandle, js_key};
+use crate::natives::{self, errors, http, state::StateHandle};
 
 /// Calls `internal[name](args…)` in the current context.
 fn call_internal<'js>(
@@ -31,9 +32,7 @@ fn call_internal<'js>(
 /// in the object's turn). A constructor that throws fails with its message and stack.
 pub(crate) fn construct(class: &str, host: Arc<dyn ObjectHost>) -> Result<JsGuest, String> {
     let engine = engine().ok_or("the JavaScript engine does not run on this thread")?;
-    let generation = engine
-        .current()
-        .ok_or("the Worker's code is not loaded")?;
+    let generation = engine.current().ok_or("the Worker's code is not loaded")?;
     let backend = match generation.backends.get(class) {
         Some(crate::config::StorageBackend::KeyValue) => "kv",
         _ => "sqlite",
@@ -41,8 +40,14 @@ pub(crate) fn construct(class: &str, host: Arc<dyn ObjectHost>) -> Result<JsGues
     let id = engine.add_instance(generation.clone(), host);
     let owner = Owner::Instance(id);
     let built = engine.enter(owner, &generation, |ctx| {
-        let state = Class::instance(ctx.clone(), StateHandle::new(id)).map_err(|_| errors::caught(ctx))?;
-        match call_internal(ctx, &generation.internal, "construct", (class, state, backend)) {
+        let state =
+            Class::instance(ctx.clone(), StateHandle::new(id)).map_err(|_| errors::caught(ctx))?;
+        match call_internal(
+            ctx,
+            &generation.internal,
+            "construct",
+            (class, state, backend),
+        ) {
             Ok(ctl) => match ctl.into_object() {
                 Some(ctl) => Ok(Persistent::save(ctx, ctl)),
                 None => Err("the constructor did not make an object".to_owned()),
@@ -50,7 +55,9 @@ pub(crate) fn construct(class: &str, host: Arc<dyn ObjectHost>) -> Result<JsGues
             Err(_) => Err(errors::caught(ctx)),
         }
     });
-    let fault = engine.with_instance(id, |instance| instance.fault.take()).flatten();
+    let fault = engine
+        .with_instance(id, |instance| instance.fault.take())
+        .flatten();
     match (built, fault) {
         (Ok(ctl), None) => {
             engine.with_instance(id, |instance| instance.ctl = Some(ctl));
@@ -155,7 +162,6 @@ fn deliver<'js>(
     token: u64,
     delivery: Delivery,
 ) -> rquickjs::Result<Value<'js>> {
-    let null = || Value::new_null(ctx.clone());
     match delivery {
         Delivery::Fetch(request) => {
             let parts = http::request_to_js(ctx, request)?;
@@ -170,16 +176,17 @@ fn deliver<'js>(
                 WebSocketIncomingMessage::String(text) => text.into_js(ctx)?,
                 WebSocketIncomingMessage::Binary(data) => natives::bytes::array_buffer(ctx, &data)?,
             };
-            let id = ws.id().0 as f64;
+            let id = js_key(ws.id());
+            let handle = Class::instance(ctx.clone(), SocketHandle::new(ws))?;
             call_internal(
                 ctx,
                 internal,
                 "dispatchSocket",
-                (ctl, token, "message", id, null(), data),
+                (ctl, token, "message", id, handle, data),
             )
         }
         Delivery::Close(ws, code, reason, clean) => {
-            let id = ws.id().0 as f64;
+            let id = js_key(ws.id());
             let handle = Class::instance(ctx.clone(), SocketHandle::new(ws))?;
             let detail = rquickjs::prelude::List((code, reason, clean));
             call_internal(
@@ -190,7 +197,7 @@ fn deliver<'js>(
             )
         }
         Delivery::Error(ws, error) => {
-            let id = ws.id().0 as f64;
+            let id = js_key(ws.id());
             let handle = Class::instance(ctx.clone(), SocketHandle::new(ws))?;
             call_internal(
                 ctx,
@@ -199,7 +206,9 @@ fn deliver<'js>(
                 (ctl, token, "error", id, handle, error),
             )
         }
-        Delivery::Alarm(retry) => call_internal(ctx, internal, "dispatchAlarm", (ctl, token, retry)),
+        Delivery::Alarm(retry) => {
+            call_internal(ctx, internal, "dispatchAlarm", (ctl, token, retry))
+        }
     }
 }
 

@@ -31,8 +31,7 @@ impl CpuBudget {
 
     /// JavaScript starts running for an event.
     pub(crate) fn start(&self) {
-        self.started
-            .set(Some((Instant::now(), thread_cpu_time())));
+        self.started.set(Some((Instant::now(), thread_cpu_time())));
     }
 
     /// JavaScript stopped running.

@@ -18,10 +18,19 @@ use crate::project::Project;
 const PRELUDE: &[(&str, &str)] = &[
     ("dormouse:prelude/core.js", include_str!("../js/core.js")),
     ("dormouse:prelude/url.js", include_str!("../js/url.js")),
-    ("dormouse:prelude/streams.js", include_str!("../js/streams.js")),
+    (
+        "dormouse:prelude/streams.js",
+        include_str!("../js/streams.js"),
+    ),
     ("dormouse:prelude/fetch.js", include_str!("../js/fetch.js")),
-    ("dormouse:prelude/websocket.js", include_str!("../js/websocket.js")),
-    ("dormouse:prelude/durable.js", include_str!("../js/durable.js")),
+    (
+        "dormouse:prelude/websocket.js",
+        include_str!("../js/websocket.js"),
+    ),
+    (
+        "dormouse:prelude/durable.js",
+        include_str!("../js/durable.js"),
+    ),
     ("dormouse:prelude/node.js", include_str!("../js/node.js")),
 ];
 
@@ -55,7 +64,9 @@ pub(super) fn load(engine: &Rc<EngineState>, project: &Project, env: &Env) -> Re
         context,
     });
     // The main module runs on the Worker's behalf (its top level may start timers or fetches).
-    let evaluated = engine.enter(Owner::Worker(id), &generation, |ctx| main_module(ctx, &generation, project));
+    let evaluated = engine.enter(Owner::Worker(id), &generation, |ctx| {
+        main_module(ctx, &generation, project)
+    });
     let problem = engine.loader.end();
     if let Err(message) = evaluated {
         return Err(WorkersError::Load(problem.unwrap_or(message)));

@@ -14,11 +14,15 @@
 //! - `load`: a generation: a context with the prelude, the env and the main module.
 //! - `dispatch`: events into JavaScript, answers out of it.
 //! - `settle`: what the engine waits for from JavaScript.
+//! - `heap`: the JavaScript heap's own allocator.
 //! - `limits`: the CPU-time limit per event.
+//! - `rejections`: promises rejected with no handler, reported after the jobs of an entry.
 
 pub(crate) mod dispatch;
+mod heap;
 mod limits;
 mod load;
+pub(crate) mod rejections;
 pub(crate) mod settle;
 pub(crate) mod state;
 
@@ -78,7 +82,7 @@ enum Command {
     },
     /// Serve a request with the Worker.
     Fetch {
-        request: Request,
+        request: Box<Request>,
         reply: oneshot::Sender<Response>,
     },
 }
@@ -154,6 +158,7 @@ impl Engine {
                 });
                 // Every JavaScript value goes before the runtime that owns it.
                 drop(local);
+                rejections::clear();
                 drop(state::uninstall());
                 drop(runtime);
             })
@@ -219,7 +224,10 @@ impl Engine {
         if self
             .shared
             .commands
-            .send(Command::Fetch { request, reply })
+            .send(Command::Fetch {
+                request: Box::new(request),
+                reply,
+            })
             .is_err()
         {
             return dispatch::plain_response(503, "the JavaScript engine is not running");
@@ -234,7 +242,7 @@ fn new_state(
     options: EngineOptions,
     local: Rc<tokio::task::LocalSet>,
 ) -> std::result::Result<EngineState, String> {
-    let runtime = rquickjs::Runtime::new().map_err(|e| e.to_string())?;
+    let runtime = rquickjs::Runtime::new_with_alloc(heap::JsHeap).map_err(|e| e.to_string())?;
     runtime.set_memory_limit(options.memory_limit);
     runtime.set_max_stack_size(JS_STACK_BYTES);
     let cpu = limits::CpuBudget::new(options.cpu_limit);
@@ -244,11 +252,10 @@ fn new_state(
     runtime.set_loader(loader.clone(), loader.clone());
     let loading = loader.clone();
     runtime.set_host_promise_rejection_tracker(Some(Box::new(
-        move |ctx, _promise, reason, is_handled| {
+        move |ctx, promise, reason, is_handled| {
             // While the Worker loads, a rejection is its import failing: the load reports it.
-            if !is_handled && !loading.is_loading() {
-                let text = crate::natives::errors::describe(&ctx, &reason);
-                crate::natives::platform::log_uncaught(&format!("Uncaught (in promise) {text}"));
+            if !loading.is_loading() {
+                rejections::track(&ctx, promise, reason, is_handled);
             }
         },
     )));
@@ -268,6 +275,6 @@ fn handle(command: Command) {
             };
             let _ = reply.send(result);
         }
-        Command::Fetch { request, reply } => dispatch::worker_fetch(request, reply),
+        Command::Fetch { request, reply } => dispatch::worker_fetch(*request, reply),
     }
 }

@@ -125,6 +125,8 @@ pub(crate) struct EngineState {
     /// turns are tasks of the thread's runtime, outside this set, so local tasks are spawned on
     /// it directly rather than through `tokio::task::spawn_local`.
     local: Rc<tokio::task::LocalSet>,
+    /// Whether a garbage collection is already planned (after instances left memory).
+    collection_planned: Cell<bool>,
     /// Last: every value above is released before the runtime.
     pub(crate) runtime: rquickjs::Runtime,
 }
@@ -152,6 +154,7 @@ impl EngineState {
             loader,
             next_id: Cell::new(1),
             local,
+            collection_planned: Cell::new(false),
             runtime,
         }
     }
@@ -230,6 +233,7 @@ impl EngineState {
         self.owner.set(outer);
         if depth == 0 {
             self.cpu.stop();
+            super::rejections::report();
             if self.cpu.take_exceeded() {
                 let limit = self.cpu.limit();
                 self.break_owner(
@@ -317,7 +321,11 @@ impl EngineState {
     // ------------------------------------------------------------------ instances
 
     /// Registers an instance of `generation` for `host`; its controller is set once constructed.
-    pub(crate) fn add_instance(&self, generation: Rc<Generation>, host: Arc<dyn ObjectHost>) -> u64 {
+    pub(crate) fn add_instance(
+        &self,
+        generation: Rc<Generation>,
+        host: Arc<dyn ObjectHost>,
+    ) -> u64 {
         let id = self.next_id();
         self.instances.borrow_mut().insert(
             id,
@@ -341,7 +349,11 @@ impl EngineState {
     }
 
     /// Reads or changes an instance's record; `None` if it is gone.
-    pub(crate) fn with_instance<R>(&self, id: u64, f: impl FnOnce(&mut Instance) -> R) -> Option<R> {
+    pub(crate) fn with_instance<R>(
+        &self,
+        id: u64,
+        f: impl FnOnce(&mut Instance) -> R,
+    ) -> Option<R> {
         self.instances.borrow_mut().get_mut(&id).map(f)
     }
 
@@ -365,6 +377,26 @@ impl EngineState {
         // The JavaScript values (its controller, queued closures) are released here, on the
         // engine's thread, with the context they belong to still alive.
         drop(instance);
+        self.plan_collection();
+    }
+
+    /// Collects garbage soon, once for every instance that leaves meanwhile, and gives the
+    /// freed pages back. An instance's values hold each other in cycles (the object, its `ctx`,
+    /// its sockets' wrappers), which reference counting alone never frees; a hibernated object
+    /// must leave nothing behind.
+    fn plan_collection(&self) {
+        if self.collection_planned.replace(true) {
+            return;
+        }
+        self.spawn_local(async {
+            // Let the other instances leaving in this burst go first.
+            tokio::task::yield_now().await;
+            if let Some(engine) = engine() {
+                engine.collection_planned.set(false);
+                engine.runtime.run_gc();
+                super::heap::give_back();
+            }
+        });
     }
 
     /// Counts work that keeps the instance in memory (`delta` is +1 or -1). The runtime is told

@@ -341,8 +341,21 @@
       this.#ctl.sockets.set(native.socketId(handle), ws);
     }
     getWebSockets(tag) {
-      const ids = native.stateSockets(this.#n, tag === undefined ? null : String(tag));
-      return ids.map((id) => this.#ctl.sockets.get(id) ?? internal.wrapSocket(native.stateSocket(this.#n, id), this.#ctl.sockets));
+      if (tag !== undefined) return this.#listSockets(String(tag));
+      // Rooms call this on every message: the list is kept until a socket joins or leaves.
+      const changes = native.stateSocketsChanges(this.#n);
+      const kept = this.#ctl.socketList;
+      if (kept?.changes === changes) return kept.list.slice();
+      const list = this.#listSockets(null);
+      this.#ctl.socketList = { changes, list };
+      return list.slice();
+    }
+    #listSockets(tag) {
+      const sockets = this.#ctl.sockets;
+      const found = native.stateSockets(this.#n, tag).map((id) => sockets.get(id));
+      if (!found.includes(undefined)) return found;
+      // After a wake, the sockets are wrapped again, all in one pass.
+      return native.stateSocketHandles(this.#n, tag).map((handle) => internal.wrapSocket(handle, sockets));
     }
     getTags(ws) { return native.socketTags(internal.socketHandle(ws)); }
     setWebSocketAutoResponse(pair) {
@@ -425,7 +438,7 @@
   internal.construct = (className, n, backend) => {
     const Class = internal.exportedClass(className);
     if (!Class) throw new TypeError(`the Worker does not export a class named ${className}`);
-    const ctl = { object: null, sockets: new Map(), constructing: true, backend, n };
+    const ctl = { object: null, sockets: new Map(), socketList: null, constructing: true, backend, n };
     const state = new DurableObjectState(kStop, n, ctl);
     ctl.state = state;
     try {
@@ -440,7 +453,7 @@
     return ctl.object.fetch(internal.requestFromNative(parts));
   }, internal.responseToNative);
   internal.dispatchSocket = (ctl, token, kind, id, handle, a) => settle(token, () => {
-    const ws = ctl.sockets.get(id) ?? internal.wrapSocket(handle ?? native.stateSocket(ctl.n, id), ctl.sockets);
+    const ws = ctl.sockets.get(id) ?? internal.wrapSocket(handle, ctl.sockets);
     if (kind !== "message") ctl.sockets.delete(id);
     const object = ctl.object;
     if (kind === "message") return typeof object.webSocketMessage === "function" ? object.webSocketMessage(ws, a) : undefined;

@@ -35,7 +35,7 @@
   class WebSocket extends EventTarget {
     constructor(url) {
       super();
-      if (url !== kHandle) throw new TypeError("Outgoing WebSockets (new WebSocket(url)) are not supported by Dormouse; use fetch() with an Upgrade header");
+      if (url !== kHandle) throw new TypeError("Outgoing WebSockets (new WebSocket(url)) are not supported by Dormouse");
     }
     get readyState() { return native.socketReadyState(this[kHandle]); }
     get url() { return null; }

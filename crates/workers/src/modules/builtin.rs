@@ -60,14 +60,7 @@ impl Builtin {
                 "env",
                 "waitUntil",
             ],
-            Builtin::NodeBuffer => &[
-                "Buffer",
-                "constants",
-                "kMaxLength",
-                "atob",
-                "btoa",
-                "Blob",
-            ],
+            Builtin::NodeBuffer => &["Buffer", "constants", "kMaxLength", "atob", "btoa", "Blob"],
             Builtin::NodeEvents => &["EventEmitter", "once", "on", "getEventListeners"],
             Builtin::NodeAsyncHooks => &["AsyncLocalStorage", "AsyncResource"],
         };

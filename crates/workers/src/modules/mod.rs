@@ -96,14 +96,12 @@ impl rquickjs::loader::Resolver for Loader {
         } else {
             // The main module is imported by path; anything else without a file base resolves
             // from the project's directory.
-            let root = self
-                .state
+            self.state
                 .borrow()
                 .project
                 .as_ref()
                 .map(|p| p.root().join("index"))
-                .unwrap_or_default();
-            root
+                .unwrap_or_default()
         };
         match resolver.resolve(name, &importer) {
             Ok(Resolved::File(path)) => Ok(path.to_string_lossy().into_owned()),
@@ -146,7 +144,9 @@ impl rquickjs::loader::Loader for Loader {
         if path.extension().is_some_and(|e| e == "cjs") {
             return Err(fail(
                 self,
-                format!("{shown}: CommonJS modules are not supported; import the package's ES module build"),
+                format!(
+                    "{shown}: CommonJS modules are not supported; import the package's ES module build"
+                ),
             ));
         }
         let options = self
@@ -162,12 +162,10 @@ impl rquickjs::loader::Loader for Loader {
         let compiled =
             compile::compile(&path, &shown, &source, &options).map_err(|m| fail(self, m))?;
         if let Some(engine) = engine() {
-            engine.source_maps.borrow_mut().insert(
-                name,
-                &shown,
-                compiled.map,
-                compiled.insertions,
-            );
+            engine
+                .source_maps
+                .borrow_mut()
+                .insert(name, &shown, compiled.map, compiled.insertions);
         }
         Module::declare(ctx.clone(), name, compiled.code).map_err(|error| {
             let detail = match error {

@@ -11,10 +11,14 @@ use super::builtin::{self, Builtin};
 use super::tsconfig::TsConfig;
 
 /// Conditions a package's `exports` are matched against, as wrangler's bundler does.
-const CONDITIONS: &[&str] = &["workerd", "worker", "browser", "import", "module", "default"];
+const CONDITIONS: &[&str] = &[
+    "workerd", "worker", "browser", "import", "module", "default",
+];
 
 /// Extensions tried, in order, for a path written without one.
-const EXTENSIONS: &[&str] = &[".ts", ".tsx", ".mts", ".js", ".mjs", ".jsx", ".cjs", ".json"];
+const EXTENSIONS: &[&str] = &[
+    ".ts", ".tsx", ".mts", ".js", ".mjs", ".jsx", ".cjs", ".json",
+];
 
 /// Files tried in a directory.
 const INDEXES: &[&str] = &[
@@ -224,7 +228,9 @@ fn resolve_imports(name: &str, specifier: &str, dir: &Path) -> Result<PathBuf, S
             None => Err(format!("`{specifier}` is not in the package's `imports`")),
         };
     }
-    Err(format!("`{specifier}`: no package.json with `imports` found"))
+    Err(format!(
+        "`{specifier}`: no package.json with `imports` found"
+    ))
 }
 
 /// A package's entry without `exports`: `module`, then `main`.

@@ -30,7 +30,10 @@ impl TsConfig {
         let mut next = Some(path.to_path_buf());
         while let Some(file) = next.take() {
             if chain.len() >= MAX_EXTENDS || chain.contains(&file) {
-                return Err(format!("{}: `extends` goes round in circles", path.display()));
+                return Err(format!(
+                    "{}: `extends` goes round in circles",
+                    path.display()
+                ));
             }
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))?;

@@ -13,7 +13,10 @@ use crate::engine::state::{Owner, engine};
 
 /// Registers this module's natives on `native`.
 pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> rquickjs::Result<()> {
-    native.set("settle", Function::new(ctx.clone(), settle)?.with_name("settle")?)
+    native.set(
+        "settle",
+        Function::new(ctx.clone(), settle)?.with_name("settle")?,
+    )
 }
 
 /// The settlement of `token`, taken out of the engine's table.
@@ -43,7 +46,7 @@ fn settle<'js>(ctx: Ctx<'js>, token: f64, ok: bool, value: Value<'js>) {
             } else {
                 let message = errors::describe(&ctx, &value);
                 platform::log_uncaught(&format!("Uncaught exception in fetch: {message}"));
-                Err(Error::new(ErrorKind::User, headline(&ctx, &value)))
+                Err(errors::from_js(&ctx, &value))
             };
             reply.send(answer);
         }
@@ -53,11 +56,12 @@ fn settle<'js>(ctx: Ctx<'js>, token: f64, ok: bool, value: Value<'js>) {
             } else {
                 Some(thrown_answer(&ctx, &value))
             };
-            reply.send(
-                answer
-                    .map(Bytes::from)
-                    .ok_or_else(|| Error::new(ErrorKind::Serialization, "the method's result could not be sent")),
-            );
+            reply.send(answer.map(Bytes::from).ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Serialization,
+                    "the method's result could not be sent",
+                )
+            }));
         }
         Settlement::Handler { handler, .. } => {
             if !ok {
@@ -87,7 +91,9 @@ fn settle<'js>(ctx: Ctx<'js>, token: f64, ok: bool, value: Value<'js>) {
                 })
             } else {
                 let message = errors::describe(&ctx, &value);
-                platform::log_uncaught(&format!("Uncaught exception in the Worker's fetch: {message}"));
+                platform::log_uncaught(&format!(
+                    "Uncaught exception in the Worker's fetch: {message}"
+                ));
                 error_response(&message)
             };
             let _ = reply.send(response);
@@ -106,7 +112,10 @@ pub(crate) fn fail(ctx: &Ctx<'_>, token: u64, message: &str) {
 fn thrown_answer<'js>(ctx: &Ctx<'js>, thrown: &Value<'js>) -> Vec<u8> {
     let encoded = crate::serialize::serialize(ctx, thrown).unwrap_or_else(|_| {
         ctx.catch();
-        let fallback = errors::to_js(ctx, &Error::new(ErrorKind::User, errors::describe(ctx, thrown)));
+        let fallback = errors::to_js(
+            ctx,
+            &Error::new(ErrorKind::User, errors::describe(ctx, thrown)),
+        );
         crate::serialize::serialize(ctx, &fallback).unwrap_or_default()
     });
     [&[THREW], &encoded[..]].concat()

@@ -41,6 +41,25 @@ pub(crate) fn to_js<'js>(ctx: &Ctx<'js>, error: &Error) -> Value<'js> {
     })
 }
 
+/// A value JavaScript threw, as the error its caller on the other side of a stub gets: the kind
+/// from its name (which the caller's error takes back from its class), the message alone.
+pub(crate) fn from_js<'js>(ctx: &Ctx<'js>, value: &Value<'js>) -> Error {
+    if let Some(object) = value.as_object()
+        && value.is_error()
+    {
+        let name: String = object.get("name").unwrap_or_default();
+        let message: String = object.get("message").unwrap_or_default();
+        let kind = match name.as_str() {
+            "TypeError" => ErrorKind::Type,
+            "RangeError" => ErrorKind::Range,
+            "InvalidAccessError" => ErrorKind::InvalidAccess,
+            _ => ErrorKind::User,
+        };
+        return Error::new(kind, message);
+    }
+    Error::new(ErrorKind::User, inspect(ctx, value))
+}
+
 /// Throws `error` as its JavaScript counterpart; return the result from a native.
 pub(crate) fn throw(ctx: &Ctx<'_>, error: &Error) -> rquickjs::Error {
     let value = to_js(ctx, error);
@@ -65,10 +84,17 @@ pub(crate) fn describe<'js>(ctx: &Ctx<'js>, value: &Value<'js>) -> String {
             && !stack.is_empty()
         {
             let head = error_head(object);
-            return if stack.starts_with(&head) {
-                stack
+            // The stack's own first line (when it has one) was written when the error was made,
+            // possibly before its name was set (a `DOMException`'s): the name as it is now wins.
+            let frames = match stack.split_once('\n') {
+                Some((first, rest)) if !first.trim_start().starts_with("at ") => rest,
+                None if !stack.trim_start().starts_with("at ") => "",
+                _ => stack.as_str(),
+            };
+            return if frames.is_empty() {
+                head
             } else {
-                format!("{head}\n{stack}")
+                format!("{head}\n{frames}")
             };
         }
         if value.is_error() {
@@ -94,7 +120,8 @@ pub(crate) fn inspect<'js>(ctx: &Ctx<'js>, value: &Value<'js>) -> String {
         return text.to_string().unwrap_or_default();
     }
     let converted: rquickjs::Result<rquickjs::String<'js>> =
-        rquickjs::convert::Coerced::<rquickjs::String<'js>>::from_js(ctx, value.clone()).map(|c| c.0);
+        rquickjs::convert::Coerced::<rquickjs::String<'js>>::from_js(ctx, value.clone())
+            .map(|c| c.0);
     match converted {
         Ok(text) => text.to_string().unwrap_or_default(),
         Err(_) => {

@@ -153,15 +153,15 @@ fn body_from_js<'js>(ctx: &Ctx<'js>, kind: u8, body: Value<'js>) -> rquickjs::Re
     match kind {
         0 => Ok(Body::empty()),
         1 => {
-            let data = js_bytes::copy(&body).ok_or_else(|| errors::type_error(ctx, "expected body bytes"))?;
+            let data = js_bytes::copy(&body)
+                .ok_or_else(|| errors::type_error(ctx, "expected body bytes"))?;
             Ok(Body::from(data))
         }
         2 => {
             let handle: Class<'js, BodyHandle> = Class::from_value(&body)?;
-            handle
-                .borrow()
-                .take()
-                .ok_or_else(|| errors::type_error(ctx, "Body has already been used. It can only be used once."))
+            handle.borrow().take().ok_or_else(|| {
+                errors::type_error(ctx, "Body has already been used. It can only be used once.")
+            })
         }
         _ => {
             let (sender, receiver) = mpsc::channel(STREAM_CHUNKS);
@@ -190,7 +190,10 @@ fn body_from_js<'js>(ctx: &Ctx<'js>, kind: u8, body: Value<'js>) -> rquickjs::Re
 
 /// A Response from the prelude (`internal.responseToNative`): `[status, statusText, headers,
 /// bodyKind, body, webSocket handle, upgrade handle]`.
-pub(crate) fn response_from_js<'js>(ctx: &Ctx<'js>, parts: Value<'js>) -> rquickjs::Result<Response> {
+pub(crate) fn response_from_js<'js>(
+    ctx: &Ctx<'js>,
+    parts: Value<'js>,
+) -> rquickjs::Result<Response> {
     let parts: Array<'js> = parts
         .into_array()
         .ok_or_else(|| errors::type_error(ctx, "expected a Response"))?;
@@ -205,7 +208,10 @@ pub(crate) fn response_from_js<'js>(ctx: &Ctx<'js>, parts: Value<'js>) -> rquick
     let mut response = if let Ok(upgrade) = Class::<UpgradeHandle>::from_value(&upgrade) {
         let upgrade = upgrade.borrow().upgrade.borrow_mut().take();
         let upgrade = upgrade.ok_or_else(|| {
-            errors::type_error(ctx, "Can't return WebSocket that was already used in a response.")
+            errors::type_error(
+                ctx,
+                "Can't return WebSocket that was already used in a response.",
+            )
         })?;
         let mut response = dormouse_sdk::response::empty(http::StatusCode::SWITCHING_PROTOCOLS);
         response.extensions_mut().insert(upgrade);
@@ -232,7 +238,10 @@ pub(crate) fn response_from_js<'js>(ctx: &Ctx<'js>, parts: Value<'js>) -> rquick
 
 /// A response for the prelude (`internal.responseFromNative`): `[status, statusText, headers,
 /// body handle or null, webSocket handle or null, upgrade handle or null]`.
-pub(crate) fn response_to_js<'js>(ctx: &Ctx<'js>, response: Response) -> rquickjs::Result<Array<'js>> {
+pub(crate) fn response_to_js<'js>(
+    ctx: &Ctx<'js>,
+    response: Response,
+) -> rquickjs::Result<Array<'js>> {
     let (mut parts, body) = response.into_parts();
     let upgrade = parts.extensions.remove::<WebSocketUpgrade>();
     let status_text = parts
@@ -264,7 +273,10 @@ pub(crate) fn response_to_js<'js>(ctx: &Ctx<'js>, response: Response) -> rquickj
 
 /// A request from the prelude (`internal.requestToNative`): `[method, url, headers, bodyKind,
 /// body]`.
-pub(crate) fn request_from_parts<'js>(ctx: &Ctx<'js>, parts: &Array<'js>) -> rquickjs::Result<Request> {
+pub(crate) fn request_from_parts<'js>(
+    ctx: &Ctx<'js>,
+    parts: &Array<'js>,
+) -> rquickjs::Result<Request> {
     let method: String = parts.get(0)?;
     let url: String = parts.get(1)?;
     let headers: Array<'js> = parts.get(2)?;
@@ -294,29 +306,43 @@ pub(crate) fn request_from_js<'js>(
     Ok(request)
 }
 
-fn body_read<'js>(ctx: Ctx<'js>, handle: Class<'js, BodyHandle>) -> rquickjs::Result<rquickjs::Promise<'js>> {
-    let body = handle
-        .borrow()
-        .take()
-        .ok_or_else(|| errors::type_error(&ctx, "Body has already been used. It can only be used once."))?;
+fn body_read<'js>(
+    ctx: Ctx<'js>,
+    handle: Class<'js, BodyHandle>,
+) -> rquickjs::Result<rquickjs::Promise<'js>> {
+    let body = handle.borrow().take().ok_or_else(|| {
+        errors::type_error(
+            &ctx,
+            "Body has already been used. It can only be used once.",
+        )
+    })?;
     ops::spawn(&ctx, async move {
         let collected = body.collect().await.map(|c| c.to_bytes());
         ops::settle(move |ctx| match collected {
             Ok(data) => js_bytes::array_buffer(ctx, &data),
-            Err(error) => Err(errors::type_error(ctx, format!("reading the body failed: {error}"))),
+            Err(error) => Err(errors::type_error(
+                ctx,
+                format!("reading the body failed: {error}"),
+            )),
         })
     })
 }
 
 /// The next chunk of a body (an `ArrayBuffer`), or `null` at its end.
-fn body_chunk<'js>(ctx: Ctx<'js>, handle: Class<'js, BodyHandle>) -> rquickjs::Result<rquickjs::Promise<'js>> {
+fn body_chunk<'js>(
+    ctx: Ctx<'js>,
+    handle: Class<'js, BodyHandle>,
+) -> rquickjs::Result<rquickjs::Promise<'js>> {
     let state = handle.borrow().state.clone();
     let current = state.replace(BodyState::Reading);
     let body = match current {
         BodyState::Unread(body) => Some(body),
         BodyState::Done => None,
         BodyState::Reading => {
-            return Err(errors::type_error(&ctx, "a read of this body is already in progress"));
+            return Err(errors::type_error(
+                &ctx,
+                "a read of this body is already in progress",
+            ));
         }
     };
     ops::spawn(&ctx, async move {
@@ -341,7 +367,10 @@ fn body_chunk<'js>(ctx: Ctx<'js>, handle: Class<'js, BodyHandle>) -> rquickjs::R
         ops::settle(move |ctx| match chunk {
             Ok(Some(data)) => js_bytes::array_buffer(ctx, &data),
             Ok(None) => Ok(Value::new_null(ctx.clone())),
-            Err(error) => Err(errors::type_error(ctx, format!("reading the body failed: {error}"))),
+            Err(error) => Err(errors::type_error(
+                ctx,
+                format!("reading the body failed: {error}"),
+            )),
         })
     })
 }
@@ -381,7 +410,8 @@ thread_local! {
         const { RefCell::new(None) };
 }
 
-fn client() -> hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body> {
+fn client()
+-> hyper_util::client::legacy::Client<hyper_util::client::legacy::connect::HttpConnector, Body> {
     CLIENT.with(|slot| {
         slot.borrow_mut()
             .get_or_insert_with(|| {
@@ -401,13 +431,16 @@ fn fetch<'js>(
     let url: String = request.get(1)?;
     let kind: u8 = request.get(3)?;
     let body: Value<'js> = request.get(4)?;
-    let parsed = url::Url::parse(&url).map_err(|_| errors::type_error(&ctx, format!("Invalid URL: {url}")))?;
+    let parsed = url::Url::parse(&url)
+        .map_err(|_| errors::type_error(&ctx, format!("Invalid URL: {url}")))?;
     match parsed.scheme() {
         "http" => {}
         "https" => {
             return Err(errors::type_error(
                 &ctx,
-                format!("fetch() of {url}: this build of Dormouse fetches http:// URLs only; put a TLS proxy in front of https services"),
+                format!(
+                    "fetch() of {url}: this build of Dormouse fetches http:// URLs only; put a TLS proxy in front of https services"
+                ),
             ));
         }
         scheme => {
@@ -458,7 +491,9 @@ async fn send(
             return Ok(response);
         }
         if redirect == "error" {
-            return Err(format!("fetch of {uri} was redirected, and redirect is \"error\""));
+            return Err(format!(
+                "fetch of {uri} was redirected, and redirect is \"error\""
+            ));
         }
         let Some(location) = location else {
             return Ok(response);
@@ -466,12 +501,16 @@ async fn send(
         let next = url::Url::parse(&uri.to_string())
             .and_then(|base| base.join(&location))
             .map_err(|e| format!("bad redirect location {location:?}: {e}"))?;
-        let (method, body) = if status == 303 || ((status == 301 || status == 302) && method == http::Method::POST) {
+        let (method, body) = if status == 303
+            || ((status == 301 || status == 302) && method == http::Method::POST)
+        {
             (http::Method::GET, Body::empty())
         } else {
             match &replayable {
                 Some(data) => (method, Body::from(data.clone())),
-                None if method == http::Method::GET || method == http::Method::HEAD => (method, Body::empty()),
+                None if method == http::Method::GET || method == http::Method::HEAD => {
+                    (method, Body::empty())
+                }
                 None => return Ok(response),
             }
         };

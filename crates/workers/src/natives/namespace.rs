@@ -38,7 +38,12 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> rquickjs::Re
         native.set(name, function?.with_name(name)?)
     };
     f("nsIdFromName", Function::new(ctx.clone(), id_from_name))?;
-    f("nsUniqueId", Function::new(ctx.clone(), |ns: Handle<'js>| ns.borrow().host.unique_id().to_string()))?;
+    f(
+        "nsUniqueId",
+        Function::new(ctx.clone(), |ns: Handle<'js>| {
+            ns.borrow().host.unique_id().to_string()
+        }),
+    )?;
     f("nsIdFromString", Function::new(ctx.clone(), id_from_string))?;
     f("nsFetch", Function::new(ctx.clone(), ns_fetch))?;
     f("nsCall", Function::new(ctx.clone(), ns_call))?;
@@ -59,8 +64,15 @@ fn id_from_string<'js>(ctx: Ctx<'js>, ns: Handle<'js>, hex: String) -> rquickjs:
 }
 
 /// The id `hex` (checked against the namespace) with its `name`, if it had one.
-fn object_id(ctx: &Ctx<'_>, host: &Arc<dyn NamespaceHost>, hex: &str, name: Option<String>) -> rquickjs::Result<ObjectId> {
-    let id = host.id_from_string(hex).map_err(|e| errors::throw(ctx, &e))?;
+fn object_id(
+    ctx: &Ctx<'_>,
+    host: &Arc<dyn NamespaceHost>,
+    hex: &str,
+    name: Option<String>,
+) -> rquickjs::Result<ObjectId> {
+    let id = host
+        .id_from_string(hex)
+        .map_err(|e| errors::throw(ctx, &e))?;
     Ok(ObjectId::from_raw(*id.as_bytes(), name.map(Arc::from)))
 }
 
@@ -95,7 +107,8 @@ fn ns_call<'js>(
 ) -> rquickjs::Result<rquickjs::Promise<'js>> {
     let host = ns.borrow().host.clone();
     let id = object_id(&ctx, &host, &hex, name)?;
-    let args = bytes::copy(&args).ok_or_else(|| errors::type_error(&ctx, "expected serialized arguments"))?;
+    let args = bytes::copy(&args)
+        .ok_or_else(|| errors::type_error(&ctx, "expected serialized arguments"))?;
     let answer = host.call(id, method, Bytes::from(args));
     ops::spawn(&ctx, async move {
         let outcome = answer.await;

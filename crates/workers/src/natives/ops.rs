@@ -63,7 +63,12 @@ pub(crate) fn spawn<'js>(
 
 /// `native.timerStart(id, ms, repeat)`: fires `internal.fireTimer(id)` after `ms` (every `ms`
 /// when repeating), in the turn of whoever set it, which it keeps in memory until it is done.
-pub(crate) fn start_timer<'js>(ctx: &Ctx<'js>, id: u64, ms: f64, repeat: bool) -> rquickjs::Result<()> {
+pub(crate) fn start_timer<'js>(
+    ctx: &Ctx<'js>,
+    id: u64,
+    ms: f64,
+    repeat: bool,
+) -> rquickjs::Result<()> {
     let Some(current) = engine() else {
         return Ok(());
     };
@@ -92,19 +97,18 @@ pub(crate) fn start_timer<'js>(ctx: &Ctx<'js>, id: u64, ms: f64, repeat: bool) -
                 finish_timer(owner, id);
             }
             let generation = generation.clone();
-            let work: Continuation = Box::new(move |ctx| {
-                let fire = generation
-                    .internal
-                    .clone()
-                    .restore(ctx)
-                    .and_then(|internal: Object<'_>| internal.get::<_, Function<'_>>("fireTimer"));
-                if let Ok(fire) = fire
-                    && fire.call::<_, ()>((id,)).is_err()
-                {
-                    let message = super::errors::caught(ctx);
-                    super::platform::log_uncaught(&message);
-                }
-            });
+            let work: Continuation =
+                Box::new(move |ctx| {
+                    let fire = generation.internal.clone().restore(ctx).and_then(
+                        |internal: Object<'_>| internal.get::<_, Function<'_>>("fireTimer"),
+                    );
+                    if let Ok(fire) = fire
+                        && fire.call::<_, ()>((id,)).is_err()
+                    {
+                        let message = super::errors::caught(ctx);
+                        super::platform::log_uncaught(&message);
+                    }
+                });
             engine.deliver(owner, work);
             if !repeat {
                 return;

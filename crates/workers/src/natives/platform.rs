@@ -32,10 +32,16 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> rquickjs::Re
     f("randomUUID", Function::new(ctx.clone(), random_uuid))?;
     f("digest", Function::new(ctx.clone(), digest))?;
     f("hmac", Function::new(ctx.clone(), hmac))?;
-    f("constantTimeEqual", Function::new(ctx.clone(), constant_time_equal))?;
+    f(
+        "constantTimeEqual",
+        Function::new(ctx.clone(), constant_time_equal),
+    )?;
     f("log", Function::new(ctx.clone(), log))?;
     f("timerStart", Function::new(ctx.clone(), timer_start))?;
-    f("timerCancel", Function::new(ctx.clone(), |id: f64| super::ops::cancel_timer(id as u64)))?;
+    f(
+        "timerCancel",
+        Function::new(ctx.clone(), |id: f64| super::ops::cancel_timer(id as u64)),
+    )?;
     f("monotonicMs", Function::new(ctx.clone(), monotonic_ms))?;
     f("mapPosition", Function::new(ctx.clone(), map_position))?;
     f("serialize", Function::new(ctx.clone(), serialize))?;
@@ -66,7 +72,12 @@ fn utf8_decode<'js>(
             Some(String::from_utf8_lossy(raw).into_owned())
         }
     })
-    .ok_or_else(|| errors::type_error(&ctx, "The provided value is not of type '(ArrayBuffer or ArrayBufferView)'."))?;
+    .ok_or_else(|| {
+        errors::type_error(
+            &ctx,
+            "The provided value is not of type '(ArrayBuffer or ArrayBufferView)'.",
+        )
+    })?;
     match decoded {
         Some(text) => rquickjs::String::from_str(ctx, &text).map(|s| s.into_value()),
         None => Ok(Value::new_null(ctx)),
@@ -96,7 +107,7 @@ fn atob(text: String) -> Option<String> {
         .chars()
         .filter(|c| !matches!(c, ' ' | '\t' | '\n' | '\x0C' | '\r'))
         .collect();
-    let trimmed = if clean.len() % 4 == 0 {
+    let trimmed = if clean.len().is_multiple_of(4) {
         clean.trim_end_matches('=').to_owned()
     } else {
         clean
@@ -245,7 +256,8 @@ fn hmac<'js>(
 ) -> rquickjs::Result<Value<'js>> {
     let key = bytes::copy(&key).ok_or_else(|| errors::type_error(&ctx, "expected key bytes"))?;
     fn sign<M: Mac + hmac::digest::KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
-        let mut mac = <M as hmac::digest::KeyInit>::new_from_slice(key).expect("HMAC takes any key");
+        let mut mac =
+            <M as hmac::digest::KeyInit>::new_from_slice(key).expect("HMAC takes any key");
         mac.update(data);
         mac.finalize().into_bytes().to_vec()
     }
@@ -270,13 +282,27 @@ fn constant_time_equal<'js>(a: Value<'js>, b: Value<'js>) -> bool {
 
 /// `console.*`: one structured log line, with the object the code runs for.
 fn log(level: String, text: String) {
+    emit(&level, &running_for(), &text);
+}
+
+/// The object the running JavaScript works for, as logs name it (`worker` for the Worker).
+pub(crate) fn running_for() -> String {
     let object = engine().and_then(|engine| match engine.owner() {
         Owner::Instance(id) => engine.with_instance(id, |i| i.host.id()),
         Owner::Worker(_) => None,
     });
-    let object = object.map(|id| id.name().map(str::to_owned).unwrap_or_else(|| id.to_string()));
-    let object = object.as_deref().unwrap_or("worker");
-    match level.as_str() {
+    object.map_or_else(
+        || "worker".to_owned(),
+        |id| {
+            id.name()
+                .map(str::to_owned)
+                .unwrap_or_else(|| id.to_string())
+        },
+    )
+}
+
+fn emit(level: &str, object: &str, text: &str) {
+    match level {
         "error" => tracing::error!(target: "console", object, "{text}"),
         "warn" => tracing::warn!(target: "console", object, "{text}"),
         "debug" => tracing::debug!(target: "console", object, "{text}"),
@@ -286,7 +312,12 @@ fn log(level: String, text: String) {
 
 /// An exception nobody caught (in a timer, a listener, a promise nobody awaited).
 pub(crate) fn log_uncaught(text: &str) {
-    log("error".to_owned(), text.to_owned());
+    emit("error", &running_for(), text);
+}
+
+/// An exception nobody caught, in JavaScript that ran for `object` (see [`running_for`]).
+pub(crate) fn log_uncaught_for(object: &str, text: &str) {
+    emit("error", object, text);
 }
 
 fn timer_start<'js>(ctx: Ctx<'js>, id: f64, ms: f64, repeat: bool) -> rquickjs::Result<()> {

@@ -1,7 +1,7 @@
 //! The natives behind `WebSocket`: a handle on a socket of the runtime's socket holder, and
 //! what JavaScript does with it.
 
-use dormouse_sdk::{ErrorKind, Outgoing, WebSocket, WebsocketEvent};
+use dormouse_sdk::{ErrorKind, Outgoing, WebSocket, WebSocketId, WebsocketEvent};
 use futures_util::StreamExt;
 use rquickjs::class::Trace;
 use rquickjs::prelude::List;
@@ -27,6 +27,21 @@ impl SocketHandle {
 
 type Handle<'js> = Class<'js, SocketHandle>;
 
+/// Bits of a socket's key in JavaScript: integers up to 2^53 are exact doubles.
+const KEY_BITS: u32 = 52;
+const KEY_MASK: u64 = (1 << KEY_BITS) - 1;
+/// Odd, hence invertible modulo 2^52 (the fractional part of the golden ratio).
+const KEY_MULTIPLIER: u64 = 0x9E37_79B9_7F4A_7C15 & KEY_MASK;
+
+/// A socket's id as JavaScript keys its wrappers by (in a `Map`). QuickJS hashes a number by
+/// xoring the two halves of its float64 bits, in which small integers have only zeros low down:
+/// sequential ids would crowd a few buckets and make every lookup a scan. Multiplying by an odd
+/// constant modulo 2^52 spreads the bits over the whole mantissa, and keeps distinct ids distinct
+/// (it can be undone).
+pub(crate) fn js_key(id: WebSocketId) -> f64 {
+    (id.0.wrapping_mul(KEY_MULTIPLIER) & KEY_MASK) as f64
+}
+
 fn ws(handle: &Handle<'_>) -> WebSocket {
     handle.borrow().ws.clone()
 }
@@ -37,14 +52,31 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> rquickjs::Re
         native.set(name, function?.with_name(name)?)
     };
     f("socketPair", Function::new(ctx.clone(), socket_pair))?;
-    f("socketId", Function::new(ctx.clone(), |h: Handle<'js>| h.borrow().ws.id().0 as f64))?;
-    f("socketReadyState", Function::new(ctx.clone(), |h: Handle<'js>| h.borrow().ws.ready_state() as u8))?;
+    f(
+        "socketId",
+        Function::new(ctx.clone(), |h: Handle<'js>| js_key(h.borrow().ws.id())),
+    )?;
+    f(
+        "socketReadyState",
+        Function::new(ctx.clone(), |h: Handle<'js>| {
+            h.borrow().ws.ready_state() as u8
+        }),
+    )?;
     f("socketSend", Function::new(ctx.clone(), socket_send))?;
     f("socketClose", Function::new(ctx.clone(), socket_close))?;
-    f("socketSetAttachment", Function::new(ctx.clone(), socket_set_attachment))?;
-    f("socketAttachment", Function::new(ctx.clone(), socket_attachment))?;
+    f(
+        "socketSetAttachment",
+        Function::new(ctx.clone(), socket_set_attachment),
+    )?;
+    f(
+        "socketAttachment",
+        Function::new(ctx.clone(), socket_attachment),
+    )?;
     f("socketTags", Function::new(ctx.clone(), socket_tags))?;
-    f("socketAutoResponseAt", Function::new(ctx.clone(), socket_auto_response_at))?;
+    f(
+        "socketAutoResponseAt",
+        Function::new(ctx.clone(), socket_auto_response_at),
+    )?;
     f("socketAccept", Function::new(ctx.clone(), socket_accept))?;
     Ok(())
 }
@@ -76,8 +108,12 @@ fn socket_send<'js>(ctx: Ctx<'js>, handle: Handle<'js>, data: Value<'js>) -> rqu
         let text = text.to_string()?;
         ws.host().send(Outgoing::Text(&text))
     } else {
-        bytes::with(&data, |raw| ws.host().send(Outgoing::Binary(raw)))
-            .ok_or_else(|| errors::type_error(&ctx, "WebSocket send() expects a string, an ArrayBuffer or an ArrayBufferView"))?
+        bytes::with(&data, |raw| ws.host().send(Outgoing::Binary(raw))).ok_or_else(|| {
+            errors::type_error(
+                &ctx,
+                "WebSocket send() expects a string, an ArrayBuffer or an ArrayBufferView",
+            )
+        })?
     };
     sent.map_err(|e| errors::throw(&ctx, &e))
 }
@@ -128,7 +164,10 @@ fn socket_attachment<'js>(ctx: Ctx<'js>, handle: Handle<'js>) -> rquickjs::Resul
 }
 
 fn socket_tags<'js>(ctx: Ctx<'js>, handle: Handle<'js>) -> rquickjs::Result<Vec<String>> {
-    ws(&handle).host().tags().map_err(|e| errors::throw(&ctx, &e))
+    ws(&handle)
+        .host()
+        .tags()
+        .map_err(|e| errors::throw(&ctx, &e))
 }
 
 fn socket_auto_response_at<'js>(ctx: Ctx<'js>, handle: Handle<'js>) -> Option<f64> {
@@ -201,7 +240,9 @@ fn socket_accept<'js>(
                             close.reason().to_owned(),
                             close.was_clean(),
                         )),
-                        Err(error) => dispatch.call::<_, ()>((wrapper, "error", error.text().to_owned())),
+                        Err(error) => {
+                            dispatch.call::<_, ()>((wrapper, "error", error.text().to_owned()))
+                        }
                     }
                 })();
                 if delivered.is_err() {
@@ -216,4 +257,50 @@ fn socket_accept<'js>(
         }
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The inverse of odd `a` modulo 2^52, by Newton's iteration (each step doubles the correct
+    /// bits).
+    fn inverse(a: u64) -> u64 {
+        let mut x = a;
+        for _ in 0..6 {
+            x = x.wrapping_mul(2u64.wrapping_sub(a.wrapping_mul(x)));
+        }
+        x & KEY_MASK
+    }
+
+    fn id_of_key(key: f64) -> WebSocketId {
+        WebSocketId((key as u64).wrapping_mul(inverse(KEY_MULTIPLIER)) & KEY_MASK)
+    }
+
+    #[test]
+    fn socket_keys_are_distinct_exact_integers() {
+        assert_eq!(KEY_MULTIPLIER % 2, 1);
+        for id in (0..10_000).chain([1 << 40, KEY_MASK]) {
+            let key = js_key(WebSocketId(id));
+            assert!(key.fract() == 0.0 && key < (1u64 << 53) as f64);
+            assert_eq!(id_of_key(key), WebSocketId(id));
+        }
+    }
+
+    #[test]
+    fn sequential_ids_spread_over_quickjs_map_buckets() {
+        // QuickJS's bucket for a number: the xor of its float64 halves, times 3163, masked.
+        let bucket = |key: f64| {
+            let bits = key.to_bits();
+            (((bits as u32) ^ ((bits >> 32) as u32)).wrapping_mul(3163)) & 16_383
+        };
+        let buckets: std::collections::HashSet<u32> = (1..=16_384)
+            .map(|id| bucket(js_key(WebSocketId(id))))
+            .collect();
+        assert!(buckets.len() > 8_000, "{} buckets used", buckets.len());
+        let plain: std::collections::HashSet<u32> =
+            (1..=16_384).map(|id| bucket(id as f64)).collect();
+        // Plain ids: 128 of the 16,384 buckets, chains of 128.
+        assert!(plain.len() <= 128, "plain ids use {} buckets", plain.len());
+    }
 }

@@ -11,7 +11,7 @@ use rquickjs::function::Opt;
 use rquickjs::prelude::List;
 use rquickjs::{Array, Class, Ctx, Function, JsLifetime, Object, Value};
 
-use super::sockets::SocketHandle;
+use super::sockets::{SocketHandle, js_key};
 use super::{bytes, errors};
 use crate::engine::state::engine;
 
@@ -36,7 +36,12 @@ fn host(ctx: &Ctx<'_>, handle: &Handle<'_>) -> rquickjs::Result<Arc<dyn ObjectHo
     let id = handle.borrow().id;
     engine()
         .and_then(|engine| engine.with_instance(id, |i| i.host.clone()))
-        .ok_or_else(|| errors::plain_error(ctx, "this Durable Object instance is gone (it was reset or hibernated)"))
+        .ok_or_else(|| {
+            errors::plain_error(
+                ctx,
+                "this Durable Object instance is gone (it was reset or hibernated)",
+            )
+        })
 }
 
 fn storage(ctx: &Ctx<'_>, handle: &Handle<'_>) -> rquickjs::Result<Arc<dyn StorageHost>> {
@@ -53,24 +58,55 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> rquickjs::Re
     f("stateId", Function::new(ctx.clone(), state_id))?;
     f("stateAccept", Function::new(ctx.clone(), state_accept))?;
     f("stateSockets", Function::new(ctx.clone(), state_sockets))?;
-    f("stateSocket", Function::new(ctx.clone(), state_socket))?;
-    f("stateSetAutoResponse", Function::new(ctx.clone(), state_set_auto_response))?;
-    f("stateAutoResponse", Function::new(ctx.clone(), state_auto_response))?;
-    f("stateSetEventTimeout", Function::new(ctx.clone(), state_set_event_timeout))?;
-    f("stateEventTimeout", Function::new(ctx.clone(), state_event_timeout))?;
-    f("stateKeepAwake", Function::new(ctx.clone(), state_keep_awake))?;
+    f(
+        "stateSocketHandles",
+        Function::new(ctx.clone(), state_socket_handles),
+    )?;
+    f(
+        "stateSocketsChanges",
+        Function::new(ctx.clone(), state_sockets_changes),
+    )?;
+    f(
+        "stateSetAutoResponse",
+        Function::new(ctx.clone(), state_set_auto_response),
+    )?;
+    f(
+        "stateAutoResponse",
+        Function::new(ctx.clone(), state_auto_response),
+    )?;
+    f(
+        "stateSetEventTimeout",
+        Function::new(ctx.clone(), state_set_event_timeout),
+    )?;
+    f(
+        "stateEventTimeout",
+        Function::new(ctx.clone(), state_event_timeout),
+    )?;
+    f(
+        "stateKeepAwake",
+        Function::new(ctx.clone(), state_keep_awake),
+    )?;
     f("stateGate", Function::new(ctx.clone(), state_gate))?;
     f("stateAbort", Function::new(ctx.clone(), state_abort))?;
     f("kvGet", Function::new(ctx.clone(), kv_get))?;
     f("kvPut", Function::new(ctx.clone(), kv_put))?;
     f("kvDelete", Function::new(ctx.clone(), kv_delete))?;
     f("kvList", Function::new(ctx.clone(), kv_list))?;
-    f("storageDeleteAll", Function::new(ctx.clone(), storage_delete_all))?;
-    f("storageTransactionSync", Function::new(ctx.clone(), storage_transaction_sync))?;
+    f(
+        "storageDeleteAll",
+        Function::new(ctx.clone(), storage_delete_all),
+    )?;
+    f(
+        "storageTransactionSync",
+        Function::new(ctx.clone(), storage_transaction_sync),
+    )?;
     f("storageApply", Function::new(ctx.clone(), storage_apply))?;
     f("storageSync", Function::new(ctx.clone(), storage_sync))?;
     f("sqlExec", Function::new(ctx.clone(), sql_exec))?;
-    f("sqlDatabaseSize", Function::new(ctx.clone(), sql_database_size))?;
+    f(
+        "sqlDatabaseSize",
+        Function::new(ctx.clone(), sql_database_size),
+    )?;
     f("alarmGet", Function::new(ctx.clone(), alarm_get))?;
     f("alarmSet", Function::new(ctx.clone(), alarm_set))?;
     Ok(())
@@ -78,7 +114,10 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> rquickjs::Re
 
 // ---------------------------------------------------------------------- ctx
 
-fn state_id<'js>(ctx: Ctx<'js>, handle: Handle<'js>) -> rquickjs::Result<List<(String, Option<String>)>> {
+fn state_id<'js>(
+    ctx: Ctx<'js>,
+    handle: Handle<'js>,
+) -> rquickjs::Result<List<(String, Option<String>)>> {
     let id = host(&ctx, &handle)?.id();
     Ok(List((id.to_string(), id.name().map(str::to_owned))))
 }
@@ -96,23 +135,36 @@ fn state_accept<'js>(
         .map_err(|e| errors::throw(&ctx, &e))
 }
 
-/// The ids of the instance's hibernatable sockets (all, or with `tag`).
-fn state_sockets<'js>(ctx: Ctx<'js>, handle: Handle<'js>, tag: Option<String>) -> rquickjs::Result<Vec<f64>> {
+/// The keys ([`js_key`]) of the instance's hibernatable sockets (all, or with `tag`).
+fn state_sockets<'js>(
+    ctx: Ctx<'js>,
+    handle: Handle<'js>,
+    tag: Option<String>,
+) -> rquickjs::Result<Vec<f64>> {
     Ok(host(&ctx, &handle)?
         .websockets(tag.as_deref())
         .iter()
-        .map(|ws| ws.id().0 as f64)
+        .map(|ws| js_key(ws.id()))
         .collect())
 }
 
-/// A handle on the instance's socket `id`.
-fn state_socket<'js>(ctx: Ctx<'js>, handle: Handle<'js>, id: f64) -> rquickjs::Result<Class<'js, SocketHandle>> {
-    let ws = host(&ctx, &handle)?
-        .websockets(None)
+/// A number that changes whenever a socket joins or leaves the instance's sockets.
+fn state_sockets_changes<'js>(ctx: Ctx<'js>, handle: Handle<'js>) -> rquickjs::Result<f64> {
+    Ok(host(&ctx, &handle)?.websockets_changes() as f64)
+}
+
+/// Handles on the instance's hibernatable sockets (all, or with `tag`), in the order of
+/// [`state_sockets`]: for wrapping them again after a wake, in one pass.
+fn state_socket_handles<'js>(
+    ctx: Ctx<'js>,
+    handle: Handle<'js>,
+    tag: Option<String>,
+) -> rquickjs::Result<Vec<Class<'js, SocketHandle>>> {
+    host(&ctx, &handle)?
+        .websockets(tag.as_deref())
         .into_iter()
-        .find(|ws| ws.id().0 as f64 == id)
-        .ok_or_else(|| errors::plain_error(&ctx, "this WebSocket is no longer open"))?;
-    Class::instance(ctx, SocketHandle::new(ws))
+        .map(|ws| Class::instance(ctx.clone(), SocketHandle::new(ws)))
+        .collect()
 }
 
 fn state_set_auto_response<'js>(
@@ -122,7 +174,9 @@ fn state_set_auto_response<'js>(
     response: Option<String>,
 ) -> rquickjs::Result<()> {
     let pairs = match (request, response) {
-        (Some(request), Some(response)) => vec![WebSocketRequestResponsePair::new(request, response)],
+        (Some(request), Some(response)) => {
+            vec![WebSocketRequestResponsePair::new(request, response)]
+        }
         _ => Vec::new(),
     };
     host(&ctx, &handle)?
@@ -130,7 +184,10 @@ fn state_set_auto_response<'js>(
         .map_err(|e| errors::throw(&ctx, &e))
 }
 
-fn state_auto_response<'js>(ctx: Ctx<'js>, handle: Handle<'js>) -> rquickjs::Result<Option<List<(String, String)>>> {
+fn state_auto_response<'js>(
+    ctx: Ctx<'js>,
+    handle: Handle<'js>,
+) -> rquickjs::Result<Option<List<(String, String)>>> {
     Ok(host(&ctx, &handle)?
         .auto_responses()
         .into_iter()
@@ -138,9 +195,16 @@ fn state_auto_response<'js>(ctx: Ctx<'js>, handle: Handle<'js>) -> rquickjs::Res
         .map(|pair| List((pair.request(), pair.response()))))
 }
 
-fn state_set_event_timeout<'js>(ctx: Ctx<'js>, handle: Handle<'js>, ms: f64) -> rquickjs::Result<()> {
-    if !(ms >= 0.0) {
-        return Err(errors::type_error(&ctx, "The event timeout must be a non-negative number of milliseconds."));
+fn state_set_event_timeout<'js>(
+    ctx: Ctx<'js>,
+    handle: Handle<'js>,
+    ms: f64,
+) -> rquickjs::Result<()> {
+    if ms.is_nan() || ms < 0.0 {
+        return Err(errors::type_error(
+            &ctx,
+            "The event timeout must be a non-negative number of milliseconds.",
+        ));
     }
     let timeout = (ms > 0.0).then(|| Duration::from_millis(ms as u64));
     host(&ctx, &handle)?
@@ -187,7 +251,10 @@ fn state_abort<'js>(handle: Handle<'js>, reason: String) {
 
 // ---------------------------------------------------------------------- KV
 
-fn entries_to_js<'js>(ctx: &Ctx<'js>, entries: Vec<(String, Vec<u8>)>) -> rquickjs::Result<Array<'js>> {
+fn entries_to_js<'js>(
+    ctx: &Ctx<'js>,
+    entries: Vec<(String, Vec<u8>)>,
+) -> rquickjs::Result<Array<'js>> {
     let out = Array::new(ctx.clone())?;
     for (index, (key, value)) in entries.into_iter().enumerate() {
         let pair = Array::new(ctx.clone())?;
@@ -198,7 +265,11 @@ fn entries_to_js<'js>(ctx: &Ctx<'js>, entries: Vec<(String, Vec<u8>)>) -> rquick
     Ok(out)
 }
 
-fn kv_get<'js>(ctx: Ctx<'js>, handle: Handle<'js>, keys: Vec<String>) -> rquickjs::Result<Array<'js>> {
+fn kv_get<'js>(
+    ctx: Ctx<'js>,
+    handle: Handle<'js>,
+    keys: Vec<String>,
+) -> rquickjs::Result<Array<'js>> {
     let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
     let found = storage(&ctx, &handle)?
         .get(&keys)
@@ -207,13 +278,17 @@ fn kv_get<'js>(ctx: Ctx<'js>, handle: Handle<'js>, keys: Vec<String>) -> rquickj
 }
 
 /// `[[key, bytes], …]` from JavaScript.
-fn entries_from_js<'js>(ctx: &Ctx<'js>, entries: Array<'js>) -> rquickjs::Result<Vec<(String, Vec<u8>)>> {
+fn entries_from_js<'js>(
+    ctx: &Ctx<'js>,
+    entries: Array<'js>,
+) -> rquickjs::Result<Vec<(String, Vec<u8>)>> {
     let mut out = Vec::with_capacity(entries.len());
     for entry in entries.iter::<Array<'js>>() {
         let entry = entry?;
         let key: String = entry.get(0)?;
         let value: Value<'js> = entry.get(1)?;
-        let value = bytes::copy(&value).ok_or_else(|| errors::type_error(ctx, "expected serialized bytes"))?;
+        let value = bytes::copy(&value)
+            .ok_or_else(|| errors::type_error(ctx, "expected serialized bytes"))?;
         out.push((key, value));
     }
     Ok(out)
@@ -239,7 +314,11 @@ fn kv_delete<'js>(ctx: Ctx<'js>, handle: Handle<'js>, keys: Vec<String>) -> rqui
 }
 
 /// `options` is `[start, startAfter, end, prefix, reverse, limit]` (the prelude checked them).
-fn kv_list<'js>(ctx: Ctx<'js>, handle: Handle<'js>, options: Array<'js>) -> rquickjs::Result<Array<'js>> {
+fn kv_list<'js>(
+    ctx: Ctx<'js>,
+    handle: Handle<'js>,
+    options: Array<'js>,
+) -> rquickjs::Result<Array<'js>> {
     let limit: Option<f64> = options.get(5)?;
     let options = ListOptions {
         start: options.get(0)?,
@@ -256,7 +335,11 @@ fn kv_list<'js>(ctx: Ctx<'js>, handle: Handle<'js>, options: Array<'js>) -> rqui
 }
 
 /// `deleteAll()`; with `keep_alarm` (compatibility dates before 2026-02-24) the alarm survives.
-fn storage_delete_all<'js>(ctx: Ctx<'js>, handle: Handle<'js>, keep_alarm: bool) -> rquickjs::Result<()> {
+fn storage_delete_all<'js>(
+    ctx: Ctx<'js>,
+    handle: Handle<'js>,
+    keep_alarm: bool,
+) -> rquickjs::Result<()> {
     let storage = storage(&ctx, &handle)?;
     let alarm = if keep_alarm {
         storage.get_alarm().map_err(|e| errors::throw(&ctx, &e))?
@@ -265,7 +348,9 @@ fn storage_delete_all<'js>(ctx: Ctx<'js>, handle: Handle<'js>, keep_alarm: bool)
     };
     storage.delete_all().map_err(|e| errors::throw(&ctx, &e))?;
     if alarm.is_some() {
-        storage.set_alarm(alarm).map_err(|e| errors::throw(&ctx, &e))?;
+        storage
+            .set_alarm(alarm)
+            .map_err(|e| errors::throw(&ctx, &e))?;
     }
     Ok(())
 }
@@ -283,7 +368,10 @@ fn storage_transaction_sync<'js>(
         let failed = value.is_err();
         outcome = Some(value);
         if failed {
-            Err(dormouse_sdk::Error::new(dormouse_sdk::ErrorKind::User, "the transaction's callback threw"))
+            Err(dormouse_sdk::Error::new(
+                dormouse_sdk::ErrorKind::User,
+                "the transaction's callback threw",
+            ))
         } else {
             Ok(())
         }
@@ -309,8 +397,10 @@ fn storage_apply<'js>(
     storage
         .transaction(&mut || {
             if !puts.is_empty() {
-                let borrowed: Vec<(&str, &[u8])> =
-                    puts.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
+                let borrowed: Vec<(&str, &[u8])> = puts
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_slice()))
+                    .collect();
                 storage.put(&borrowed)?;
             }
             if !deletes.is_empty() {
@@ -430,7 +520,11 @@ fn alarm_get<'js>(ctx: Ctx<'js>, handle: Handle<'js>) -> rquickjs::Result<Option
         .map_err(|e| errors::throw(&ctx, &e))
 }
 
-fn alarm_set<'js>(ctx: Ctx<'js>, handle: Handle<'js>, at: Opt<Option<f64>>) -> rquickjs::Result<()> {
+fn alarm_set<'js>(
+    ctx: Ctx<'js>,
+    handle: Handle<'js>,
+    at: Opt<Option<f64>>,
+) -> rquickjs::Result<()> {
     let at = at.0.flatten().map(|ms| ms as i64);
     storage(&ctx, &handle)?
         .set_alarm(at)

@@ -63,7 +63,9 @@ fn writes_what_v8_writes() {
         assert_eq!(bytes_of(ctx, "'€'"), [0xFF, 0x0F, b'c', 2, 0xAC, 0x20]);
         assert_eq!(
             bytes_of(ctx, "[true, '€']"),
-            [0xFF, 0x0F, b'A', 2, b'T', 0, b'c', 2, 0xAC, 0x20, b'$', 0, 2]
+            [
+                0xFF, 0x0F, b'A', 2, b'T', 0, b'c', 2, 0xAC, 0x20, b'$', 0, 2
+            ]
         );
         assert_eq!(bytes_of(ctx, "undefined"), [0xFF, 0x0F, b'_']);
         assert_eq!(bytes_of(ctx, "null"), [0xFF, 0x0F, b'0']);
@@ -170,7 +172,9 @@ fn malformed_input_is_refused_not_trusted() {
             &[0xFF, 0x0F, b'^', 5],
             &[0xFF, 0x0F, b'#'],
             &[0xFF, 0x0F, b'o', b'"', 1, b'a'],
-            &[0xFF, 0x0F, b'I', 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80],
+            &[
+                0xFF, 0x0F, b'I', 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+            ],
             &[],
         ] {
             assert!(deserialize(ctx, bytes).is_err(), "{bytes:?} was accepted");

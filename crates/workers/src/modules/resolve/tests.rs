@@ -185,7 +185,10 @@ fn builtins_need_their_flags() {
         Ok(Resolved::Builtin(Builtin::NodeBuffer))
     );
     let error = node.resolve("node:fs", importer).unwrap_err();
-    assert!(error.contains("node:fs") && error.contains("node:buffer"), "{error}");
+    assert!(
+        error.contains("node:fs") && error.contains("node:buffer"),
+        "{error}"
+    );
     let als = Resolver::new(TsConfig::default(), false, true);
     assert_eq!(
         als.resolve("node:async_hooks", importer),

@@ -212,6 +212,14 @@ export class Probe extends DurableObject<Env> {
           readyState: ws.readyState === WebSocket.OPEN,
         }));
         return;
+      case "list": {
+        // A copy each time: changing it changes nothing for the next call.
+        const list = this.ctx.getWebSockets();
+        list.pop();
+        const again = this.ctx.getWebSockets();
+        ws.send(JSON.stringify({ count: again.length, copy: list.length === again.length - 1, mine: again.includes(ws), red: this.ctx.getWebSockets("red").length }));
+        return;
+      }
       case "attachment": {
         const a = ws.deserializeAttachment();
         ws.send(JSON.stringify({ name: a.name, date: a.joined instanceof Date && a.joined.getTime() === 0, map: a.seen instanceof Map && a.seen.get("a") === 1, bytes: a.bytes instanceof Uint8Array && a.bytes[1] === 2 }));
