@@ -32,6 +32,8 @@ pub(crate) enum Better {
 pub(crate) enum Goal {
     /// At most this value.
     AtMost(f64),
+    /// At least this value.
+    AtLeast(f64),
     /// This value, within 5%.
     About(f64),
     /// This multiple of the raw baseline's figure: at least it when higher is better, at most
@@ -133,6 +135,7 @@ impl Row {
         };
         match target.goal {
             Goal::AtMost(limit) => Some(ours <= limit),
+            Goal::AtLeast(floor) => Some(ours >= floor),
             Goal::About(value) => Some((ours - value).abs() <= value * 0.05),
             Goal::TimesRaw(factor) => times(Peer::Raw, factor),
             Goal::TimesWorkerd(factor) => times(Peer::Workerd, factor),
@@ -165,6 +168,7 @@ impl Row {
                 };
                 let text = match target.goal {
                     Goal::AtMost(limit) => format!("{who}≤ {}", format_value(limit, self.unit)),
+                    Goal::AtLeast(floor) => format!("{who}≥ {}", format_value(floor, self.unit)),
                     Goal::About(value) => format!("{who}= {}", format_value(value, self.unit)),
                     Goal::TimesRaw(times) => format!("{who}{sense} {times}× raw"),
                     Goal::TimesWorkerd(times) => format!("{who}{sense} {times}× workerd"),

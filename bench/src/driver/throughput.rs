@@ -270,30 +270,74 @@ pub(super) async fn auto_response(setup: &Setup, results: &mut Results) -> Resul
     Ok(())
 }
 
-/// Scenario 6: every message increments the counter in storage, at the default durability.
+/// Scenario 6: every message increments the counter in storage, at the default durability: one
+/// object with 1 and with 50 writers (their turns share flushes), then many objects with one
+/// writer each.
 pub(super) async fn storage(setup: &Setup, results: &mut Results) -> Result<()> {
-    let counts = [1, setup.size(50, 5)];
-    let measured = measure(setup, counts.len(), |peer, index| {
+    let shared = setup.size(50, 5);
+    let objects = setup.size(1_000, 10);
+    let loads = [
+        (1, "/counter/bench", "one object, 1 connection".to_owned()),
+        (
+            shared,
+            "/counter/bench",
+            format!("one object, {shared} connections"),
+        ),
+        (
+            objects,
+            "/counter/bench-{i}",
+            format!("{objects} objects, a connection each"),
+        ),
+    ];
+    let measured = measure(setup, loads.len(), |peer, index| {
         (peer != Peer::Raw).then_some(Load {
             program: Program::Counter,
-            path: "/counter/bench",
+            path: loads[index].1,
             message: "+1",
             expect: None,
-            connections: counts[index],
+            connections: loads[index].0,
             hibernated: false,
         })
     })
     .await?;
-    for (connections, rounds) in counts.iter().zip(&measured) {
-        let scenario = format!(
-            "6. Storage: a write per message, one object, {connections} connection{}",
-            plural(*connections)
-        );
-        let (rows, cpu) = rows(&scenario, "turns", Vec::new(), Vec::new(), rounds);
+    let mut by_load = Vec::new();
+    for (index, ((_, _, label), rounds)) in loads.iter().zip(&measured).enumerate() {
+        let scenario = format!("6. Storage: a write per message, {label}");
+        // Writers of one object share its flushes: ten times the turns of workerd, which
+        // flushes each turn on its own.
+        let targets = if index == 1 {
+            vec![Target::dormouse(Goal::TimesWorkerd(10.0))]
+        } else {
+            Vec::new()
+        };
+        let (rows, cpu) = rows(&scenario, "turns", targets, Vec::new(), rounds);
+        by_load.push(rows.clone());
         results.rows.extend(rows);
         results.cpu.push(cpu);
     }
+    results
+        .rows
+        .extend(sharing_rows(&by_load[0], &by_load[1], shared));
     Ok(())
+}
+
+/// What sharing flushes gives one object: its writers' turns per second against one writer's
+/// (at least ten times), and their p99 latency against one writer's, which waits for one flush
+/// per turn (at most three times).
+fn sharing_rows(one: &[Row], many: &[Row], writers: usize) -> Vec<Row> {
+    let scenario = format!("6. Storage: {writers} writers of one object against 1");
+    let mut turns = Row::new(&scenario, "turns, ratio", Unit::Ratio, Better::Higher)
+        .with_target(Target::dormouse(Goal::AtLeast(10.0)));
+    let mut p99 = Row::new(&scenario, "latency p99, ratio", Unit::Ratio, Better::Lower)
+        .with_target(Target::dormouse(Goal::AtMost(3.0)));
+    for peer in Peer::ALL {
+        for (row, metric) in [(&mut turns, 0), (&mut p99, 2)] {
+            if let (Some(single), Some(shared)) = (one[metric].get(peer), many[metric].get(peer)) {
+                row.set(peer, shared / single);
+            }
+        }
+    }
+    vec![turns, p99]
 }
 
 fn plural(n: usize) -> &'static str {

@@ -17,7 +17,8 @@ pub struct EchoArgs {
     /// Server address.
     #[arg(long)]
     pub addr: SocketAddr,
-    /// WebSocket path.
+    /// WebSocket path; `{i}` in it becomes the connection's number (0, 1, …), giving each
+    /// connection an object of its own.
     #[arg(long)]
     pub path: String,
     /// Connections, each with one round trip in flight.
@@ -50,8 +51,10 @@ struct Tally {
 
 /// Runs the round trips; reports those started in the measured stretch.
 pub(super) async fn run(args: EchoArgs) -> Result<EchoReport> {
-    let connections =
-        connect_many(args.addr, None, args.connections, |_| args.path.clone()).await?;
+    let connections = connect_many(args.addr, None, args.connections, |i| {
+        args.path.replace("{i}", &i.to_string())
+    })
+    .await?;
     if args.checkpoints {
         checkpoint("connected").await?;
     }

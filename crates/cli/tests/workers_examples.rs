@@ -38,14 +38,27 @@ async fn counter_counts_over_rpc_and_websockets_across_hibernation() {
     assert_eq!(server.request("GET", "/nowhere").await.status, 404);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn counter_increments_acknowledged_before_kill_9_survive_it() {
+async fn counter_survives_kills(load: durability::Load) {
     let (_dir, data) = process_data_dir("workers-counter-kill");
     let options = ProcessOptions {
         leading_args: vec!["serve".into(), example("counter").display().to_string()],
         ..Default::default()
     };
-    durability::survive_kills(|| ServerProcess::start(Path::new(BINARY), &data, &options)).await;
+    durability::survive_kills_under(
+        || ServerProcess::start(Path::new(BINARY), &data, &options),
+        load,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn counter_increments_acknowledged_before_kill_9_survive_it() {
+    counter_survives_kills(durability::Load::SPREAD).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn increments_of_fifty_writers_on_one_counter_survive_kill_9() {
+    counter_survives_kills(durability::Load::ONE_OBJECT).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

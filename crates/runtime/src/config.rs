@@ -1,5 +1,6 @@
 //! Runtime configuration: timeouts and limits, each with its default and the reason for it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How long an idle object that can hibernate stays in memory (Cloudflare: 10 s).
@@ -100,6 +101,43 @@ pub struct RuntimeConfig {
     pub ping_timeout: Duration,
     /// Limits applied to applications.
     pub limits: Limits,
+    /// Consulted before every flush of committed writes; a flush it fails fails as if the disk
+    /// had. `None` (the default) in production: for tests of what clients see when storage is
+    /// lost.
+    pub flush_fault: Option<FlushFault>,
+}
+
+/// Decides, before each flush, whether it fails (see [`RuntimeConfig::flush_fault`]).
+#[derive(Clone)]
+pub struct FlushFault(Arc<FaultDecision>);
+
+type FaultDecision = dyn Fn(&FlushAttempt) -> Result<(), String> + Send + Sync;
+
+/// A flush about to run, as [`FlushFault`] sees it.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct FlushAttempt {
+    /// Turns with writes the object committed since it was loaded; the flush covers them all.
+    pub writes: u64,
+}
+
+impl FlushFault {
+    /// A fault that runs `decide` before each flush: `Err(message)` fails that flush.
+    pub fn new(
+        decide: impl Fn(&FlushAttempt) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        FlushFault(Arc::new(decide))
+    }
+
+    pub(crate) fn check(&self, attempt: &FlushAttempt) -> Result<(), String> {
+        (self.0)(attempt)
+    }
+}
+
+impl std::fmt::Debug for FlushFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FlushFault(..)")
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -112,6 +150,7 @@ impl Default for RuntimeConfig {
             ping_interval: DEFAULT_PING_INTERVAL,
             ping_timeout: DEFAULT_PING_TIMEOUT,
             limits: Limits::default(),
+            flush_fault: None,
         }
     }
 }

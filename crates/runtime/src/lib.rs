@@ -10,7 +10,11 @@
 //! - `namespace`: one bound class: id derivation (workerd's HMAC scheme) and request routing.
 //! - `registry`: every known object, in 64 shards.
 //! - `object`: the cell of an object (mailbox, sockets, settings that survive hibernation),
-//!   the task that runs its turns and hibernates it, and its context (`State`'s host).
+//!   the task that runs its turns and hibernates it, its context (`State`'s host), the output
+//!   gate, and the commit path (batches of turns, flushes apart from the object's task).
+//! - `storage`: an object's storage as the SDK sees it, over `dormouse-storage`.
+//! - `alarms`: the alarm scheduler.
+//! - `liveness`: the sweep that pings silent sockets.
 //! - `socket`: the socket holder: each WebSocket's record (send path, close handshake,
 //!   attachment, tags) and its I/O task (reads, pings, auto-responses, close replies).
 //! - `metrics`: counters per namespace, rendered for Prometheus.
@@ -23,6 +27,7 @@
 //! | What survives hibernation? | `object::ObjectCell` (kept) vs. the instance (dropped) |
 //! | How does a frame reach a handler? | `socket::io` → `ObjectCell::deliver_socket_event` → `object::task` |
 //! | What does a reset do? | `object::task::Runner::reset` |
+//! | When does a turn's output leave? | `object::gate` (limits by turn), `object::commit` (flushes) |
 //!
 //! # Example
 //! ```
@@ -63,7 +68,7 @@ pub mod runtime;
 mod socket;
 mod storage;
 
-pub use config::{Limits, RuntimeConfig};
+pub use config::{FlushAttempt, FlushFault, Limits, RuntimeConfig};
 pub use dormouse_storage::{Durability, Migration};
 pub use error::RuntimeError;
 pub use guest::{CloseReply, GuestClass};

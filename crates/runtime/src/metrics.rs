@@ -41,6 +41,10 @@ pub(crate) struct NamespaceMetrics {
     pub(crate) alarm_retries: AtomicU64,
     /// Alarm handler invocations.
     pub(crate) alarms: AtomicU64,
+    /// Turns whose writes were committed to be flushed (full durability).
+    pub(crate) commits: AtomicU64,
+    /// Flushes that made commits durable; `commits / flushes` is the turns per flush.
+    pub(crate) flushes: AtomicU64,
     /// Connections the runtime dropped, by cause.
     pub(crate) dropped: DropCounters,
     wake_latency: Histogram,
@@ -141,7 +145,7 @@ pub(crate) fn render(namespaces: &[NamespaceRow<'_>]) -> String {
             let _ = writeln!(out, "{name}{{namespace=\"{ns}\"}} {}", get(g));
         }
     }
-    let counters: [CounterSpec; 12] = [
+    let counters: [CounterSpec; 14] = [
         (
             "dormouse_object_starts_total",
             "Object instances constructed.",
@@ -194,6 +198,16 @@ pub(crate) fn render(namespaces: &[NamespaceRow<'_>]) -> String {
             "dormouse_alarm_retries_total",
             "Failed alarm attempts scheduled again.",
             |m| &m.alarm_retries,
+        ),
+        (
+            "dormouse_storage_commits_total",
+            "Turns whose writes were committed and handed to a flush.",
+            |m| &m.commits,
+        ),
+        (
+            "dormouse_storage_flushes_total",
+            "Flushes of the log that made commits durable (several turns each under load).",
+            |m| &m.flushes,
         ),
         (
             "dormouse_events_fetch_total",

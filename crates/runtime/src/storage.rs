@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use dormouse_sdk::host::StorageHost;
 use dormouse_sdk::{Error, ErrorKind, ListOptions, SqlCursor, SqlStorageValue};
-use dormouse_storage::{ListQuery, ObjectStore, SqlValue, StorageError};
+use dormouse_storage::{ListQuery, LogFlusher, ObjectStore, SqlValue, StorageError};
 
 use crate::alarms::AlarmScheduler;
 use crate::namespace::NamespaceStorage;
@@ -14,6 +14,8 @@ use crate::object::ObjectCell;
 /// The storage of one object instance.
 pub(crate) struct ObjectStorage {
     store: Mutex<ObjectStore>,
+    /// Makes commits durable (`None`: relaxed durability, where committing is enough).
+    flusher: Option<LogFlusher>,
     cell: Arc<ObjectCell>,
     alarms: Arc<AlarmScheduler>,
     /// The alarm was set or deleted since the last commit: the scheduler must learn the
@@ -40,6 +42,7 @@ impl ObjectStorage {
             store.begin_turn();
         }
         Ok(Arc::new(ObjectStorage {
+            flusher: store.log_flusher(),
             store: Mutex::new(store),
             cell,
             alarms: site.alarms.clone(),
@@ -53,7 +56,8 @@ impl ObjectStorage {
         self.store.lock().expect("object store lock")
     }
 
-    /// Runs a write; closes the output gate if the turn now has uncommitted writes.
+    /// Runs a write. In a turn, the turn's output from now on waits for its commit; outside one,
+    /// the write committed on its own and is made durable before this returns.
     fn write<R>(
         &self,
         f: impl FnOnce(&mut ObjectStore) -> dormouse_storage::Result<R>,
@@ -61,9 +65,14 @@ impl ObjectStorage {
         let mut store = self.store();
         let result = f(&mut store).map_err(to_sdk_error);
         if store.is_dirty() {
-            self.cell.gate.close();
+            self.cell.gate.wrote();
+        } else if !store.is_in_turn()
+            && !store.in_transaction()
+            && let Some(flusher) = &self.flusher
+        {
+            drop(store);
+            flusher.flush().map_err(to_sdk_error)?;
         }
-        drop(store);
         result
     }
 
@@ -71,12 +80,45 @@ impl ObjectStorage {
         self.store().begin_turn();
     }
 
-    /// Commits the turn (durably when it wrote; call off the async threads). Returns whether it
-    /// wrote anything.
-    pub(crate) fn commit_turn(&self) -> Result<bool, StorageError> {
-        let wrote = self.store().commit_turn()?;
+    /// Ends the turn, keeping its writes in the batch. Returns whether it wrote anything.
+    pub(crate) fn end_turn(&self) -> Result<bool, StorageError> {
+        self.store().end_turn()
+    }
+
+    /// Commits the batch to the log; durable once [`flusher`](Self::flusher) has run.
+    pub(crate) fn commit_batch(&self) -> Result<(), StorageError> {
+        self.store().commit_batch()?;
         self.after_commit();
-        Ok(wrote)
+        Ok(())
+    }
+
+    pub(crate) fn has_open_batch(&self) -> bool {
+        self.store().has_open_batch()
+    }
+
+    /// Drops what the batch holds.
+    pub(crate) fn rollback_batch(&self) {
+        self.store().rollback_batch();
+        self.alarm_touched.store(true, Ordering::Relaxed);
+    }
+
+    /// What makes commits durable; `None` with relaxed durability.
+    pub(crate) fn flusher(&self) -> Option<LogFlusher> {
+        self.flusher.clone()
+    }
+
+    /// Whether commits need a flush to be durable (full durability).
+    pub(crate) fn flushes(&self) -> bool {
+        self.flusher.is_some()
+    }
+
+    pub(crate) fn checkpoint_due(&self) -> bool {
+        self.store().checkpoint_due()
+    }
+
+    /// Copies the log into the database file; slow, call off the async threads.
+    pub(crate) fn checkpoint(&self) -> Result<(), StorageError> {
+        self.store().checkpoint()
     }
 
     pub(crate) fn rollback_turn(&self) {
@@ -84,11 +126,6 @@ impl ObjectStorage {
         // The scheduler may hold a time this turn set; the object's database (now rolled back)
         // decides when it fires, so it is harmless, and corrected on the next commit.
         self.alarm_touched.store(true, Ordering::Relaxed);
-    }
-
-    /// The turn wrote something not yet committed.
-    pub(crate) fn is_dirty(&self) -> bool {
-        self.store().is_dirty()
     }
 
     /// After a commit: tell the scheduler the committed alarm, if it changed.
@@ -235,7 +272,17 @@ impl StorageHost for ObjectStorage {
     fn sync(&self) -> dormouse_sdk::Result<()> {
         self.store().commit_so_far().map_err(to_sdk_error)?;
         self.after_commit();
-        self.cell.gate.open();
+        // One flush covers this commit and every earlier one still waiting for its own.
+        if let Some(flusher) = &self.flusher
+            && let Err(error) = flusher.flush()
+        {
+            self.cell
+                .gate
+                .fail(format!("storage flush failed: {error}"));
+            self.cell.wake_task();
+            return Err(to_sdk_error(error));
+        }
+        self.cell.gate.synced();
         Ok(())
     }
 }

@@ -2,11 +2,15 @@
 //!
 //! Every object has its own SQLite database file. Its key-value data lives in a hidden table of
 //! that database, so KV writes and SQL writes commit together. The runtime drives transactions by
-//! turns: everything an object writes while handling one event commits as one batch, before any
-//! output of that event leaves the process.
+//! turns: everything an object writes while handling one event commits as one batch, and no output
+//! of that event leaves the process before the batch is durable.
 //!
 //! # Layout
-//! - [`store`] — [`ObjectStore`]: opening an object's database, turns, transactions, `delete_all`.
+//! - [`store`] — [`ObjectStore`]: opening an object's database, transactions, `delete_all`.
+//! - [`turn`] — turns (a savepoint each) and the batch of turns one commit writes.
+//! - `fk` — whether deferred foreign keys are violated, checked at each turn's end.
+//! - [`log`] — [`LogFlusher`]: commits made durable apart from committing them (group commit),
+//!   and checkpoints.
 //! - [`kv`] — the key-value API over the hidden table, with [`ListQuery`].
 //! - [`sql`] — application SQL under a guard (no `BEGIN`, no reserved tables, a pragma allow-list).
 //! - `alarm` — the object's alarm.
@@ -33,8 +37,12 @@ mod alarm;
 pub mod catalog;
 pub mod error;
 pub mod kv;
+pub mod log;
 pub mod sql;
 pub mod store;
+pub mod turn;
+
+mod fk;
 
 mod guard;
 
@@ -42,6 +50,7 @@ pub use catalog::{Catalog, ClassInfo};
 pub use dormouse_config::{Migration, Rename};
 pub use error::{Result, StorageError};
 pub use kv::{Entry, ListQuery, MAX_KEYS_PER_OPERATION};
+pub use log::{CHECKPOINT_PAGES, LogFlusher};
 pub use sql::{SqlResult, SqlValue};
 pub use store::{Durability, ObjectStore};
 

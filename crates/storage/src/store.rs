@@ -3,12 +3,15 @@
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use rusqlite::Connection;
 use rusqlite::limits::Limit;
 
 use crate::error::{Result, StorageError};
 use crate::guard::Guard;
+use crate::log::{CHECKPOINT_PAGES, LogFlusher};
+use crate::turn::{Batch, Turn};
 
 /// Largest string, BLOB or row (Cloudflare: 2 MB); also bounds a KV key plus its value.
 pub const MAX_VALUE_BYTES: usize = 2_000_000;
@@ -30,7 +33,8 @@ pub const MAX_LIKE_PATTERN: usize = 50;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
     /// Every commit is flushed to disk (fsync) before it is acknowledged: acknowledged writes
-    /// survive a crash of the process and of the machine.
+    /// survive a crash of the process and of the machine. The flush is the caller's, through
+    /// [`ObjectStore::log_flusher`], so that one flush can cover several commits.
     #[default]
     Full,
     /// Commits reach the operating system before they are acknowledged and are flushed to disk at
@@ -53,29 +57,24 @@ impl FromStr for Durability {
     }
 }
 
-/// Where a turn's transaction stands.
-#[derive(Debug, Default, Clone, Copy)]
-struct Turn {
-    /// A turn is running: storage operations join its transaction.
-    active: bool,
-    /// The transaction was begun (on the turn's first storage operation).
-    open: bool,
-    /// The transaction wrote something.
-    dirty: bool,
-}
-
 /// The database of one object.
 ///
-/// Outside a turn every operation commits on its own. Inside a turn the first operation begins a
-/// transaction and every later one joins it, until [`ObjectStore::commit_turn`]: all writes of a
-/// turn are one atomic batch.
+/// Outside a turn every operation commits on its own. Inside a turn the first operation joins
+/// the turn's savepoint and every later one joins it: all writes of a turn are one atomic unit,
+/// kept or dropped together. Consecutive turns share one transaction, the batch, which
+/// [`ObjectStore::commit_batch`] commits (see [`crate::turn`]).
 #[derive(Debug)]
 pub struct ObjectStore {
     pub(crate) conn: Connection,
     pub(crate) guard: Arc<Guard>,
-    turn: Turn,
+    pub(crate) turn: Turn,
+    pub(crate) batch: Batch,
     /// Open `transaction_sync` savepoints.
-    savepoints: u32,
+    pub(crate) savepoints: u32,
+    /// Flushes the log before commits are acknowledged (`None`: relaxed durability).
+    flusher: Option<LogFlusher>,
+    /// Pages in the write-ahead log, as SQLite reported after the last commit.
+    log_pages: Arc<AtomicU32>,
 }
 
 impl ObjectStore {
@@ -90,11 +89,19 @@ impl ObjectStore {
         // `-shm` file (and no extra file descriptor) per open object.
         conn.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
-        let synchronous = match durability {
-            Durability::Full => "FULL",
-            Durability::Relaxed => "NORMAL",
-        };
-        conn.pragma_update(None, "synchronous", synchronous)?;
+        // Commits do not wait for the disk in either mode: with full durability the caller
+        // flushes the log (one flush for several commits) before it acknowledges them. NORMAL
+        // still flushes around checkpoints, so the log is never reused before the database file
+        // is on disk.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Replaces SQLite's automatic checkpoints, which would run inside a COMMIT on the
+        // object's thread: the owner checkpoints when `checkpoint_due` says so, off that thread.
+        let log_pages = Arc::new(AtomicU32::new(0));
+        let counter = log_pages.clone();
+        conn.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages: i32| {
+            counter.store(pages.max(0) as u32, Ordering::Relaxed);
+            Ok(())
+        }))?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         for (limit, value) in [
             (
@@ -122,77 +129,31 @@ impl ObjectStore {
         Ok(ObjectStore {
             conn,
             guard,
-            turn: Turn::default(),
+            turn: Turn::Idle,
+            batch: Batch::None,
             savepoints: 0,
+            flusher: (durability == Durability::Full).then(|| LogFlusher::for_database(path)),
+            log_pages,
         })
     }
 
-    /// Starts a turn: operations until [`commit_turn`](Self::commit_turn) form one transaction.
-    pub fn begin_turn(&mut self) {
-        self.turn = Turn {
-            active: true,
-            ..Turn::default()
-        };
+    /// What makes this database's commits durable, for the caller to run before it acknowledges
+    /// them; `None` with relaxed durability, where a commit is acknowledged once it returns.
+    pub fn log_flusher(&self) -> Option<LogFlusher> {
+        self.flusher.clone()
     }
 
-    /// Whether a turn is running.
-    pub fn is_in_turn(&self) -> bool {
-        self.turn.active
+    /// The write-ahead log has grown enough that a [`checkpoint`](Self::checkpoint) is due.
+    pub fn checkpoint_due(&self) -> bool {
+        self.log_pages.load(Ordering::Relaxed) >= CHECKPOINT_PAGES
     }
 
-    /// Whether the running turn has written anything not yet committed.
-    pub fn is_dirty(&self) -> bool {
-        self.turn.dirty
-    }
-
-    /// Ends the turn, committing what it wrote (durably, as configured). Returns whether anything
-    /// was written. On error the turn's writes are rolled back.
-    pub fn commit_turn(&mut self) -> Result<bool> {
-        let turn = std::mem::take(&mut self.turn);
-        self.savepoints = 0;
-        if !turn.open {
-            return Ok(false);
-        }
-        if let Err(error) = self.conn.execute_batch("COMMIT") {
-            let _ = self.conn.execute_batch("ROLLBACK");
-            return Err(error.into());
-        }
-        Ok(turn.dirty)
-    }
-
-    /// Commits what the turn wrote so far and keeps the turn going (`storage.sync()`).
-    pub fn commit_so_far(&mut self) -> Result<()> {
-        if self.savepoints > 0 {
-            return Err(StorageError::Invalid(
-                "sync() cannot be called inside transaction_sync()".into(),
-            ));
-        }
-        if self.turn.open {
-            self.conn.execute_batch("COMMIT")?;
-            self.turn.open = false;
-            self.turn.dirty = false;
-        }
-        Ok(())
-    }
-
-    /// Ends the turn, discarding what it wrote.
-    pub fn rollback_turn(&mut self) {
-        let turn = std::mem::take(&mut self.turn);
-        self.savepoints = 0;
-        if turn.open {
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
-    }
-
-    /// Called before every operation: joins (or begins) the turn's transaction.
-    pub(crate) fn before(&mut self, writes: bool) -> Result<()> {
-        if self.turn.active && !self.turn.open {
-            self.conn.execute_batch("BEGIN")?;
-            self.turn.open = true;
-        }
-        if writes && self.turn.active {
-            self.turn.dirty = true;
-        }
+    /// Copies the write-ahead log into the database file (flushing both), so that the log starts
+    /// again from its beginning. Slow: run it off the async threads.
+    pub fn checkpoint(&mut self) -> Result<()> {
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))?;
+        self.log_pages.store(0, Ordering::Relaxed);
         Ok(())
     }
 
@@ -212,7 +173,8 @@ impl ObjectStore {
     /// Starts an atomic section that [`end_transaction`](Self::end_transaction) ends; for callers
     /// that cannot hold `&mut self` across it. Sections nest.
     pub fn begin_transaction(&mut self) -> Result<()> {
-        if !self.turn.active && self.savepoints == 0 {
+        if !self.is_in_turn() && self.savepoints == 0 {
+            self.commit_batch()?;
             self.conn.execute_batch("BEGIN")?;
         } else {
             self.before(false)?;
@@ -236,7 +198,7 @@ impl ObjectStore {
             self.conn
                 .execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"))
         };
-        let outer = if !self.turn.active && self.savepoints == 0 {
+        let outer = if !self.is_in_turn() && self.savepoints == 0 {
             self.conn.execute_batch(if keep && end.is_ok() {
                 "COMMIT"
             } else {
@@ -260,8 +222,9 @@ impl ObjectStore {
                 "Cannot call deleteAll() within a transaction".into(),
             ));
         }
-        let own_transaction = !self.turn.active;
+        let own_transaction = !self.is_in_turn();
         if own_transaction {
+            self.commit_batch()?;
             self.conn.execute_batch("BEGIN")?;
         }
         let result = self.delete_everything();

@@ -49,6 +49,11 @@ impl WsClient {
             .expect("send text");
     }
 
+    /// Sends a text message; false if the connection is already gone (the server closed it).
+    pub async fn try_send_text(&mut self, text: &str) -> bool {
+        self.stream.send(Message::text(text)).await.is_ok()
+    }
+
     /// Sends a binary message.
     pub async fn send_binary(&mut self, data: &[u8]) {
         self.stream
@@ -129,6 +134,22 @@ impl WsClient {
         };
         self.stream.close(Some(frame)).await.expect("send close");
         self.wait_close(true).await
+    }
+
+    /// The next text message, or the server's close frame (`Err`, with its code and reason) once
+    /// the connection ends; panics on anything else.
+    pub async fn recv_text_or_close(&mut self) -> Result<String, Option<(u16, String)>> {
+        loop {
+            match self.next().await {
+                Some(Message::Text(text)) => return Ok(text.to_string()),
+                Some(Message::Pong(_)) => continue,
+                Some(Message::Close(frame)) => {
+                    return Err(frame.map(|f| (u16::from(f.code), f.reason.to_string())));
+                }
+                None => return Err(None),
+                Some(other) => panic!("expected text or a close frame, got {other:?}"),
+            }
+        }
     }
 
     /// Waits for the server's close frame (skipping pongs only) and the end of the stream.

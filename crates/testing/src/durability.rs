@@ -20,10 +20,27 @@ pub struct Ledger {
     attempted: BTreeMap<String, u64>,
 }
 
-/// Counters the clients spread over.
-const COUNTERS: usize = 4;
-/// Clients sending at once.
-const CLIENTS: usize = 8;
+/// How the clients load the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Load {
+    /// Counters the clients spread over.
+    pub counters: usize,
+    /// Clients sending at once.
+    pub clients: usize,
+}
+
+impl Load {
+    /// Eight clients over four counters.
+    pub const SPREAD: Load = Load {
+        counters: 4,
+        clients: 8,
+    };
+    /// Fifty clients on one counter: their turns share the object's flushes.
+    pub const ONE_OBJECT: Load = Load {
+        counters: 1,
+        clients: 50,
+    };
+}
 
 /// A pseudo-random number from the clock (the kill point only needs to vary between runs).
 fn random_below(n: u64) -> u64 {
@@ -36,17 +53,22 @@ fn random_below(n: u64) -> u64 {
 
 /// Runs clients against `server` until `acks` increments were acknowledged, then kills it with
 /// SIGKILL while the clients are still sending.
-pub async fn load_then_kill(server: ServerProcess, ledger: Arc<Mutex<Ledger>>, acks: u64) {
+pub async fn load_then_kill(
+    server: ServerProcess,
+    ledger: Arc<Mutex<Ledger>>,
+    acks: u64,
+    load: Load,
+) {
     let acknowledged = Arc::new(AtomicU64::new(0));
     let reached = Arc::new(Notify::new());
     let addr = server.addr();
     let mut clients = Vec::new();
-    for client in 0..CLIENTS {
+    for client in 0..load.clients {
         let (ledger, acknowledged, reached) =
             (ledger.clone(), acknowledged.clone(), reached.clone());
         clients.push(tokio::spawn(async move {
             for i in 0.. {
-                let name = format!("c{}", (client + i) % COUNTERS);
+                let name = format!("c{}", (client + i) % load.counters);
                 ledger
                     .lock()
                     .await
@@ -107,11 +129,20 @@ where
     S: Fn() -> F,
     F: Future<Output = ServerProcess>,
 {
+    survive_kills_under(start, Load::SPREAD).await
+}
+
+/// [`survive_kills`] with another load.
+pub async fn survive_kills_under<F, S>(start: S, load: Load) -> u64
+where
+    S: Fn() -> F,
+    F: Future<Output = ServerProcess>,
+{
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     for _ in 0..5 {
         let server = start().await;
         check(&server, &*ledger.lock().await).await;
-        load_then_kill(server, ledger.clone(), 50 + random_below(250)).await;
+        load_then_kill(server, ledger.clone(), 50 + random_below(250), load).await;
     }
     let server = start().await;
     check(&server, &*ledger.lock().await).await;

@@ -34,23 +34,32 @@ async fn every_websocket_message_increments() {
     assert_eq!(server.request("GET", "/counter/ws", &[]).await.body, "4");
 }
 
-async fn survive_kills(durability: &str) {
+async fn survive_kills(durability: &str, load: durability::Load) {
     let (_dir, data) = process_data_dir(&format!("counter-kill-{durability}"));
     let options = ProcessOptions {
         args: vec!["--durability".into(), durability.into()],
         ..Default::default()
     };
-    durability::survive_kills(|| ServerProcess::start(Path::new(BINARY), &data, &options)).await;
+    durability::survive_kills_under(
+        || ServerProcess::start(Path::new(BINARY), &data, &options),
+        load,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_increments_survive_sigkill() {
-    survive_kills("full").await;
+    survive_kills("full", durability::Load::SPREAD).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acknowledged_increments_of_fifty_writers_on_one_object_survive_sigkill() {
+    survive_kills("full", durability::Load::ONE_OBJECT).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn acknowledged_increments_survive_sigkill_with_relaxed_durability() {
-    survive_kills("relaxed").await;
+    survive_kills("relaxed", durability::Load::SPREAD).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -104,5 +113,76 @@ async fn sigterm_stops_gracefully_and_keeps_the_data() {
             .unwrap()
             .body,
         "3"
+    );
+}
+
+/// Writers on one object: many turns share each flush.
+const WRITERS: usize = 50;
+/// The flush that fails; the ones before it succeed.
+const FAILING_FLUSH: usize = 6;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_flush_answers_no_turn_of_its_batch_or_after() {
+    use std::sync::{Arc, Mutex};
+
+    use dormouse::runtime::FlushFault;
+
+    // The fault records how many writes each flush covers, and fails the sixth as a disk would.
+    let covered = Arc::new(Mutex::new(Vec::new()));
+    let record = covered.clone();
+    let server = TestServer::start_configured(counter::app(), move |config| {
+        config.flush_fault = Some(FlushFault::new(move |attempt| {
+            let mut covered = record.lock().unwrap();
+            covered.push(attempt.writes);
+            if covered.len() >= FAILING_FLUSH {
+                Err("injected: the disk failed".into())
+            } else {
+                Ok(())
+            }
+        }));
+    })
+    .await;
+    let mut clients = Vec::new();
+    for _ in 0..WRITERS {
+        clients.push(server.connect("/counter/group").await);
+    }
+    let mut writers = Vec::new();
+    for mut client in clients {
+        writers.push(tokio::spawn(async move {
+            let mut answers = Vec::new();
+            loop {
+                if !client.try_send_text("+1").await {
+                    return (answers, None);
+                }
+                match client.recv_text_or_close().await {
+                    Ok(value) => answers.push(value.parse::<u64>().unwrap()),
+                    Err(close) => return (answers, close.map(|(code, _)| code)),
+                }
+            }
+        }));
+    }
+    let mut answered = Vec::new();
+    for writer in writers {
+        let (answers, close) = writer.await.unwrap();
+        assert_eq!(close, Some(1011), "the reset closes every writer's socket");
+        answered.extend(answers);
+    }
+    answered.sort_unstable();
+    let covered = covered.lock().unwrap().clone();
+    let durable = covered[FAILING_FLUSH - 2];
+    // Every turn made durable by the flushes that succeeded was answered (its answer precedes
+    // the close on its socket), and no turn of the failed flush or after it was.
+    assert_eq!(
+        answered,
+        (1..=durable).collect::<Vec<_>>(),
+        "flushes covered {covered:?}"
+    );
+    assert!(
+        covered[FAILING_FLUSH - 1] > durable,
+        "the failed flush had turns of its own: {covered:?}"
+    );
+    assert!(
+        durable as usize > 2 * FAILING_FLUSH,
+        "flushes were shared by several turns: {covered:?}"
     );
 }

@@ -16,7 +16,7 @@ impl Runner {
     /// The alarm set for `scheduled_ms` is due (attempt `retry + 1`). The object's database
     /// decides: the alarm may have been deleted or moved since it was scheduled.
     pub(super) async fn handle_alarm(&mut self, scheduled_ms: i64, retry: u32) {
-        if self.start_turn().is_err() {
+        if self.start_turn().await.is_err() {
             return self.after_failed_alarm(scheduled_ms, retry);
         }
         let context = self.context_host_concrete();
@@ -67,7 +67,7 @@ impl Runner {
         let instance = self.instance.as_mut().expect("a turn has an instance");
         let outcome = guard(context, instance.alarm(info), Some(ALARM_WALL_TIME)).await;
         storage.set_alarm_running(false);
-        let broken = self.reset_if_broken();
+        let broken = self.reset_if_broken().await;
         let succeeded = !broken && matches!(outcome, Outcome::Done(Ok(())));
         match outcome {
             Outcome::Done(Ok(())) => {
@@ -79,10 +79,16 @@ impl Runner {
             Outcome::Done(Err(error)) => {
                 tracing::warn!(%error, retry, "alarm handler returned an error")
             }
-            Outcome::Panicked(message) => self.reset(&format!("alarm handler panicked: {message}")),
-            Outcome::TimedOut => self.reset(&format!(
-                "alarm handler ran longer than {ALARM_WALL_TIME:?}"
-            )),
+            Outcome::Panicked(message) => {
+                self.reset(&format!("alarm handler panicked: {message}"))
+                    .await
+            }
+            Outcome::TimedOut => {
+                self.reset(&format!(
+                    "alarm handler ran longer than {ALARM_WALL_TIME:?}"
+                ))
+                .await
+            }
         }
         let committed = self.finish_turn().await.is_ok();
         if !(succeeded && committed) {

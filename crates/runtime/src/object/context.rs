@@ -14,7 +14,8 @@ use futures_util::FutureExt;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
-use super::{Envelope, ObjectCell};
+use super::gate::{AfterCommit, HeldReply};
+use super::{Envelope, ObjectCell, commit};
 use crate::config::MAX_EVENT_TIMEOUT;
 use crate::socket::{self, SocketRecord};
 use crate::storage::ObjectStorage;
@@ -31,15 +32,11 @@ pub(crate) struct ObjectContext {
     storage: Mutex<Option<Arc<ObjectStorage>>>,
     /// A turn is running: storage opened now joins its transaction.
     in_turn: AtomicBool,
-    /// Answers given during the running turn, sent once its writes are durable.
+    /// Answers given during the running turn; behind the output gate once it ends.
     held_replies: Mutex<Vec<HeldReply>>,
     /// The instance is gone: its requests for turns are ignored.
     retired: AtomicBool,
 }
-
-/// An answer held behind the output gate: called with `None` once the turn's writes are durable,
-/// or with the error to answer instead when they were lost.
-type HeldReply = Box<dyn FnOnce(Option<Error>) + Send>;
 
 /// The sending end of a caller's request, shared by the [`Reply`] handed to the guest and the
 /// runner (which answers with the error when the guest fails before answering).
@@ -58,19 +55,20 @@ impl<T: Send + 'static> ReplySlot<T> {
             let Some(sender) = slot.lock().expect("reply slot lock").take() else {
                 return;
             };
+            let held: HeldReply = Box::new(move |lost| {
+                let _ = sender.send(match lost {
+                    None => answer,
+                    Some(error) => Err(error),
+                });
+            });
             if context.in_turn.load(Ordering::Relaxed) {
                 context
                     .held_replies
                     .lock()
                     .expect("held replies lock")
-                    .push(Box::new(move |lost| {
-                        let _ = sender.send(match lost {
-                            None => answer,
-                            Some(error) => Err(error),
-                        });
-                    }));
-            } else {
-                let _ = sender.send(answer);
+                    .push(held);
+            } else if let Some(free) = context.cell.gate.hold_reply(held) {
+                free(None);
             }
         })
     }
@@ -126,70 +124,103 @@ impl ObjectContext {
     /// A turn starts: storage operations join one transaction until [`end_turn`](Self::end_turn).
     pub(crate) fn begin_turn(&self) {
         self.in_turn.store(true, Ordering::Relaxed);
+        self.cell.gate.begin_turn();
         self.cell.reset_direct_sends();
         if let Some(storage) = self.opened_storage() {
             storage.begin_turn();
         }
     }
 
-    /// The turn's handler returned: commit what it wrote (durably, off the async threads), then
-    /// let the output it held go. On failure the output is dropped and the error returned.
-    pub(crate) async fn end_turn(&self) -> Result<(), String> {
+    /// The turn's handler returned: its writes join the batch and its output goes behind the
+    /// output gate, which lets it out once the writes are durable. The batch is committed now if
+    /// no flush runs, else once the running one has returned; the flush that makes it durable
+    /// runs apart ([`commit::flush`]) and the object goes on with its next turn meanwhile. On
+    /// failure the error is returned (the caller resets the object, which drops the output).
+    pub(crate) async fn end_turn(&self) -> Result<(), dormouse_storage::StorageError> {
         self.in_turn.store(false, Ordering::Relaxed);
-        let committed = match self.opened_storage() {
-            None => Ok(false),
-            Some(storage) if storage.is_dirty() => {
-                tokio::task::spawn_blocking(move || storage.commit_turn())
-                    .await
-                    .unwrap_or_else(|panic| {
-                        Err(dormouse_storage::StorageError::Invalid(format!(
-                            "commit panicked: {panic}"
-                        )))
-                    })
-            }
-            // Nothing written: ending the read transaction costs no disk access.
-            Some(storage) => storage.commit_turn(),
+        let Some(storage) = self.opened_storage() else {
+            self.hand_replies_to_gate();
+            self.cell.gate.turn_ended(false);
+            return Ok(());
         };
-        match committed {
-            Ok(_) => {
-                self.cell.gate.open();
-                self.release_replies(None);
-                Ok(())
-            }
-            Err(error) => {
-                self.cell.gate.discard();
-                self.release_replies(Some(Error::new(
-                    ErrorKind::Reset,
-                    format!("Durable Object was reset: storage commit failed: {error}"),
-                )));
-                Err(error.to_string())
+        let wrote = storage.end_turn()?;
+        self.hand_replies_to_gate();
+        let batched = wrote && storage.flushes();
+        if wrote && !batched {
+            // Relaxed durability: committed is acknowledged, there is no flush to share.
+            storage.commit_batch()?;
+        }
+        if batched {
+            let metrics = &self.cell.namespace.metrics;
+            metrics.commits.fetch_add(1, Ordering::Relaxed);
+        }
+        if self.cell.gate.turn_ended(batched) == AfterCommit::CommitBatch {
+            self.commit_batch(&storage)?;
+        }
+        if storage.checkpoint_due() && !storage.has_open_batch() {
+            commit::checkpoint(storage).await;
+        }
+        Ok(())
+    }
+
+    /// Commits the batch if its turns wait for nothing but that (between turns, and when a
+    /// flush returned while the object was idle).
+    pub(crate) fn commit_if_due(&self) -> Result<(), dormouse_storage::StorageError> {
+        match self.opened_storage() {
+            Some(storage) if self.cell.gate.commit_due() => self.commit_batch(&storage),
+            _ => Ok(()),
+        }
+    }
+
+    /// Commits the batch and starts the flush that makes it durable. A failed commit lost the
+    /// batch's writes: the gate fails, and the object must be reset.
+    fn commit_batch(
+        &self,
+        storage: &Arc<ObjectStorage>,
+    ) -> Result<(), dormouse_storage::StorageError> {
+        if let Err(error) = storage.commit_batch() {
+            self.cell
+                .gate
+                .fail(format!("storage commit failed: {error}"));
+            return Err(error);
+        }
+        if let (AfterCommit::Flush(target), Some(flusher)) =
+            (self.cell.gate.batch_committed(), storage.flusher())
+        {
+            commit::flush(self.cell.clone(), flusher, target);
+        }
+        Ok(())
+    }
+
+    /// Drops writes left in the batch (after a failure, before the instance goes).
+    pub(crate) fn rollback_batch(&self) {
+        if let Some(storage) = self.opened_storage() {
+            storage.rollback_batch();
+        }
+    }
+
+    /// Answers given during the turn now wait behind the gate (or leave, if nothing is pending).
+    fn hand_replies_to_gate(&self) {
+        let held = std::mem::take(&mut *self.held_replies.lock().expect("held replies lock"));
+        for reply in held {
+            if let Some(free) = self.cell.gate.hold_reply(reply) {
+                free(None);
             }
         }
     }
 
-    /// The turn is abandoned (its object is being reset, for `reason`): nothing it wrote or sent
-    /// survives, and the answers it gave become errors.
+    /// The turn is abandoned (its object is being reset, for `reason`): nothing it wrote
+    /// survives, and the answers it gave become errors. Output behind the gate is the
+    /// resetter's to drop.
     pub(crate) fn abort_turn(&self, reason: Option<&str>) {
         self.in_turn.store(false, Ordering::Relaxed);
         if let Some(storage) = self.opened_storage() {
             storage.rollback_turn();
         }
-        self.cell.gate.discard();
-        let message = match reason {
-            Some(reason) => format!("Durable Object was reset: {reason}"),
-            None => "Durable Object was reset".to_owned(),
-        };
-        self.release_replies(Some(Error::new(ErrorKind::Reset, message)));
-    }
-
-    /// Sends the answers held during the turn, or `lost` instead of each.
-    fn release_replies(&self, lost: Option<Error>) {
+        let lost = reset_error(reason);
         let held = std::mem::take(&mut *self.held_replies.lock().expect("held replies lock"));
         for reply in held {
-            reply(
-                lost.as_ref()
-                    .map(|e| Error::new(e.kind(), e.text().to_owned())),
-            );
+            reply(Some(Error::new(lost.kind(), lost.text().to_owned())));
         }
     }
 
@@ -236,6 +267,15 @@ impl ObjectContext {
         }
         Ok(record)
     }
+}
+
+/// What callers whose answers were dropped by a reset (for `reason`) get instead.
+pub(crate) fn reset_error(reason: Option<&str>) -> Error {
+    let message = match reason {
+        Some(reason) => format!("Durable Object was reset: {reason}"),
+        None => "Durable Object was reset".to_owned(),
+    };
+    Error::new(ErrorKind::Reset, message)
 }
 
 impl ObjectHost for ObjectContext {

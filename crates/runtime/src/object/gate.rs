@@ -1,65 +1,514 @@
 //! The output gate: what an object sends after writing waits until the write is durable.
 //!
-//! While a turn has uncommitted writes, frames the application sends (messages, broadcasts,
-//! closes) are held in each socket, in order, instead of going to the network. When the turn's
-//! commit succeeds they are released; if it fails they are dropped with the object. The gate only
-//! remembers which sockets hold frames; the frames stay in the sockets so that a socket's output
-//! keeps its order without the gate ever taking a socket's lock while holding its own.
+//! Turns are numbered. Output (frames to sockets, answers to callers) is tagged with the number
+//! of the turn that produced it and may leave once no turn up to and including that one has
+//! writes that are not durable yet: the gate publishes that bound as [`OutputGate::limit`], and
+//! output tagged below it leaves. A turn's writes join the object's open batch when it ends; the
+//! batch is committed once no flush is running, and made durable by a flush
+//! ([`super::commit`]), so the object runs its next turn at once while the output of the last
+//! ones waits, and output is released in turn order. If a commit or a flush fails, nothing held
+//! is ever sent: the object is reset.
+//!
+//! Held frames stay in their sockets, in order; the gate only remembers which sockets hold some,
+//! so that it never takes a socket's lock while holding its own. A socket releases its frames
+//! below the published limit whenever it is visited or sends again, so a frame is never
+//! stranded behind a limit that has already moved past it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use dormouse_sdk::Error;
+use tokio::sync::Notify;
 
 use crate::socket::SocketRecord;
 
+/// An answer held behind the gate: called with `None` once the writes before it are durable, or
+/// with the error to answer instead when they were lost.
+pub(crate) type HeldReply = Box<dyn FnOnce(Option<Error>) + Send>;
+
 /// The output gate of one object.
-#[derive(Default)]
 pub(crate) struct OutputGate {
-    /// Uncommitted writes exist: application output must be held.
-    closed: AtomicBool,
-    /// Sockets holding frames behind the gate.
-    holding: Mutex<Vec<Arc<SocketRecord>>>,
+    /// The number of the running (or last) turn; output produced now is tagged with it.
+    turn: AtomicU64,
+    /// Output tagged below this may leave. Written under `pending`'s lock only.
+    limit: AtomicU64,
+    pending: Mutex<Pending>,
+    /// Serializes releases, so that a later, lower limit is never published over a higher one
+    /// and every holding socket is visited after each rise.
+    releasing: Mutex<()>,
+    /// Signalled when the last flush in flight ends.
+    settled: Notify,
+}
+
+/// What keeps output from leaving.
+#[derive(Default)]
+struct Pending {
+    /// The running turn has written; its writes are not committed yet.
+    dirty: bool,
+    /// Turns whose writes wait in the batch, not committed yet, oldest first.
+    batched: VecDeque<u64>,
+    /// Turns whose writes are committed but not yet durable, oldest first.
+    undurable: VecDeque<u64>,
+    /// Turns with writes committed since the object was loaded.
+    writes: u64,
+    /// A flush is running.
+    flushing: bool,
+    /// A flush failed: nothing leaves until the object is reset.
+    failure: Option<String>,
+    /// Sockets holding frames.
+    holding: Vec<Arc<SocketRecord>>,
+    /// Answers held, in the order they were given, with their turn.
+    replies: VecDeque<(u64, HeldReply)>,
+    /// The limit when the holding sockets were last visited: no socket holds a frame tagged
+    /// below it, so a release that does not raise the limit above it has nothing to visit.
+    visited: u64,
+}
+
+impl Pending {
+    /// The first turn whose output must still wait, given the running turn.
+    fn limit(&self, turn: u64) -> u64 {
+        if self.failure.is_some() {
+            return 0;
+        }
+        let running = if self.dirty { turn } else { turn + 1 };
+        let waiting = self.undurable.front().or(self.batched.front());
+        waiting.map_or(running, |&first| first.min(running))
+    }
+
+    /// A batch may be committed: it holds writes and no flush runs (the next one covers it).
+    fn commit_due(&self) -> bool {
+        !self.flushing && !self.batched.is_empty() && self.failure.is_none()
+    }
+}
+
+/// What the commit path must do next.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum AfterCommit {
+    /// Nothing: no writes wait, or a running flush will be followed by another.
+    Nothing,
+    /// Commit the batch: its turns wait for the flush that just ended to be followed.
+    CommitBatch,
+    /// Start a flush.
+    Flush(FlushTarget),
+}
+
+/// What a flush makes durable: the commits of turns up to `through`.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(crate) struct FlushTarget {
+    pub(crate) through: u64,
+    /// Turns with writes committed since the object was loaded, all covered by this flush.
+    pub(crate) writes: u64,
+}
+
+impl Pending {
+    /// A flush of everything committed, if anything is undurable and no failure stops it.
+    fn next_flush(&self) -> Option<FlushTarget> {
+        let &through = self.undurable.back()?;
+        self.failure.is_none().then_some(FlushTarget {
+            through,
+            writes: self.writes,
+        })
+    }
+}
+
+impl Default for OutputGate {
+    fn default() -> Self {
+        OutputGate {
+            turn: AtomicU64::new(0),
+            limit: AtomicU64::new(1),
+            pending: Mutex::new(Pending::default()),
+            releasing: Mutex::new(()),
+            settled: Notify::new(),
+        }
+    }
 }
 
 impl OutputGate {
+    fn pending(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().expect("gate lock")
+    }
+
+    fn publish(&self, pending: &mut Pending) {
+        let limit = pending.limit(self.turn.load(Ordering::Relaxed));
+        // Frames held from now on may be tagged as low as the new limit: the next rise above
+        // it must visit the sockets again.
+        pending.visited = pending.visited.min(limit);
+        self.limit.store(limit, Ordering::Release);
+    }
+
+    /// The tag of output produced now.
+    pub(crate) fn tag(&self) -> u64 {
+        self.turn.load(Ordering::Relaxed)
+    }
+
+    /// Output tagged below this may leave.
+    pub(crate) fn limit(&self) -> u64 {
+        self.limit.load(Ordering::Acquire)
+    }
+
+    /// Whether output produced now must be held.
     pub(crate) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::Acquire)
+        self.tag() >= self.limit()
     }
 
-    /// A write happened: hold application output from now on.
-    pub(crate) fn close(&self) {
-        self.closed.store(true, Ordering::Release);
+    /// A turn starts.
+    pub(crate) fn begin_turn(&self) {
+        let mut pending = self.pending();
+        self.turn.fetch_add(1, Ordering::Relaxed);
+        self.publish(&mut pending);
     }
 
-    /// If the gate is closed, remembers that `socket` starts holding frames and returns true.
-    /// Checked under the gate's lock, so that a socket never registers after the gate opened
-    /// and its frames are never stranded.
-    pub(crate) fn hold(&self, socket: &Arc<SocketRecord>) -> bool {
-        let mut holding = self.holding.lock().expect("gate lock");
-        if !self.closed.load(Ordering::Acquire) {
+    /// The running turn wrote: its output from now on waits for its commit.
+    pub(crate) fn wrote(&self) {
+        let mut pending = self.pending();
+        if !pending.dirty {
+            pending.dirty = true;
+            self.publish(&mut pending);
+        }
+    }
+
+    /// If output tagged `tag` must wait, remembers that `socket` starts holding frames and
+    /// returns true. Called under the socket's lock for its first held frame; checked under the
+    /// gate's lock, so that a socket never registers after a release that would have let its
+    /// frame out, and its frames are never stranded.
+    pub(crate) fn hold(&self, socket: &Arc<SocketRecord>, tag: u64) -> bool {
+        let mut pending = self.pending();
+        if tag < self.limit() {
             return false;
         }
-        holding.push(socket.clone());
+        pending.holding.push(socket.clone());
         true
     }
 
-    /// The writes are durable: send what was held.
-    pub(crate) fn open(&self) {
-        for socket in self.take() {
-            socket.release_held(true);
+    /// Holds `reply` if output produced now must wait; hands it back otherwise.
+    pub(crate) fn hold_reply(&self, reply: HeldReply) -> Option<HeldReply> {
+        let mut pending = self.pending();
+        let tag = self.tag();
+        if tag < self.limit() {
+            return Some(reply);
+        }
+        pending.replies.push_back((tag, reply));
+        None
+    }
+
+    /// The running turn ended; `batched`: its writes wait in the batch for a commit and a flush.
+    /// Releases what may leave now; says whether the batch must be committed now.
+    pub(crate) fn turn_ended(&self, batched: bool) -> AfterCommit {
+        let after = {
+            let mut pending = self.pending();
+            pending.dirty = false;
+            if batched {
+                let turn = self.tag();
+                pending.batched.push_back(turn);
+                pending.writes += 1;
+            }
+            if pending.commit_due() {
+                AfterCommit::CommitBatch
+            } else {
+                AfterCommit::Nothing
+            }
+        };
+        self.release();
+        after
+    }
+
+    /// Whether the batch should be committed now (see [`turn_ended`](Self::turn_ended)).
+    pub(crate) fn commit_due(&self) -> bool {
+        self.pending().commit_due()
+    }
+
+    /// Whether turns' writes wait in the batch, not committed yet.
+    pub(crate) fn has_batched(&self) -> bool {
+        !self.pending().batched.is_empty()
+    }
+
+    /// The batch was committed: its turns wait for a flush. Says whether one must start.
+    pub(crate) fn batch_committed(&self) -> AfterCommit {
+        let mut pending = self.pending();
+        let batched = std::mem::take(&mut pending.batched);
+        pending.undurable.extend(batched);
+        match pending.next_flush() {
+            Some(target) if !pending.flushing => {
+                pending.flushing = true;
+                AfterCommit::Flush(target)
+            }
+            _ => AfterCommit::Nothing,
         }
     }
 
-    /// The writes were lost: drop what was held.
-    pub(crate) fn discard(&self) {
-        for socket in self.take() {
-            socket.release_held(false);
+    /// A flush that covered turns up to `through` ended. Releases what is now durable (or, on
+    /// failure, keeps everything for the reset to drop); says what must happen next.
+    pub(crate) fn flushed(&self, through: u64, result: Result<(), String>) -> AfterCommit {
+        let after = {
+            let mut pending = self.pending();
+            match result {
+                Ok(()) => {
+                    while pending
+                        .undurable
+                        .front()
+                        .is_some_and(|&turn| turn <= through)
+                    {
+                        pending.undurable.pop_front();
+                    }
+                }
+                Err(error) => {
+                    pending.undurable.clear();
+                    pending.batched.clear();
+                    pending.failure.get_or_insert(error);
+                }
+            }
+            match pending.next_flush() {
+                Some(target) => AfterCommit::Flush(target),
+                None => {
+                    pending.flushing = false;
+                    if pending.commit_due() {
+                        AfterCommit::CommitBatch
+                    } else {
+                        AfterCommit::Nothing
+                    }
+                }
+            }
+        };
+        self.release();
+        if !matches!(after, AfterCommit::Flush(_)) {
+            self.settled.notify_waiters();
+        }
+        after
+    }
+
+    /// Everything the turns wrote so far was committed and made durable by the caller
+    /// (`storage.sync()`), the running turn's writes with it.
+    pub(crate) fn synced(&self) {
+        {
+            let mut pending = self.pending();
+            pending.dirty = false;
+            pending.batched.clear();
+            pending.undurable.clear();
+        }
+        self.release();
+    }
+
+    /// A commit, or a flush outside the commit path (`storage.sync()`), failed: nothing leaves
+    /// until the object is reset.
+    pub(crate) fn fail(&self, error: String) {
+        let mut pending = self.pending();
+        pending.batched.clear();
+        pending.failure.get_or_insert(error);
+        self.publish(&mut pending);
+    }
+
+    /// Whether a failure waits for the object's reset.
+    pub(crate) fn has_failed(&self) -> bool {
+        self.pending().failure.is_some()
+    }
+
+    /// Waits until no flush is running, so that what was committed is durable (or failed).
+    pub(crate) async fn settle(&self) {
+        loop {
+            let notified = self.settled.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if !self.pending().flushing {
+                return;
+            }
+            notified.await;
         }
     }
 
-    /// Opens the gate and takes the list of holding sockets, atomically with [`hold`](Self::hold).
-    fn take(&self) -> Vec<Arc<SocketRecord>> {
-        let mut holding = self.holding.lock().expect("gate lock");
-        self.closed.store(false, Ordering::Release);
-        std::mem::take(&mut *holding)
+    /// Whether no write waits for a commit or a flush.
+    #[cfg(test)]
+    pub(crate) fn is_settled(&self) -> bool {
+        let pending = self.pending();
+        !pending.flushing && pending.undurable.is_empty() && pending.batched.is_empty()
+    }
+
+    /// The failure of a flush, once: the object must be reset.
+    pub(crate) fn take_failure(&self) -> Option<String> {
+        self.pending().failure.take()
+    }
+
+    /// The object is reset: drops everything held (answers get `lost`) and forgets the running
+    /// turn's writes. Call once no flush runs ([`settle`](Self::settle)).
+    pub(crate) fn discard(&self, lost: &Error) {
+        let _releasing = self.releasing.lock().expect("gate release lock");
+        let (sockets, replies) = {
+            let mut pending = self.pending();
+            pending.dirty = false;
+            pending.batched.clear();
+            pending.undurable.clear();
+            pending.failure = None;
+            self.publish(&mut pending);
+            (
+                std::mem::take(&mut pending.holding),
+                std::mem::take(&mut pending.replies),
+            )
+        };
+        for socket in sockets {
+            socket.discard_held();
+        }
+        for (_, reply) in replies {
+            reply(Some(Error::new(lost.kind(), lost.text().to_owned())));
+        }
+    }
+
+    /// Publishes the limit and lets out what is below it.
+    fn release(&self) {
+        let _releasing = self.releasing.lock().expect("gate release lock");
+        let (sockets, replies) = {
+            let mut pending = self.pending();
+            self.publish(&mut pending);
+            let limit = self.limit();
+            let mut replies = Vec::new();
+            while pending.replies.front().is_some_and(|(tag, _)| *tag < limit) {
+                replies.extend(pending.replies.pop_front().map(|(_, reply)| reply));
+            }
+            let sockets = if pending.holding.is_empty() || limit <= pending.visited {
+                Vec::new()
+            } else {
+                pending.visited = limit;
+                std::mem::take(&mut pending.holding)
+            };
+            (sockets, replies)
+        };
+        for reply in replies {
+            reply(None);
+        }
+        if sockets.is_empty() {
+            return;
+        }
+        let still: Vec<_> = sockets
+            .into_iter()
+            .filter(|socket| socket.release_held())
+            .collect();
+        if !still.is_empty() {
+            self.pending().holding.extend(still);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flush(through: u64, writes: u64) -> AfterCommit {
+        AfterCommit::Flush(FlushTarget { through, writes })
+    }
+
+    fn recorder() -> (
+        Arc<Mutex<Vec<&'static str>>>,
+        impl Fn(&'static str) -> HeldReply,
+    ) {
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let sink = log.clone();
+        (log, move |name| {
+            let sink = sink.clone();
+            Box::new(move |lost: Option<Error>| {
+                sink.lock()
+                    .unwrap()
+                    .push(if lost.is_some() { "lost" } else { name });
+            }) as HeldReply
+        })
+    }
+
+    /// A turn that writes and answers `name`.
+    fn writing_turn(gate: &OutputGate, reply: HeldReply) -> AfterCommit {
+        gate.begin_turn();
+        gate.wrote();
+        assert!(gate.is_closed());
+        assert!(gate.hold_reply(reply).is_none());
+        gate.turn_ended(true)
+    }
+
+    #[test]
+    fn output_of_a_turn_without_writes_leaves_at_once() {
+        let gate = OutputGate::default();
+        gate.begin_turn();
+        assert!(!gate.is_closed());
+        assert!(gate.hold_reply(Box::new(|_| {})).is_some());
+        assert_eq!(gate.turn_ended(false), AfterCommit::Nothing);
+        assert!(gate.is_settled());
+    }
+
+    #[test]
+    fn answers_wait_for_the_flush_of_every_earlier_write_and_leave_in_turn_order() {
+        let gate = OutputGate::default();
+        let (log, reply) = recorder();
+        assert_eq!(
+            writing_turn(&gate, reply("first")),
+            AfterCommit::CommitBatch
+        );
+        assert_eq!(gate.batch_committed(), flush(1, 1));
+        // The next turn runs while the flush is in flight; it reads only, but its answer must
+        // not overtake the first turn's.
+        gate.begin_turn();
+        assert!(gate.is_closed(), "an earlier write is not durable yet");
+        assert!(gate.hold_reply(reply("second")).is_none());
+        assert_eq!(gate.turn_ended(false), AfterCommit::Nothing);
+        // Two turns write during the flush: they wait in the batch for it to return.
+        for name in ["third", "fourth"] {
+            assert_eq!(writing_turn(&gate, reply(name)), AfterCommit::Nothing);
+        }
+        assert!(!gate.commit_due(), "one flush at a time");
+        assert!(log.lock().unwrap().is_empty());
+
+        assert_eq!(gate.flushed(1, Ok(())), AfterCommit::CommitBatch);
+        assert_eq!(*log.lock().unwrap(), ["first", "second"]);
+        assert!(gate.commit_due());
+        assert_eq!(gate.batch_committed(), flush(4, 3), "one flush for both");
+        assert_eq!(gate.flushed(4, Ok(())), AfterCommit::Nothing);
+        assert_eq!(*log.lock().unwrap(), ["first", "second", "third", "fourth"]);
+        assert!(gate.is_settled());
+        assert!(!gate.is_closed());
+    }
+
+    #[test]
+    fn a_failed_flush_keeps_everything_until_the_reset_drops_it() {
+        let gate = OutputGate::default();
+        let (log, reply) = recorder();
+        writing_turn(&gate, reply("written"));
+        assert_eq!(gate.batch_committed(), flush(1, 1));
+        gate.begin_turn();
+        assert!(gate.hold_reply(reply("after")).is_none());
+        gate.turn_ended(false);
+        writing_turn(&gate, reply("batched"));
+
+        assert_eq!(gate.flushed(1, Err("disk".into())), AfterCommit::Nothing);
+        assert!(
+            log.lock().unwrap().is_empty(),
+            "nothing leaves after a failure"
+        );
+        assert!(!gate.commit_due(), "the batch is never committed");
+        gate.begin_turn();
+        assert!(gate.is_closed(), "not even output of a turn without writes");
+        assert_eq!(gate.take_failure().as_deref(), Some("disk"));
+        gate.discard(&Error::new(dormouse_sdk::ErrorKind::Reset, "reset"));
+        assert_eq!(*log.lock().unwrap(), ["lost", "lost", "lost"]);
+        gate.begin_turn();
+        assert!(!gate.is_closed(), "a reset object starts with an open gate");
+    }
+
+    #[test]
+    fn a_failed_commit_holds_the_batch_until_the_reset() {
+        let gate = OutputGate::default();
+        let (log, reply) = recorder();
+        writing_turn(&gate, reply("batched"));
+        gate.fail("storage commit failed".into());
+        assert!(gate.has_failed());
+        assert!(!gate.commit_due());
+        gate.discard(&Error::new(dormouse_sdk::ErrorKind::Reset, "reset"));
+        assert_eq!(*log.lock().unwrap(), ["lost"]);
+    }
+
+    #[test]
+    fn sync_makes_everything_committed_durable() {
+        let gate = OutputGate::default();
+        let (log, reply) = recorder();
+        gate.begin_turn();
+        gate.wrote();
+        assert!(gate.hold_reply(reply("before sync")).is_none());
+        gate.synced();
+        assert_eq!(*log.lock().unwrap(), ["before sync"]);
+        assert!(!gate.is_closed());
     }
 }

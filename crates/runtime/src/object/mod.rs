@@ -6,9 +6,15 @@
 //! means ending the task and dropping the instance, while the cell and its sockets stay.
 //!
 //! Lock order, to rule out deadlocks: registry shard, then [`ObjectCell::state`], then
-//! [`ObjectCell::sockets`], then a socket's own lock. No code takes them in another order.
+//! [`ObjectCell::sockets`], then a socket's own lock, then the output gate's state. The gate's
+//! release lock comes before any socket's, and the gate never holds its state while it takes a
+//! socket's. No code takes them in another order.
+//!
+//! - `task`: the runner of turns; `context`: `State`'s host; `alarm`: the alarm event;
+//!   `gate`: the output gate; `commit`: flushes and checkpoints.
 
 mod alarm;
+mod commit;
 mod context;
 mod gate;
 mod task;
@@ -178,7 +184,7 @@ pub(crate) struct ObjectCell {
     space_waiters: Mutex<VecDeque<Waker>>,
     /// Every accepted socket of the object, hibernatable or standard.
     pub(crate) sockets: Mutex<SocketSet>,
-    /// Holds application output while the running turn has uncommitted writes.
+    /// Holds application output until the writes made before it are durable.
     pub(crate) gate: OutputGate,
     /// Auto-response pairs, read by socket readers for every text or binary frame.
     pub(crate) auto_responses: RwLock<Arc<[WebSocketRequestResponsePair]>>,
@@ -231,6 +237,11 @@ impl ObjectCell {
         if self.name.get().is_none() {
             let _ = self.name.set(name.into());
         }
+    }
+
+    /// Wakes the object's task to look at its gate (a flush failed: it must reset the object).
+    pub(crate) fn wake_task(&self) {
+        self.work.notify_one();
     }
 
     pub(crate) fn phase(&self) -> Phase {

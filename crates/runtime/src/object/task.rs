@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::context::ReplySlot;
+use super::context::{ReplySlot, reset_error};
 use super::{Control, Envelope, ObjectCell, ObjectContext, Phase, SocketEvent};
 use crate::guest::CloseReply;
 use crate::runtime::Shared;
@@ -90,6 +90,7 @@ impl Runner {
             let notified = cell.work.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            self.commit_between_turns().await;
             if let Some(envelope) = self.cell.pop() {
                 if let Flow::Exit = self.handle(envelope).await {
                     return;
@@ -106,12 +107,48 @@ impl Runner {
             tokio::select! {
                 () = &mut notified => self.idle_since = Instant::now(),
                 () = &mut idle_timer => {
+                    self.settle().await;
                     if self.sleep_if_idle() {
                         return;
                     }
                     idle_timer.as_mut().reset(self.idle_deadline());
                 }
             }
+        }
+    }
+
+    /// Waits until what the object committed is durable, so that its output has left: before it
+    /// leaves memory, stops, or answers a close. Resets it if a flush failed.
+    async fn settle(&mut self) {
+        self.settle_writes().await;
+        self.reset_if_storage_failed().await;
+    }
+
+    /// Commits the batch and waits for flushes until no write is left waiting (or one failed).
+    async fn settle_writes(&mut self) {
+        loop {
+            if let Some(context) = &self.context {
+                let _ = context.commit_if_due();
+            }
+            self.cell.gate.settle().await;
+            if !self.cell.gate.has_batched() || self.cell.gate.has_failed() {
+                return;
+            }
+        }
+    }
+
+    /// Between turns: commits the batch if a flush returned meanwhile; resets the object if a
+    /// commit or a flush failed.
+    async fn commit_between_turns(&mut self) {
+        if let Some(context) = &self.context {
+            let _ = context.commit_if_due();
+        }
+        self.reset_if_storage_failed().await;
+    }
+
+    async fn reset_if_storage_failed(&mut self) {
+        if let Some(reason) = self.cell.gate.take_failure() {
+            self.reset(&reason).await;
         }
     }
 
@@ -194,6 +231,7 @@ impl Runner {
     async fn handle(&mut self, envelope: Envelope) -> Flow {
         match envelope {
             Envelope::Control(Control::Hibernate(reply)) => {
+                self.settle().await;
                 let outcome = self.hibernate_on_request();
                 let exit = outcome.is_ok();
                 let _ = reply.send(outcome);
@@ -202,11 +240,13 @@ impl Runner {
                 }
             }
             Envelope::Control(Control::Shutdown { code, done }) => {
+                self.settle().await;
                 self.shut_down(code);
                 let _ = done.send(());
                 return Flow::Exit;
             }
             Envelope::Control(Control::Refresh(done)) => {
+                self.settle().await;
                 self.refresh();
                 let _ = done.send(());
             }
@@ -234,7 +274,7 @@ impl Runner {
         reply: oneshot::Sender<dormouse_sdk::Result<dormouse_sdk::Response>>,
     ) {
         let slot = ReplySlot::new(reply);
-        if let Err(error) = self.start_turn() {
+        if let Err(error) = self.start_turn().await {
             return slot.fail(error);
         }
         self.cell
@@ -253,11 +293,13 @@ impl Runner {
                     ErrorKind::Reset,
                     "Durable Object was reset: its fetch handler panicked",
                 ));
-                return self.reset(&format!("fetch handler panicked: {message}"));
+                return self
+                    .reset(&format!("fetch handler panicked: {message}"))
+                    .await;
             }
             Outcome::TimedOut => unreachable!("fetch runs without a timeout"),
         }
-        if self.reset_if_broken() {
+        if self.reset_if_broken().await {
             return;
         }
         let _ = self.finish_turn().await;
@@ -271,7 +313,7 @@ impl Runner {
         reply: oneshot::Sender<dormouse_sdk::Result<bytes::Bytes>>,
     ) {
         let slot = ReplySlot::new(reply);
-        if let Err(error) = self.start_turn() {
+        if let Err(error) = self.start_turn().await {
             return slot.fail(error);
         }
         self.cell
@@ -288,9 +330,9 @@ impl Runner {
                 ErrorKind::Reset,
                 "Durable Object was reset: its method panicked",
             ));
-            return self.reset(&format!("method panicked: {message}"));
+            return self.reset(&format!("method panicked: {message}")).await;
         }
-        if self.reset_if_broken() {
+        if self.reset_if_broken().await {
             return;
         }
         let _ = self.finish_turn().await;
@@ -299,29 +341,29 @@ impl Runner {
     /// A turn the instance asked for, to run work of its own. Never constructs an instance: work
     /// of an instance that is gone went with it.
     async fn handle_resume(&mut self) {
-        if self.instance.is_none() || self.start_turn().is_err() {
+        if self.instance.is_none() || self.start_turn().await.is_err() {
             return;
         }
         let context = self.context_host();
         let instance = self.instance.as_mut().expect("a turn has an instance");
         if let Outcome::Panicked(message) = guard(context, instance.resume(), None).await {
-            return self.reset(&format!("guest work panicked: {message}"));
+            return self.reset(&format!("guest work panicked: {message}")).await;
         }
-        if self.reset_if_broken() {
+        if self.reset_if_broken().await {
             return;
         }
         let _ = self.finish_turn().await;
     }
 
     /// Resets the object if its guest reports that the instance broke during the last call.
-    pub(super) fn reset_if_broken(&mut self) -> bool {
+    pub(super) async fn reset_if_broken(&mut self) -> bool {
         let fault = self
             .instance
             .as_mut()
             .and_then(|instance| instance.take_fault());
         match fault {
             Some(reason) => {
-                self.reset(&reason);
+                self.reset(&reason).await;
                 true
             }
             None => false,
@@ -345,7 +387,7 @@ impl Runner {
         }
         // The constructor runs before the terminal event removes the socket, so that a woken
         // object rebuilds the session of the socket that is closing.
-        if self.start_turn().is_err() {
+        if self.start_turn().await.is_err() {
             return;
         }
         if event.is_terminal() {
@@ -402,18 +444,24 @@ impl Runner {
                 tracing::warn!(handler = kind, %error, "handler returned an error")
             }
             Outcome::Panicked(message) => {
-                return self.reset(&format!("{kind} handler panicked: {message}"));
+                return self
+                    .reset(&format!("{kind} handler panicked: {message}"))
+                    .await;
             }
             Outcome::TimedOut => {
                 let timeout = timeout.unwrap_or_default();
-                return self.reset(&format!("{kind} exceeded the event timeout of {timeout:?}"));
+                return self
+                    .reset(&format!("{kind} exceeded the event timeout of {timeout:?}"))
+                    .await;
             }
         }
-        if self.reset_if_broken() {
+        if self.reset_if_broken().await {
             return;
         }
         let _ = self.finish_turn().await;
         if let Some((socket, code, reason)) = answer_close {
+            // The reply to a close follows the turn's output, which waits for its flush.
+            self.settle().await;
             socket.answer_close(code, &reason);
         }
     }
@@ -421,7 +469,7 @@ impl Runner {
     /// Starts a turn, constructing the instance first if there is none (the constructor is part
     /// of the turn: what it writes commits with it). Fails if the constructor panicked or threw
     /// (the object was reset), with the error to answer a waiting caller with.
-    pub(super) fn start_turn(&mut self) -> Result<(), Error> {
+    pub(super) async fn start_turn(&mut self) -> Result<(), Error> {
         if let Some(context) = &self.context {
             context.begin_turn();
             return Ok(());
@@ -458,12 +506,13 @@ impl Runner {
         };
         context.cancel_wait_until();
         context.abort_turn(None);
-        self.reset(&failure.0);
+        self.reset(&failure.0).await;
         Err(Error::new(ErrorKind::Reset, failure.1))
     }
 
-    /// Ends the turn: commits its writes, then releases its output. If the commit fails the
-    /// object is reset and the output dropped: nothing the turn sent may outlive its writes.
+    /// Ends the turn: commits its writes and puts its output behind the gate, which releases it
+    /// once they are durable. If the commit fails the object is reset and the output dropped:
+    /// nothing the turn sent may outlive its writes.
     pub(super) async fn finish_turn(&mut self) -> dormouse_sdk::Result<()> {
         let Some(context) = self.context.clone() else {
             return Ok(());
@@ -471,7 +520,7 @@ impl Runner {
         match context.end_turn().await {
             Ok(()) => Ok(()),
             Err(error) => {
-                self.reset(&format!("storage commit failed: {error}"));
+                self.reset(&format!("storage commit failed: {error}")).await;
                 Err(Error::new(
                     ErrorKind::Reset,
                     format!("Durable Object was reset: storage commit failed: {error}"),
@@ -594,14 +643,23 @@ impl Runner {
     }
 
     /// Resets the object: drops the instance and closes every socket with 1011, without events.
-    /// Queued requests stay queued and will be served by a new instance.
-    pub(super) fn reset(&mut self, reason: &str) {
-        self.cell.namespace.metrics.resets.fetch_add(1, Relaxed);
-        tracing::error!(%reason, "object reset");
+    /// Output of earlier turns goes out first if their flush succeeds; the failed turn's, and
+    /// everything after a failed flush, is dropped. Queued requests stay queued and will be
+    /// served by a new instance.
+    pub(super) async fn reset(&mut self, reason: &str) {
         if let Some(context) = &self.context {
             context.abort_turn(Some(reason));
         }
-        self.cell.gate.discard();
+        // Earlier turns' writes are committed and flushed, and their output released, unless
+        // storage failed; what is left after a failure is dropped.
+        self.settle_writes().await;
+        self.cell.gate.take_failure();
+        if let Some(context) = &self.context {
+            context.rollback_batch();
+        }
+        self.cell.namespace.metrics.resets.fetch_add(1, Relaxed);
+        tracing::error!(%reason, "object reset");
+        self.cell.gate.discard(&reset_error(Some(reason)));
         self.drop_instance();
         let sockets = self
             .cell

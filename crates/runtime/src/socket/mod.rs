@@ -101,7 +101,7 @@ struct Inner {
         clippy::box_collection,
         reason = "8 bytes per idle socket instead of 32"
     )]
-    held: Option<Box<VecDeque<Bytes>>>,
+    held: Option<Box<VecDeque<(u64, Bytes)>>>,
     /// Why the connection ends, if the runtime ended it (for the object's close event).
     end: EndCause,
     /// When the peer was last heard from ([`clock_ms`]).
@@ -508,19 +508,22 @@ impl SocketRecord {
         true
     }
 
-    /// Sends a frame the application produced: held behind the output gate while the object has
-    /// uncommitted writes (or while earlier frames of this socket are held), sent otherwise,
+    /// Sends a frame the application produced: held behind the output gate while writes before
+    /// it are not durable (or while earlier frames of this socket are held), sent otherwise,
     /// at once or (`defer`, for broadcasts) by the driver with whatever else queues up meanwhile.
     fn send_app(&self, inner: &mut Inner, frame: Bytes, defer: bool) {
+        let gate = &self.cell.gate;
+        let tag = gate.tag();
         if let Some(held) = &mut inner.held {
-            held.push_back(frame);
+            held.push_back((tag, frame));
+            self.release_below(inner, gate.limit());
             return;
         }
-        if self.cell.gate.is_closed()
+        if gate.is_closed()
             && let Some(this) = self.this.upgrade()
-            && self.cell.gate.hold(&this)
+            && gate.hold(&this, tag)
         {
-            inner.held = Some(Box::new(VecDeque::from([frame])));
+            inner.held = Some(Box::new(VecDeque::from([(tag, frame)])));
             return;
         }
         if !defer {
@@ -530,17 +533,33 @@ impl SocketRecord {
         }
     }
 
-    /// The output gate opened: send (or, if the writes were lost, drop) the held frames.
-    pub(crate) fn release_held(&self, send: bool) {
+    /// The output gate's limit rose: sends the held frames below it (as it stands now: a turn
+    /// that wrote since lowers it again). Returns whether frames are still held.
+    pub(crate) fn release_held(&self) -> bool {
         let mut inner = self.lock();
-        let Some(held) = inner.held.take() else {
+        self.release_below(&mut inner, self.cell.gate.limit());
+        inner.held.is_some()
+    }
+
+    fn release_below(&self, inner: &mut Inner, limit: u64) {
+        let Some(held) = &mut inner.held else {
             return;
         };
-        if send {
-            for frame in *held {
-                self.enqueue(&mut inner, frame);
-            }
+        let mut frames = Vec::new();
+        while held.front().is_some_and(|(tag, _)| *tag < limit) {
+            frames.extend(held.pop_front().map(|(_, frame)| frame));
         }
+        if held.is_empty() {
+            inner.held = None;
+        }
+        for frame in frames {
+            self.enqueue(inner, frame);
+        }
+    }
+
+    /// The writes before the held frames were lost: drops them.
+    pub(crate) fn discard_held(&self) {
+        self.lock().held = None;
     }
 
     /// Sends or queues `frame`; schedules the driver when output is left queued.
