@@ -45,9 +45,15 @@ async fn presence_list_updates_and_leaves_across_hibernation() {
         json!({"type": "user_joined", "userId": "ben"})
     );
 
-    // Ben leaves only when his last connection closes.
+    // Ben leaves only when his last connection closes: the next thing Ann hears after his first
+    // tab closed is his second tab's status, not his leaving.
     ben.close(1000, "").await;
-    ann.expect_nothing().await;
+    ben2.send_text(r#"{"type":"status_update","status":"busy"}"#)
+        .await;
+    assert_eq!(
+        recv(&mut ann).await,
+        json!({"type": "presence_update", "userId": "ben", "status": "busy"})
+    );
     ben2.close(1000, "").await;
     assert_eq!(
         recv(&mut ann).await,

@@ -23,6 +23,11 @@ use tokio::sync::Notify;
 
 use crate::socket::SocketRecord;
 
+/// Turns one batch may hold. Past it the object waits for the running flush before its next
+/// turn: a disk that stalls must not let held output and the open transaction grow without bound.
+/// A flush under load covers tens of turns, far below it.
+pub(crate) const MAX_BATCH_TURNS: usize = 1_024;
+
 /// An answer held behind the gate: called with `None` once the writes before it are durable, or
 /// with the error to answer instead when they were lost.
 pub(crate) type HeldReply = Box<dyn FnOnce(Option<Error>) + Send>;
@@ -221,6 +226,11 @@ impl OutputGate {
     /// Whether turns' writes wait in the batch, not committed yet.
     pub(crate) fn has_batched(&self) -> bool {
         !self.pending().batched.is_empty()
+    }
+
+    /// Whether the batch holds as many turns as one may: the next turn waits for the flush.
+    pub(crate) fn batch_is_full(&self) -> bool {
+        self.pending().batched.len() >= MAX_BATCH_TURNS
     }
 
     /// The batch was committed: its turns wait for a flush. Says whether one must start.
@@ -498,6 +508,21 @@ mod tests {
         assert!(!gate.commit_due());
         gate.discard(&Error::new(dormouse_sdk::ErrorKind::Reset, "reset"));
         assert_eq!(*log.lock().unwrap(), ["lost"]);
+    }
+
+    #[test]
+    fn a_batch_is_full_at_its_bound_and_empties_with_the_next_commit() {
+        let gate = OutputGate::default();
+        writing_turn(&gate, Box::new(|_| {}));
+        assert_eq!(gate.batch_committed(), flush(1, 1));
+        for _ in 0..MAX_BATCH_TURNS {
+            assert!(!gate.batch_is_full());
+            writing_turn(&gate, Box::new(|_| {}));
+        }
+        assert!(gate.batch_is_full(), "the next turn waits for the flush");
+        assert_eq!(gate.flushed(1, Ok(())), AfterCommit::CommitBatch);
+        gate.batch_committed();
+        assert!(!gate.batch_is_full());
     }
 
     #[test]

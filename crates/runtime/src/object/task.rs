@@ -140,6 +140,9 @@ impl Runner {
     /// Between turns: commits the batch if a flush returned meanwhile; resets the object if a
     /// commit or a flush failed.
     async fn commit_between_turns(&mut self) {
+        if self.cell.gate.batch_is_full() {
+            self.cell.gate.settle().await;
+        }
         if let Some(context) = &self.context {
             let _ = context.commit_if_due();
         }
