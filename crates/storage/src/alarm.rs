@@ -33,3 +33,42 @@ impl ObjectStore {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::test_support::TempPath;
+    use crate::{Durability, ObjectStore, StorageError};
+
+    #[test]
+    fn an_alarm_is_set_read_replaced_and_deleted() {
+        let path = TempPath::new("alarm");
+        let mut store = ObjectStore::open(&path.0, Durability::Relaxed).unwrap();
+        assert_eq!(store.alarm().unwrap(), None);
+        store.set_alarm(Some(1_700_000_000_000)).unwrap();
+        assert_eq!(store.alarm().unwrap(), Some(1_700_000_000_000));
+        store.set_alarm(Some(1)).unwrap();
+        assert_eq!(store.alarm().unwrap(), Some(1), "the smallest valid time");
+        store.set_alarm(None).unwrap();
+        assert_eq!(store.alarm().unwrap(), None);
+    }
+
+    #[test]
+    fn an_alarm_at_or_before_the_epoch_is_refused() {
+        let path = TempPath::new("alarm-zero");
+        let mut store = ObjectStore::open(&path.0, Durability::Relaxed).unwrap();
+        store.set_alarm(Some(5)).unwrap();
+        for at in [0, -1] {
+            let error = store.set_alarm(Some(at)).unwrap_err();
+            assert!(matches!(error, StorageError::Invalid(_)), "{at}: {error}");
+            assert_eq!(
+                error.to_string(),
+                format!("alarm time must be positive, got {at}")
+            );
+        }
+        assert_eq!(
+            store.alarm().unwrap(),
+            Some(5),
+            "the refused times changed nothing"
+        );
+    }
+}

@@ -456,6 +456,70 @@ mod tests {
     }
 
     #[test]
+    fn a_class_listed_again_after_a_rename_keeps_its_objects() -> Result<()> {
+        let (_dir, catalog) = catalog();
+        let v1 = Migration::new("v1").new_classes(["Room"]);
+        let v2 = Migration::new("v2").rename("Room", "Lobby");
+        catalog.apply(&[v1.clone(), v2.clone()])?;
+        let renamed = catalog.bind("Lobby")?;
+        assert_eq!(renamed.id_key, "Room", "ids stay those of the old name");
+        // A later migration that lists the live class again adopts it: same ids, same files.
+        catalog.apply(&[v1, v2, Migration::new("v3").new_classes(["Lobby"])])?;
+        assert_eq!(catalog.bind("Lobby")?, renamed);
+        Ok(())
+    }
+
+    #[test]
+    fn class_directories_are_safe_names_made_unique() -> Result<()> {
+        let (dir, catalog) = catalog();
+        let objects = dir.0.join("objects");
+        assert_eq!(catalog.bind("my-class_1")?.dir, objects.join("my-class_1"));
+        assert_eq!(catalog.bind("a/b c")?.dir, objects.join("a_b_c"));
+        assert_eq!(catalog.bind("a_b_c")?.dir, objects.join("a_b_c-2"));
+        assert_eq!(catalog.bind("a.b.c")?.dir, objects.join("a_b_c-3"));
+        assert_eq!(catalog.bind("")?.dir, objects.join("class"));
+        Ok(())
+    }
+
+    #[test]
+    fn migrations_record_when_they_were_applied() -> Result<()> {
+        let (_dir, catalog) = catalog();
+        let before = now_ms_for_test();
+        catalog.apply(&[Migration::new("v1").new_classes(["Counter"])])?;
+        let after = now_ms_for_test();
+        let at: i64 = catalog.conn().query_row(
+            "SELECT applied_at_ms FROM migrations WHERE tag = 'v1'",
+            [],
+            |row| row.get(0),
+        )?;
+        assert!(
+            (before..=after).contains(&at),
+            "{before} <= {at} <= {after}"
+        );
+        Ok(())
+    }
+
+    fn now_ms_for_test() -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as i64
+    }
+
+    #[test]
+    fn the_catalog_flushes_every_commit_at_full_durability() -> Result<()> {
+        for (durability, synchronous) in [(Durability::Full, 2), (Durability::Relaxed, 1)] {
+            let dir = TempPath::new("catalog-sync");
+            let catalog = Catalog::open(&dir.0, durability)?;
+            let level: i64 = catalog
+                .conn()
+                .query_row("PRAGMA synchronous", [], |row| row.get(0))?;
+            assert_eq!(level, synchronous, "{durability:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
     fn alarm_index() -> Result<()> {
         let (_dir, catalog) = catalog();
         catalog.index_alarm("Room", &[1; 32], Some(5))?;

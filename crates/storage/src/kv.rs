@@ -113,14 +113,10 @@ impl ObjectStore {
         self.before(false)?;
         let mut lower: Option<(Vec<u8>, bool)> = None; // (bound, inclusive)
         let mut upper: Option<Vec<u8>> = None; // exclusive
+        // A bound replaces a lower one only: `start` and `start_after` never come together, and a
+        // prefix equal to `start_after` leaves the exclusive bound in place.
         let mut raise = |bound: Vec<u8>, inclusive: bool| {
-            let replace = match &lower {
-                None => true,
-                Some((current, current_inclusive)) => {
-                    bound > *current || (bound == *current && !inclusive && *current_inclusive)
-                }
-            };
-            if replace {
+            if lower.as_ref().is_none_or(|(current, _)| bound > *current) {
                 lower = Some((bound, inclusive));
             }
         };
@@ -230,6 +226,64 @@ mod tests {
         store.kv_put_many(&[("b", b"x"), ("c", b"y")])?;
         assert_eq!(keys(store.kv_get_many(&["c", "missing", "b"])?), ["b", "c"]);
         assert_eq!(store.kv_delete_many(&["b", "c", "d"])?, 2);
+        Ok(())
+    }
+
+    #[test]
+    fn list_combines_start_start_after_prefix_and_end_into_the_tightest_range() -> Result<()> {
+        let (_path, mut store) = store();
+        for key in ["a", "b", "ba", "bb", "c", "é"] {
+            store.kv_put(key, b"")?;
+        }
+        let query = |start: Option<&str>,
+                     after: Option<&str>,
+                     prefix: Option<&str>,
+                     end: Option<&str>| ListQuery {
+            start: start.map(Into::into),
+            start_after: after.map(Into::into),
+            prefix: prefix.map(Into::into),
+            end: end.map(Into::into),
+            ..Default::default()
+        };
+        let cases: [(ListQuery, &[&str]); 9] = [
+            (query(Some("ba"), None, Some("b"), None), &["ba", "bb"]),
+            (query(Some("b"), None, Some("bb"), None), &["bb"]),
+            (query(None, Some("b"), Some("b"), None), &["ba", "bb"]),
+            (query(None, Some("ba"), Some("b"), None), &["bb"]),
+            (query(None, Some("b"), Some("ba"), None), &["ba"]),
+            (query(None, Some("b"), None, Some("bb")), &["ba"]),
+            (query(None, None, Some("b"), Some("ba")), &["b"]),
+            (query(None, None, Some("b"), Some("z")), &["b", "ba", "bb"]),
+            (query(Some("b"), None, None, Some("b")), &[]),
+        ];
+        for (query, expected) in cases {
+            assert_eq!(keys(store.kv_list(&query)?), expected, "{query:?}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn the_end_of_a_prefix_skips_trailing_ff_bytes() {
+        assert_eq!(prefix_end(b"ab"), Some(b"ac".to_vec()));
+        assert_eq!(prefix_end(&[0x61, 0xFF]), Some(vec![0x62]));
+        assert_eq!(prefix_end(&[0xFF, 0xFF]), None);
+        assert_eq!(prefix_end(b""), None);
+    }
+
+    #[test]
+    fn at_most_128_keys_per_operation() -> Result<()> {
+        let (_path, mut store) = store();
+        let names: Vec<String> = (0..=MAX_KEYS_PER_OPERATION)
+            .map(|i| format!("k{i}"))
+            .collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (allowed, one_more) = (&refs[..MAX_KEYS_PER_OPERATION], &refs[..]);
+        assert!(store.kv_get_many(allowed).is_ok());
+        let error = store.kv_get_many(one_more).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "Maximum number of key value pairs is 128. 129 pairs were provided."
+        );
         Ok(())
     }
 

@@ -57,13 +57,12 @@ impl ObjectStore {
         self.guard.set_active(true);
         let result = self.run_batch(sql, params);
         self.guard.set_active(false);
-        match result {
-            Err(StorageError::Sql(error)) if is_auth_error(&error) => Err(StorageError::Forbidden(
-                self.guard
-                    .take_refusal()
-                    .unwrap_or_else(|| error.to_string()),
-            )),
-            other => other,
+        // The guard's reason, when it refused something: SQLite reports a refused statement as
+        // an authorization error and a refused function as a plain error naming it, so the
+        // guard's record, not the error code, says whether the failure was a refusal.
+        match (result, self.guard.take_refusal()) {
+            (Err(StorageError::Sql(_)), Some(reason)) => Err(StorageError::Forbidden(reason)),
+            (other, _) => other,
         }
     }
 
@@ -126,10 +125,6 @@ impl ObjectStore {
         result.rows_written = self.conn.total_changes() - changes_before;
         Ok(result)
     }
-}
-
-fn is_auth_error(error: &rusqlite::Error) -> bool {
-    matches!(error, rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::AuthorizationForStatementDenied)
 }
 
 fn to_sqlite(value: &SqlValue) -> Value {
@@ -212,6 +207,98 @@ mod tests {
         store.exec("PRAGMA table_list", &[]).unwrap();
         // The runtime's own statements are not affected.
         store.kv_put("k", b"v").unwrap();
+    }
+
+    #[test]
+    fn a_statement_and_bindings_at_the_limits_are_accepted() -> Result<()> {
+        let (_path, mut store) = store();
+        let mut statement = String::from("SELECT 1 -- ");
+        statement.push_str(&"x".repeat(MAX_STATEMENT_BYTES - statement.len()));
+        assert_eq!(statement.len(), MAX_STATEMENT_BYTES);
+        store.exec(&statement, &[])?;
+        let marks = vec!["?"; MAX_BINDINGS].join(", ");
+        let params = vec![SqlValue::Integer(7); MAX_BINDINGS];
+        let selected = store.exec(&format!("SELECT {marks}"), &params)?;
+        assert_eq!(selected.rows[0].len(), MAX_BINDINGS);
+        Ok(())
+    }
+
+    #[test]
+    fn a_mistake_in_sql_is_an_sql_error_not_a_refusal() {
+        let (_path, mut store) = store();
+        let error = store.exec("SELEC 1", &[]).unwrap_err();
+        assert!(matches!(error, StorageError::Sql(_)), "{error:?}");
+        let error = store.exec("SELECT * FROM missing", &[]).unwrap_err();
+        assert!(matches!(error, StorageError::Sql(_)), "{error:?}");
+    }
+
+    #[test]
+    fn rows_read_counts_what_a_statement_scanned() -> Result<()> {
+        let (_path, mut store) = store();
+        store.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT)", &[])?;
+        for i in 0..10 {
+            store.exec(
+                "INSERT INTO t (name) VALUES (?)",
+                &[SqlValue::Text(format!("n{}", 9 - i))],
+            )?;
+        }
+        let lookup = store.exec("SELECT name FROM t WHERE id = 5", &[])?;
+        assert_eq!(lookup.rows_read, 1, "a lookup by key reads its row only");
+        let scan = store.exec("SELECT name FROM t", &[])?;
+        // Each row returned, and each step the full scan took past the first.
+        assert_eq!(scan.rows_read, 10 + 9, "a scan of 10 rows");
+        let sorted = store.exec("SELECT name FROM t ORDER BY name", &[])?;
+        assert_eq!(sorted.rows_read, scan.rows_read + 1, "and one sort");
+        Ok(())
+    }
+
+    #[test]
+    fn the_guard_keeps_indexes_triggers_and_views_off_reserved_names() {
+        let (_path, mut store) = store();
+        store.exec("CREATE TABLE t (a INTEGER)", &[]).unwrap();
+        for sql in [
+            "CREATE INDEX _dormouse_i ON t (a)",
+            "CREATE INDEX i ON _dormouse_kv (value)",
+            "CREATE TRIGGER tr AFTER INSERT ON _dormouse_kv BEGIN SELECT 1; END",
+            "CREATE TRIGGER _dormouse_tr AFTER INSERT ON t BEGIN SELECT 1; END",
+            "CREATE VIEW _dormouse_v AS SELECT 1",
+        ] {
+            let error = store.exec(sql, &[]).unwrap_err();
+            assert!(
+                error
+                    .to_string()
+                    .contains("names starting with _dormouse_ are reserved"),
+                "{sql}: {error}"
+            );
+        }
+        store.exec("CREATE INDEX i ON t (a)", &[]).unwrap();
+        store
+            .exec(
+                "CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END",
+                &[],
+            )
+            .unwrap();
+        store.exec("CREATE VIEW v AS SELECT a FROM t", &[]).unwrap();
+    }
+
+    #[test]
+    fn the_guard_refuses_the_extension_loader_and_page_size_changes_only() {
+        let (_path, mut store) = store();
+        let error = store.exec("SELECT load_extension('x')", &[]).unwrap_err();
+        assert_eq!(error.to_string(), "load_extension() is not allowed");
+        let error = store
+            .exec("SELECT LOAD_EXTENSION('x', 'y')", &[])
+            .unwrap_err();
+        assert_eq!(error.to_string(), "load_extension() is not allowed");
+        assert_eq!(
+            store.exec("SELECT abs(-3)", &[]).unwrap().rows,
+            vec![vec![SqlValue::Integer(3)]],
+            "other functions run"
+        );
+        let error = store.exec("PRAGMA page_size = 8192", &[]).unwrap_err();
+        assert_eq!(error.to_string(), "PRAGMA page_size cannot be changed");
+        store.exec("PRAGMA page_size", &[]).unwrap();
+        store.exec("PRAGMA defer_foreign_keys = ON", &[]).unwrap();
     }
 
     #[test]

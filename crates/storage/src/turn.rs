@@ -213,6 +213,88 @@ mod tests {
     }
 
     #[test]
+    fn a_turn_says_whether_it_runs_and_whether_it_wrote() {
+        let (_path, mut store) = store("state");
+        assert!(!store.is_in_turn());
+        store.begin_turn();
+        assert!(store.is_in_turn());
+        assert!(!store.is_dirty());
+        store.kv_get("a").unwrap();
+        assert!(!store.is_dirty(), "a read writes nothing");
+        store.kv_put("a", b"1").unwrap();
+        assert!(store.is_dirty());
+        store.end_turn().unwrap();
+        assert!(!store.is_in_turn());
+        assert!(!store.is_dirty());
+    }
+
+    #[test]
+    fn a_read_only_turn_leaves_no_transaction_open_unless_writes_wait() {
+        let (_path, mut store) = store("read-only");
+        assert!(!store.has_open_batch());
+        store.begin_turn();
+        store.kv_get("a").unwrap();
+        assert!(!store.end_turn().unwrap());
+        assert!(!store.has_open_batch(), "its read transaction ended");
+        store.begin_turn();
+        store.kv_put("a", b"1").unwrap();
+        store.end_turn().unwrap();
+        store.begin_turn();
+        store.kv_get("a").unwrap();
+        store.end_turn().unwrap();
+        assert!(store.has_open_batch());
+        assert!(
+            store.has_uncommitted_batch(),
+            "the read did not commit the batch"
+        );
+        store.commit_batch().unwrap();
+        assert!(!store.has_open_batch());
+    }
+
+    #[test]
+    fn rolling_back_the_batch_drops_every_turn_since_the_last_commit() {
+        let (_path, mut store) = store("rollback-batch");
+        store.begin_turn();
+        store.kv_put("committed", b"1").unwrap();
+        store.commit_turn().unwrap();
+        for key in ["first", "second"] {
+            store.begin_turn();
+            store.kv_put(key, b"1").unwrap();
+            store.end_turn().unwrap();
+        }
+        store.rollback_batch();
+        assert!(!store.has_open_batch());
+        assert_eq!(store.kv_get("committed").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(store.kv_get("first").unwrap(), None);
+        assert_eq!(store.kv_get("second").unwrap(), None);
+        store.rollback_batch();
+    }
+
+    #[test]
+    fn sync_commits_so_far_and_the_turn_goes_on() {
+        let (path, mut store) = store("sync");
+        store.begin_turn();
+        store.kv_put("synced", b"1").unwrap();
+        store.commit_so_far().unwrap();
+        assert!(!store.has_uncommitted_batch());
+        assert!(store.is_in_turn());
+        store.kv_put("later", b"2").unwrap();
+        store.rollback_turn();
+        store.begin_turn();
+        store.begin_transaction().unwrap();
+        assert_eq!(
+            store.commit_so_far().unwrap_err().to_string(),
+            "sync() cannot be called inside transaction_sync()"
+        );
+        store.end_transaction(false).unwrap();
+        store.rollback_turn();
+        drop(store);
+        let mut store = ObjectStore::open(&path.0, Durability::Full).unwrap();
+        assert_eq!(store.kv_get("synced").unwrap(), Some(b"1".to_vec()));
+        assert_eq!(store.kv_get("later").unwrap(), None);
+    }
+
+    #[test]
     fn an_abandoned_turn_loses_only_its_own_writes() {
         let (_path, mut store) = store("rollback");
         store.begin_turn();

@@ -239,6 +239,41 @@ mod tests {
     }
 
     #[test]
+    fn a_message_of_exactly_the_limit_is_accepted_and_one_byte_more_closes_with_1009() {
+        let mut decoder = MessageDecoder::new(Role::Server, 10);
+        assert_eq!(decoder.max_message_size(), 10);
+        let at_limit = encode::binary_frame(&[7; 10], MASK).to_vec();
+        assert_eq!(
+            decode_all(&mut decoder, at_limit).unwrap(),
+            [Message::Binary(vec![7; 10])]
+        );
+        let mut over = encode::binary_frame(&[7; 11], MASK).to_vec();
+        let error = decoder.decode(&mut over).unwrap_err();
+        assert_eq!(error, ProtocolError::MessageTooBig { size: 11, max: 10 });
+        assert_eq!(error.close_code(), close::MESSAGE_TOO_BIG);
+    }
+
+    #[test]
+    fn the_default_limit_is_cloudflares_32_mib_judged_from_the_header() {
+        let mut decoder = MessageDecoder::new(Role::Server, crate::DEFAULT_MAX_MESSAGE_SIZE);
+        assert_eq!(decoder.max_message_size(), 32 * 1024 * 1024);
+        for (len, accepted) in [(32 << 20, true), ((32 << 20) + 1, false)] {
+            let (header, header_len) = frame::header_bytes(true, Opcode::Binary, len, MASK);
+            let mut wire = header[..header_len].to_vec();
+            match decoder.decode(&mut wire) {
+                Ok(step) => {
+                    assert!(accepted, "{len} bytes were accepted");
+                    assert_eq!(step.needed, Some(header_len + len), "waits for the payload");
+                }
+                Err(error) => {
+                    assert!(!accepted, "{len} bytes were refused: {error}");
+                    assert_eq!(error.close_code(), close::MESSAGE_TOO_BIG);
+                }
+            }
+        }
+    }
+
+    #[test]
     fn continuation_rules() {
         let wire = encode::frame(true, Opcode::Continuation, b"x", MASK).to_vec();
         let err = decode_all(&mut MessageDecoder::new(Role::Server, 64), wire).unwrap_err();

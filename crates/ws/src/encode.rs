@@ -78,6 +78,44 @@ mod tests {
         assert_eq!(step.message, Some(Message::Text("hi".into())));
     }
 
+    fn decode_on_the_client(wire: Bytes) -> Message {
+        let mut wire = wire.to_vec();
+        let step = MessageDecoder::new(Role::Client, 1 << 20)
+            .decode(&mut wire)
+            .unwrap();
+        assert_eq!(step.consumed, wire.len(), "one whole frame");
+        step.message.expect("a message")
+    }
+
+    #[test]
+    fn binary_ping_and_pong_frames_carry_their_payload() {
+        assert_eq!(
+            decode_on_the_client(binary_frame(&[0, 1, 255], None)),
+            Message::Binary(vec![0, 1, 255])
+        );
+        assert_eq!(
+            decode_on_the_client(ping_frame(b"are you there", None)),
+            Message::Ping(b"are you there".to_vec())
+        );
+        assert_eq!(
+            decode_on_the_client(pong_frame(b"here", None)),
+            Message::Pong(b"here".to_vec())
+        );
+    }
+
+    #[test]
+    fn control_payloads_are_cut_to_125_bytes() {
+        let long = [9u8; 300];
+        assert_eq!(
+            decode_on_the_client(ping_frame(&long, None)),
+            Message::Ping(vec![9; frame::MAX_CONTROL_PAYLOAD])
+        );
+        assert_eq!(
+            decode_on_the_client(pong_frame(&long, None)),
+            Message::Pong(vec![9; frame::MAX_CONTROL_PAYLOAD])
+        );
+    }
+
     #[test]
     fn close_reason_is_truncated() {
         let close = CloseFrame {

@@ -144,6 +144,75 @@ mod tests {
     }
 
     #[test]
+    fn a_request_without_upgrade_is_plain_http() {
+        let mut headers = upgrade_headers();
+        headers.remove(header::UPGRADE);
+        assert!(!is_upgrade_request(&headers));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("h2c"));
+        assert!(!is_upgrade_request(&headers));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("WebSocket"));
+        assert!(
+            is_upgrade_request(&headers),
+            "the token is case-insensitive"
+        );
+    }
+
+    #[test]
+    fn a_key_must_decode_to_exactly_16_bytes() {
+        for (random_bytes, valid) in [(15, false), (16, true), (17, false)] {
+            let key = BASE64.encode(vec![0x5A; random_bytes]);
+            let mut headers = upgrade_headers();
+            headers.insert(header::SEC_WEBSOCKET_KEY, key.parse().unwrap());
+            let result = validate_request(&Method::GET, Version::HTTP_11, &headers);
+            assert_eq!(result.is_ok(), valid, "{random_bytes} bytes: {result:?}");
+        }
+    }
+
+    #[test]
+    fn a_client_handshake_is_one_the_server_accepts() {
+        let key = client_key([0x11; 16]);
+        assert_eq!(key, "EREREREREREREREREREREQ==");
+        let request = client_request("example.com:80", "/room/a?x=1", &key);
+        assert!(
+            request.starts_with("GET /room/a?x=1 HTTP/1.1\r\n"),
+            "{request}"
+        );
+        assert!(request.ends_with("\r\n\r\n"));
+        let mut headers = HeaderMap::new();
+        for line in request.lines().skip(1).filter(|line| !line.is_empty()) {
+            let (name, value) = line.split_once(": ").expect("a header line");
+            headers.append(
+                header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        assert_eq!(headers[header::HOST], "example.com:80");
+        assert!(is_upgrade_request(&headers));
+        assert_eq!(
+            validate_request(&Method::GET, Version::HTTP_11, &headers).as_deref(),
+            Ok(key.as_str())
+        );
+    }
+
+    #[test]
+    fn a_server_answer_needs_101_and_the_right_accept_key() {
+        let key = client_key([0x22; 16]);
+        let mut answer = HeaderMap::new();
+        answer.insert(
+            header::SEC_WEBSOCKET_ACCEPT,
+            accept_key(&key).parse().unwrap(),
+        );
+        assert_eq!(
+            check_response(StatusCode::SWITCHING_PROTOCOLS, &answer, &key),
+            Ok(())
+        );
+        assert!(check_response(StatusCode::OK, &answer, &key).is_err());
+        let other = client_key([0x33; 16]);
+        assert!(check_response(StatusCode::SWITCHING_PROTOCOLS, &answer, &other).is_err());
+        assert!(check_response(StatusCode::SWITCHING_PROTOCOLS, &HeaderMap::new(), &key).is_err());
+    }
+
+    #[test]
     fn names_what_is_wrong() {
         let headers = upgrade_headers();
         assert_eq!(
