@@ -11,7 +11,6 @@ use rusqlite::limits::Limit;
 use crate::error::{Result, StorageError};
 use crate::guard::Guard;
 use crate::log::{CHECKPOINT_PAGES, LogFlusher};
-use crate::turn::{Batch, Turn};
 
 /// Largest string, BLOB or row (Cloudflare: 2 MB); also bounds a KV key plus its value.
 pub const MAX_VALUE_BYTES: usize = 2_000_000;
@@ -55,6 +54,27 @@ impl FromStr for Durability {
             )),
         }
     }
+}
+
+/// Where the running turn stands (see [`crate::turn`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Turn {
+    /// No turn: every operation commits on its own.
+    Idle,
+    /// A turn runs but has not touched storage yet.
+    Started,
+    /// The turn's savepoint is open; `dirty` once it wrote.
+    Open { dirty: bool },
+}
+
+/// The transaction that consecutive turns share until it is committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Batch {
+    None,
+    /// Begun; `dirty` once a turn kept writes in it.
+    Open {
+        dirty: bool,
+    },
 }
 
 /// The database of one object.

@@ -11,31 +11,10 @@
 //! that leaves a violation fails alone, as it would have if it had committed by itself.
 
 use crate::error::{Result, StorageError};
-use crate::store::ObjectStore;
+use crate::store::{Batch, ObjectStore, Turn};
 
 /// The savepoint of the running turn.
 const TURN_SAVEPOINT: &str = "dormouse_turn";
-
-/// Where the running turn stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Turn {
-    /// No turn: every operation commits on its own.
-    Idle,
-    /// A turn runs but has not touched storage yet.
-    Started,
-    /// The turn's savepoint is open; `dirty` once it wrote.
-    Open { dirty: bool },
-}
-
-/// The transaction that consecutive turns share until it is committed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Batch {
-    None,
-    /// Begun; `dirty` once a turn kept writes in it.
-    Open {
-        dirty: bool,
-    },
-}
 
 impl ObjectStore {
     /// Starts a turn: its operations, until [`end_turn`](Self::end_turn), are one atomic unit.
