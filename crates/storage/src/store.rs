@@ -219,11 +219,10 @@ impl ObjectStore {
                 .execute_batch(&format!("ROLLBACK TO {name}; RELEASE {name}"))
         };
         let outer = if !self.is_in_turn() && self.savepoints == 0 {
-            self.conn.execute_batch(if keep && end.is_ok() {
-                "COMMIT"
-            } else {
-                "ROLLBACK"
-            })
+            // The outermost savepoint was all this transaction held: once it ended, kept or
+            // rolled back, COMMIT leaves exactly its outcome; if it could not end, nothing stays.
+            self.conn
+                .execute_batch(if end.is_ok() { "COMMIT" } else { "ROLLBACK" })
         } else {
             Ok(())
         };
