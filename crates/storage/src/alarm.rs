@@ -36,13 +36,12 @@ impl ObjectStore {
 
 #[cfg(test)]
 mod tests {
-    use crate::test_support::TempPath;
-    use crate::{Durability, ObjectStore, StorageError};
+    use crate::test_support::temp_store;
+    use crate::{Durability, StorageError};
 
     #[test]
     fn an_alarm_is_set_read_replaced_and_deleted() {
-        let path = TempPath::new("alarm");
-        let mut store = ObjectStore::open(&path.0, Durability::Relaxed).unwrap();
+        let (_path, mut store) = temp_store("alarm", Durability::Relaxed);
         assert_eq!(store.alarm().unwrap(), None);
         store.set_alarm(Some(1_700_000_000_000)).unwrap();
         assert_eq!(store.alarm().unwrap(), Some(1_700_000_000_000));
@@ -54,8 +53,7 @@ mod tests {
 
     #[test]
     fn an_alarm_at_or_before_the_epoch_is_refused() {
-        let path = TempPath::new("alarm-zero");
-        let mut store = ObjectStore::open(&path.0, Durability::Relaxed).unwrap();
+        let (_path, mut store) = temp_store("alarm-zero", Durability::Relaxed);
         store.set_alarm(Some(5)).unwrap();
         for at in [0, -1] {
             let error = store.set_alarm(Some(at)).unwrap_err();

@@ -202,12 +202,10 @@ fn check_entry(key: &str, value: &[u8]) -> Result<()> {
 mod tests {
     use super::*;
     use crate::store::Durability;
-    use crate::test_support::TempPath;
+    use crate::test_support::{TempPath, temp_store};
 
     fn store() -> (TempPath, ObjectStore) {
-        let path = TempPath::new("kv");
-        let store = ObjectStore::open(&path.0, Durability::Relaxed).unwrap();
-        (path, store)
+        temp_store("kv", Durability::Relaxed)
     }
 
     fn keys(entries: Vec<Entry>) -> Vec<String> {

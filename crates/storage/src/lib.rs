@@ -75,6 +75,23 @@ mod test_support {
         }
     }
 
+    impl TempPath {
+        /// Opens (again) the store at this path.
+        pub(crate) fn open(&self, durability: crate::Durability) -> crate::ObjectStore {
+            crate::ObjectStore::open(&self.0, durability).expect("open the test store")
+        }
+    }
+
+    /// A store in a fresh temporary directory, with its path (which removes it when dropped).
+    pub(crate) fn temp_store(
+        label: &str,
+        durability: crate::Durability,
+    ) -> (TempPath, crate::ObjectStore) {
+        let path = TempPath::new(label);
+        let store = path.open(durability);
+        (path, store)
+    }
+
     impl Drop for TempPath {
         fn drop(&mut self) {
             if let Some(parent) = self.0.parent() {

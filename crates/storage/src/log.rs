@@ -11,7 +11,8 @@
 //! [`ObjectStore::checkpoint`]: crate::ObjectStore::checkpoint
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
 use crate::error::{Result, StorageError};
 
@@ -19,18 +20,21 @@ use crate::error::{Result, StorageError};
 /// automatic checkpoints, which the store replaces with explicit ones).
 pub const CHECKPOINT_PAGES: u32 = 1_000;
 
-/// Flushes one database's write-ahead log to disk. Cheap to clone and to send to another thread;
-/// it holds a path, not a file descriptor, so an open object costs no extra descriptor.
+/// Flushes one database's write-ahead log to disk. Cheap to clone (a shared path) and to send to
+/// another thread; it holds a path, not a file descriptor, so an open object costs no extra
+/// descriptor.
 #[derive(Debug, Clone)]
 pub struct LogFlusher {
-    wal: PathBuf,
+    wal: Arc<Path>,
 }
 
 impl LogFlusher {
     pub(crate) fn for_database(database: &Path) -> LogFlusher {
         let mut wal = database.as_os_str().to_owned();
         wal.push("-wal");
-        LogFlusher { wal: wal.into() }
+        LogFlusher {
+            wal: Path::new(&wal).into(),
+        }
     }
 
     /// Makes every transaction committed to the log so far durable (`fdatasync` of the log).
@@ -46,13 +50,12 @@ impl LogFlusher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::TempPath;
-    use crate::{Durability, ObjectStore};
+    use crate::Durability;
+    use crate::test_support::{TempPath, temp_store};
 
     #[test]
     fn a_committed_turn_can_be_flushed_and_read_back_after_reopening() {
-        let path = TempPath::new("flush");
-        let mut store = ObjectStore::open(&path.0, Durability::Full).unwrap();
+        let (path, mut store) = temp_store("flush", Durability::Full);
         let flusher = store
             .log_flusher()
             .expect("full durability flushes its log");
@@ -61,14 +64,13 @@ mod tests {
         assert!(store.commit_turn().unwrap());
         flusher.flush().unwrap();
         drop(store);
-        let mut store = ObjectStore::open(&path.0, Durability::Full).unwrap();
+        let mut store = path.open(Durability::Full);
         assert_eq!(store.kv_get("count").unwrap(), Some(b"7".to_vec()));
     }
 
     #[test]
     fn relaxed_durability_has_no_flusher() {
-        let path = TempPath::new("relaxed");
-        let store = ObjectStore::open(&path.0, Durability::Relaxed).unwrap();
+        let (_path, store) = temp_store("relaxed", Durability::Relaxed);
         assert!(store.log_flusher().is_none());
     }
 
@@ -84,8 +86,7 @@ mod tests {
 
     #[test]
     fn a_growing_log_asks_for_a_checkpoint_and_the_checkpoint_empties_it() {
-        let path = TempPath::new("checkpoint");
-        let mut store = ObjectStore::open(&path.0, Durability::Full).unwrap();
+        let (path, mut store) = temp_store("checkpoint", Durability::Full);
         let value = vec![7u8; 3_000];
         let mut turns = 0;
         while !store.checkpoint_due() {
@@ -106,7 +107,7 @@ mod tests {
             "the log starts again from its beginning"
         );
         drop(store);
-        let mut store = ObjectStore::open(&path.0, Durability::Full).unwrap();
+        let mut store = path.open(Durability::Full);
         assert_eq!(store.kv_get("key-0").unwrap(), Some(value));
         assert_eq!(store.kv_get("after").unwrap(), Some(b"1".to_vec()));
     }

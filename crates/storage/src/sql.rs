@@ -151,12 +151,10 @@ fn from_sqlite(value: ValueRef<'_>) -> SqlValue {
 mod tests {
     use super::*;
     use crate::store::Durability;
-    use crate::test_support::TempPath;
+    use crate::test_support::{TempPath, temp_store};
 
     fn store() -> (TempPath, ObjectStore) {
-        let path = TempPath::new("sql");
-        let store = ObjectStore::open(&path.0, Durability::Relaxed).unwrap();
-        (path, store)
+        temp_store("sql", Durability::Relaxed)
     }
 
     #[test]

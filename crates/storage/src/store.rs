@@ -309,16 +309,14 @@ impl ObjectStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::TempPath;
+    use crate::test_support::{TempPath, temp_store};
 
     fn store(label: &str) -> (TempPath, ObjectStore) {
-        let path = TempPath::new(label);
-        let store = ObjectStore::open(&path.0, Durability::Full).unwrap();
-        (path, store)
+        temp_store(label, Durability::Full)
     }
 
     fn reopen(path: &TempPath) -> ObjectStore {
-        ObjectStore::open(&path.0, Durability::Full).unwrap()
+        path.open(Durability::Full)
     }
 
     #[test]

@@ -159,13 +159,11 @@ impl ObjectStore {
 
 #[cfg(test)]
 mod tests {
-    use crate::test_support::TempPath;
+    use crate::test_support::{TempPath, temp_store};
     use crate::{Durability, ObjectStore};
 
     fn store(label: &str) -> (TempPath, ObjectStore) {
-        let path = TempPath::new(label);
-        let store = ObjectStore::open(&path.0, Durability::Full).unwrap();
-        (path, store)
+        temp_store(label, Durability::Full)
     }
 
     #[test]
@@ -187,7 +185,7 @@ mod tests {
         assert!(!store.has_uncommitted_batch());
         assert!(!store.commit_batch().unwrap(), "nothing left to commit");
         drop(store);
-        let mut store = ObjectStore::open(&path.0, Durability::Full).unwrap();
+        let mut store = path.open(Durability::Full);
         assert_eq!(store.kv_get("b").unwrap(), Some(b"2".to_vec()));
     }
 
@@ -268,7 +266,7 @@ mod tests {
         store.end_transaction(false).unwrap();
         store.rollback_turn();
         drop(store);
-        let mut store = ObjectStore::open(&path.0, Durability::Full).unwrap();
+        let mut store = path.open(Durability::Full);
         assert_eq!(store.kv_get("synced").unwrap(), Some(b"1".to_vec()));
         assert_eq!(store.kv_get("later").unwrap(), None);
     }
@@ -294,7 +292,7 @@ mod tests {
         store.kv_put("a", b"1").unwrap();
         store.end_turn().unwrap();
         drop(store);
-        let mut store = ObjectStore::open(&path.0, Durability::Full).unwrap();
+        let mut store = path.open(Durability::Full);
         assert_eq!(store.kv_get("a").unwrap(), None);
     }
 
@@ -307,7 +305,7 @@ mod tests {
         store.kv_put("outside", b"2").unwrap();
         assert!(!store.has_uncommitted_batch());
         drop(store);
-        let mut store = ObjectStore::open(&path.0, Durability::Full).unwrap();
+        let mut store = path.open(Durability::Full);
         assert_eq!(store.kv_get("turn").unwrap(), Some(b"1".to_vec()));
         assert_eq!(store.kv_get("outside").unwrap(), Some(b"2".to_vec()));
     }

@@ -80,9 +80,7 @@ pub(crate) struct SinkHandle {
 
 /// Registers this module's natives on `native`.
 pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> rquickjs::Result<()> {
-    let f = |name: &str, function: rquickjs::Result<Function<'js>>| -> rquickjs::Result<()> {
-        native.set(name, function?.with_name(name)?)
-    };
+    let f = super::registrar(native);
     f("bodyRead", Function::new(ctx.clone(), body_read))?;
     f("bodyChunk", Function::new(ctx.clone(), body_chunk))?;
     f("sinkWrite", Function::new(ctx.clone(), sink_write))?;

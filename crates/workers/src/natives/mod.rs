@@ -21,7 +21,15 @@ pub(crate) mod platform;
 pub(crate) mod sockets;
 pub(crate) mod state;
 
-use rquickjs::{Ctx, Object};
+use rquickjs::{Ctx, Function, Object};
+
+/// What each module's `install` registers its natives with: `f(name, function)` puts the function
+/// on `native` under `name`, which it also carries as its JavaScript name (for stack traces).
+pub(crate) fn registrar<'a, 'js>(
+    native: &'a Object<'js>,
+) -> impl Fn(&str, rquickjs::Result<Function<'js>>) -> rquickjs::Result<()> + 'a {
+    move |name, function| native.set(name, function?.with_name(name)?)
+}
 
 /// Puts every native on `native`, the object the prelude's files receive.
 pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> rquickjs::Result<()> {

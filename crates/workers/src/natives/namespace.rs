@@ -34,9 +34,7 @@ pub(crate) const THREW: u8 = 1;
 
 /// Registers this module's natives on `native`.
 pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> rquickjs::Result<()> {
-    let f = |name: &str, function: rquickjs::Result<Function<'js>>| -> rquickjs::Result<()> {
-        native.set(name, function?.with_name(name)?)
-    };
+    let f = super::registrar(native);
     f("nsIdFromName", Function::new(ctx.clone(), id_from_name))?;
     f(
         "nsUniqueId",

@@ -17,9 +17,7 @@ use crate::engine::state::{Owner, engine};
 
 /// Registers this module's natives on `native`.
 pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> rquickjs::Result<()> {
-    let f = |name: &str, function: rquickjs::Result<Function<'js>>| -> rquickjs::Result<()> {
-        native.set(name, function?.with_name(name)?)
-    };
+    let f = super::registrar(native);
     f("utf8Encode", Function::new(ctx.clone(), utf8_encode))?;
     f("utf8Decode", Function::new(ctx.clone(), utf8_decode))?;
     f("latin1Encode", Function::new(ctx.clone(), latin1_encode))?;

@@ -48,9 +48,7 @@ fn ws(handle: &Handle<'_>) -> WebSocket {
 
 /// Registers this module's natives on `native`.
 pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> rquickjs::Result<()> {
-    let f = |name: &str, function: rquickjs::Result<Function<'js>>| -> rquickjs::Result<()> {
-        native.set(name, function?.with_name(name)?)
-    };
+    let f = super::registrar(native);
     f("socketPair", Function::new(ctx.clone(), socket_pair))?;
     f(
         "socketId",

@@ -52,9 +52,7 @@ fn storage(ctx: &Ctx<'_>, handle: &Handle<'_>) -> rquickjs::Result<Arc<dyn Stora
 
 /// Registers this module's natives on `native`.
 pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> rquickjs::Result<()> {
-    let f = |name: &str, function: rquickjs::Result<Function<'js>>| -> rquickjs::Result<()> {
-        native.set(name, function?.with_name(name)?)
-    };
+    let f = super::registrar(native);
     f("stateId", Function::new(ctx.clone(), state_id))?;
     f("stateAccept", Function::new(ctx.clone(), state_accept))?;
     f("stateSockets", Function::new(ctx.clone(), state_sockets))?;
