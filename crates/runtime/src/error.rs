@@ -14,18 +14,12 @@ pub enum RuntimeError {
     /// Two classes were registered under one binding.
     #[error("binding {0:?} is registered twice")]
     DuplicateBinding(String),
-    /// The id is not one of this namespace.
-    #[error("{0}")]
-    InvalidId(String),
     /// The object is not in memory, or holds something that prevents hibernation.
     #[error("object cannot hibernate now: {0}")]
     NotHibernatable(String),
     /// A 101 response whose socket is not one of this runtime's.
     #[error("the WebSocket in this response does not belong to this runtime")]
     ForeignSocket,
-    /// The runtime is shutting down.
-    #[error("the runtime is shutting down")]
-    ShuttingDown,
     /// The data directory or its catalog could not be used (or a migration failed).
     #[error(transparent)]
     Storage(#[from] dormouse_storage::StorageError),

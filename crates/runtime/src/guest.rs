@@ -6,25 +6,11 @@
 use std::fmt;
 use std::sync::Arc;
 
+use dormouse_holder::CloseReply;
 use dormouse_sdk::{Env, Guest, State};
 
 /// Builds an instance of a class; an `Err` is a constructor that failed (the object is reset).
 pub(crate) type Factory = Arc<dyn Fn(State, Env) -> Result<Box<dyn Guest>, String> + Send + Sync>;
-
-/// When the runtime answers a client's close frame.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum CloseReply {
-    /// At once, with the client's code and reason, before the object hears of it (Cloudflare
-    /// from compatibility date 2026-04-07, `web_socket_auto_reply_to_close`). `readyState` is
-    /// `CLOSED` in `websocket_close`, and a `close()` there is ignored.
-    #[default]
-    Immediate,
-    /// After the object's close handler ran: a `close(code, reason)` in the handler is the
-    /// answer (older Cloudflare code does this); if the handler sent none, the runtime answers
-    /// with the client's code and reason then, so a client never waits for one that never comes.
-    /// `readyState` is `CLOSING` in the handler.
-    AfterHandler,
-}
 
 /// A class for [`RuntimeBuilder::guest_class`](crate::RuntimeBuilder::guest_class).
 pub struct GuestClass {

@@ -1,12 +1,13 @@
 //! The Dormouse object host: it keeps Durable Objects addressed by id, runs their events one turn
 //! at a time, drops idle instances from memory (hibernation) and owns their WebSockets so that
-//! connections stay open while objects sleep.
+//! connections stay open while objects sleep. The sockets themselves are held by
+//! `dormouse-holder`, a layer below: each object cell is the owner of a group of them.
 //!
 //! # Layout
 //! - [`runtime`] — [`Runtime`], the handle the server and tests use, and [`RuntimeBuilder`].
 //! - [`config`] — [`RuntimeConfig`] and [`Limits`], every timeout and limit with its default.
 //! - `guest`: [`GuestClass`], a class hosted for another guest (a JavaScript engine): its
-//!   factory, the executor its objects run on, [`CloseReply`].
+//!   factory, the executor its objects run on, its [`CloseReply`].
 //! - `namespace`: one bound class: id derivation (workerd's HMAC scheme) and request routing.
 //! - `registry`: every known object, in 64 shards.
 //! - `object`: the cell of an object (mailbox, sockets, settings that survive hibernation),
@@ -15,8 +16,6 @@
 //! - `storage`: an object's storage as the SDK sees it, over `dormouse-storage`.
 //! - `alarms`: the alarm scheduler.
 //! - `liveness`: the sweep that pings silent sockets.
-//! - `socket`: the socket holder: each WebSocket's record (send path, close handshake,
-//!   attachment, tags) and its I/O task (reads, pings, auto-responses, close replies).
 //! - `metrics`: counters per namespace, rendered for Prometheus.
 //! - [`error`] — [`RuntimeError`].
 //!
@@ -25,7 +24,7 @@
 //! |---|---|
 //! | When does an object hibernate? | `object::task` (`idle_deadline`, `sleep_if_idle`) |
 //! | What survives hibernation? | `object::ObjectCell` (kept) vs. the instance (dropped) |
-//! | How does a frame reach a handler? | `socket::io` → `ObjectCell::deliver_socket_event` → `object::task` |
+//! | How does a frame reach a handler? | `dormouse-holder` (`io`) → `SocketOwner for ObjectCell` → `object::task` |
 //! | What does a reset do? | `object::task::Runner::reset` |
 //! | When does a turn's output leave? | `object::gate` (limits by turn), `object::commit` (flushes) |
 //!
@@ -65,13 +64,13 @@ mod namespace;
 mod object;
 mod registry;
 pub mod runtime;
-mod socket;
 mod storage;
 
 pub use config::{FlushAttempt, FlushFault, Limits, RuntimeConfig};
+pub use dormouse_holder::CloseReply;
 pub use dormouse_storage::{Durability, Migration};
 pub use error::RuntimeError;
-pub use guest::{CloseReply, GuestClass};
+pub use guest::GuestClass;
 pub use metrics::NamespaceGauges;
 pub use runtime::{
     HibernateReport, ObjectState, ObjectStatus, Runtime, RuntimeBuilder, StorageOptions,

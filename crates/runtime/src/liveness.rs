@@ -7,8 +7,9 @@
 use std::sync::Weak;
 use std::time::Duration;
 
+use dormouse_holder::clock_ms;
+
 use crate::runtime::Shared;
-use crate::socket::clock_ms;
 
 /// Sweeps per ping interval (or timeout, whichever is shorter): a dead peer is found at most a
 /// quarter interval late.
@@ -47,16 +48,7 @@ pub(crate) async fn run(shared: Weak<Shared>) {
         let (interval, timeout) = (shared.config.ping_interval, shared.config.ping_timeout);
         let now = clock_ms();
         for cell in shared.registry.cells() {
-            let sockets: Vec<_> = cell
-                .sockets
-                .lock()
-                .expect("socket set lock")
-                .all()
-                .cloned()
-                .collect();
-            for socket in sockets {
-                socket.check_liveness(now, interval, timeout);
-            }
+            cell.sockets.check_liveness(now, interval, timeout);
         }
     }
 }

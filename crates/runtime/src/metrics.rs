@@ -8,6 +8,8 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use dormouse_holder::SocketCounters;
+
 /// Upper bounds (seconds) of the wake-latency histogram buckets: wakes are expected to take tens of
 /// microseconds, so the buckets are fine-grained there.
 const WAKE_BUCKETS: [f64; 10] = [
@@ -27,16 +29,10 @@ pub(crate) struct NamespaceMetrics {
     pub(crate) evictions: AtomicU64,
     /// Objects reset by a panic or a timeout.
     pub(crate) resets: AtomicU64,
-    /// Text or binary messages answered by an auto-response, without a handler.
-    pub(crate) auto_responses: AtomicU64,
-    /// Protocol pings answered with a pong.
-    pub(crate) pongs: AtomicU64,
     /// Handler invocations, by event kind.
     pub(crate) events: EventCounters,
     /// Requests refused because the mailbox was full.
     pub(crate) overloaded: AtomicU64,
-    /// Sockets accepted (hibernatable or standard).
-    pub(crate) sockets_accepted: AtomicU64,
     /// Alarm attempts that failed and were scheduled again (or given up).
     pub(crate) alarm_retries: AtomicU64,
     /// Alarm handler invocations.
@@ -45,20 +41,7 @@ pub(crate) struct NamespaceMetrics {
     pub(crate) commits: AtomicU64,
     /// Flushes that made commits durable; `commits / flushes` is the turns per flush.
     pub(crate) flushes: AtomicU64,
-    /// Connections the runtime dropped, by cause.
-    pub(crate) dropped: DropCounters,
     wake_latency: Histogram,
-}
-
-/// Connections the runtime dropped, by cause.
-#[derive(Debug, Default)]
-pub(crate) struct DropCounters {
-    /// The client stopped reading while output piled up past the bound.
-    pub(crate) slow_reader: AtomicU64,
-    /// The client stopped answering pings.
-    pub(crate) unresponsive: AtomicU64,
-    /// A close handshake the client did not complete.
-    pub(crate) close_timeout: AtomicU64,
 }
 
 /// Handler invocations by kind.
@@ -106,8 +89,13 @@ pub struct NamespaceGauges {
     pub websockets: u64,
 }
 
-/// One namespace's metrics, as rendered: (binding, counters, gauges).
-pub(crate) type NamespaceRow<'a> = (&'a str, &'a NamespaceMetrics, NamespaceGauges);
+/// One namespace's metrics, as rendered: (binding, counters, its sockets' counters, gauges).
+pub(crate) type NamespaceRow<'a> = (
+    &'a str,
+    &'a NamespaceMetrics,
+    &'a SocketCounters,
+    NamespaceGauges,
+);
 
 /// A gauge: name, help text, how to read it.
 type GaugeSpec = (&'static str, &'static str, fn(&NamespaceGauges) -> u64);
@@ -117,6 +105,13 @@ type CounterSpec = (
     &'static str,
     &'static str,
     fn(&NamespaceMetrics) -> &AtomicU64,
+);
+
+/// A counter of the socket holder: name, help text, where it is.
+type SocketCounterSpec = (
+    &'static str,
+    &'static str,
+    fn(&SocketCounters) -> &AtomicU64,
 );
 
 /// Renders every namespace's metrics in the Prometheus text exposition format.
@@ -141,11 +136,11 @@ pub(crate) fn render(namespaces: &[NamespaceRow<'_>]) -> String {
     ];
     for (name, help, get) in gauges {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for (ns, _, g) in namespaces {
+        for (ns, _, _, g) in namespaces {
             let _ = writeln!(out, "{name}{{namespace=\"{ns}\"}} {}", get(g));
         }
     }
-    let counters: [CounterSpec; 14] = [
+    let counters: [CounterSpec; 11] = [
         (
             "dormouse_object_starts_total",
             "Object instances constructed.",
@@ -170,21 +165,6 @@ pub(crate) fn render(namespaces: &[NamespaceRow<'_>]) -> String {
             "dormouse_object_resets_total",
             "Objects reset after a panic or a timeout.",
             |m| &m.resets,
-        ),
-        (
-            "dormouse_websocket_auto_responses_total",
-            "Messages answered by an auto-response without waking the object.",
-            |m| &m.auto_responses,
-        ),
-        (
-            "dormouse_websocket_pongs_total",
-            "Protocol pings answered by the runtime.",
-            |m| &m.pongs,
-        ),
-        (
-            "dormouse_websockets_accepted_total",
-            "WebSockets accepted.",
-            |m| &m.sockets_accepted,
         ),
         (
             "dormouse_mailbox_overloaded_total",
@@ -217,8 +197,35 @@ pub(crate) fn render(namespaces: &[NamespaceRow<'_>]) -> String {
     ];
     for (name, help, get) in counters {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        for (ns, m, _) in namespaces {
+        for (ns, m, _, _) in namespaces {
             let _ = writeln!(out, "{name}{{namespace=\"{ns}\"}} {}", get(m).load(Relaxed));
+        }
+    }
+    let socket_counters: [SocketCounterSpec; 3] = [
+        (
+            "dormouse_websocket_auto_responses_total",
+            "Messages answered by an auto-response without waking the object.",
+            |s| &s.auto_responses,
+        ),
+        (
+            "dormouse_websocket_pongs_total",
+            "Protocol pings answered by the runtime.",
+            |s| &s.pongs,
+        ),
+        (
+            "dormouse_websockets_accepted_total",
+            "WebSockets accepted.",
+            |s| &s.accepted,
+        ),
+    ];
+    for (name, help, get) in socket_counters {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (ns, _, sockets, _) in namespaces {
+            let _ = writeln!(
+                out,
+                "{name}{{namespace=\"{ns}\"}} {}",
+                get(sockets).load(Relaxed)
+            );
         }
     }
     let name = "dormouse_events_total";
@@ -226,7 +233,7 @@ pub(crate) fn render(namespaces: &[NamespaceRow<'_>]) -> String {
         out,
         "# HELP {name} Handler invocations by event kind.\n# TYPE {name} counter"
     );
-    for (ns, m, _) in namespaces {
+    for (ns, m, _, _) in namespaces {
         for (kind, counter) in [
             ("fetch", &m.events.fetch),
             ("call", &m.events.call),
@@ -246,11 +253,11 @@ pub(crate) fn render(namespaces: &[NamespaceRow<'_>]) -> String {
         out,
         "# HELP {name} Connections the runtime dropped, by cause.\n# TYPE {name} counter"
     );
-    for (ns, m, _) in namespaces {
+    for (ns, _, sockets, _) in namespaces {
         for (cause, counter) in [
-            ("slow_reader", &m.dropped.slow_reader),
-            ("unresponsive", &m.dropped.unresponsive),
-            ("close_timeout", &m.dropped.close_timeout),
+            ("slow_reader", &sockets.dropped_slow_reader),
+            ("unresponsive", &sockets.dropped_unresponsive),
+            ("close_timeout", &sockets.dropped_close_timeout),
         ] {
             let _ = writeln!(
                 out,
@@ -264,7 +271,7 @@ pub(crate) fn render(namespaces: &[NamespaceRow<'_>]) -> String {
         out,
         "# HELP {name} Time from an event's arrival at a hibernated object to its handler starting.\n# TYPE {name} histogram"
     );
-    for (ns, m, _) in namespaces {
+    for (ns, m, _, _) in namespaces {
         let h = &m.wake_latency;
         for (bound, bucket) in WAKE_BUCKETS.iter().zip(&h.buckets) {
             let _ = writeln!(
@@ -295,15 +302,16 @@ mod tests {
     #[test]
     fn renders_labelled_series() {
         let metrics = NamespaceMetrics::default();
+        let sockets = SocketCounters::default();
         metrics.wakes.fetch_add(3, Relaxed);
-        metrics.dropped.slow_reader.fetch_add(1, Relaxed);
+        sockets.dropped_slow_reader.fetch_add(1, Relaxed);
         metrics.observe_wake(Duration::from_micros(40));
         let gauges = NamespaceGauges {
             active: 1,
             hibernated: 2,
             websockets: 5,
         };
-        let text = render(&[("ROOMS", &metrics, gauges)]);
+        let text = render(&[("ROOMS", &metrics, &sockets, gauges)]);
         assert!(text.contains("dormouse_object_wakes_total{namespace=\"ROOMS\"} 3"));
         assert!(text.contains("dormouse_objects_hibernated{namespace=\"ROOMS\"} 2"));
         assert!(text.contains("dormouse_websockets_open{namespace=\"ROOMS\"} 5"));

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
+use dormouse_holder::{CloseReply, Drivers, SocketCounters, SocketLimits, SocketSettings};
 use dormouse_sdk::host::{BoxFuture, NamespaceHost};
 use dormouse_sdk::{Error, ErrorKind, ObjectId, Request, Response};
 use hmac::{Hmac, Mac};
@@ -11,12 +12,11 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 
 use crate::alarms::AlarmScheduler;
-use crate::config::RuntimeConfig;
-use crate::guest::{CloseReply, Factory};
+use crate::config::{Limits, RuntimeConfig};
+use crate::guest::Factory;
 use crate::metrics::NamespaceMetrics;
 use crate::object::{Envelope, Refused};
 use crate::runtime::Shared;
-use crate::socket::Drivers;
 
 /// Cloudflare's message for a full mailbox.
 const OVERLOADED: &str = "Durable Object is overloaded. Too many requests queued.";
@@ -61,12 +61,10 @@ pub(crate) struct Namespace {
     pub(crate) factory: Factory,
     /// Where its objects' tasks run (a guest engine's thread); the ambient runtime when `None`.
     pub(crate) executor: Option<tokio::runtime::Handle>,
-    /// When its sockets answer a client's close frame.
-    pub(crate) close_reply: CloseReply,
+    /// What its objects' sockets are given: limits, timeouts, counters, the drivers.
+    pub(crate) sockets: Arc<SocketSettings>,
     /// The runtime's configuration (immutable), reachable from every cell and socket.
     pub(crate) config: Arc<RuntimeConfig>,
-    /// The runtime's socket drivers.
-    pub(crate) drivers: Arc<Drivers>,
     pub(crate) metrics: NamespaceMetrics,
     /// The runtime; weak because the runtime owns its namespaces.
     pub(crate) shared: Weak<Shared>,
@@ -90,9 +88,14 @@ impl Namespace {
             storage: spec.storage,
             factory: spec.factory,
             executor: spec.executor,
-            close_reply: spec.close_reply,
+            sockets: Arc::new(SocketSettings {
+                limits: socket_limits(&config.limits),
+                close_timeout: config.ping_timeout,
+                close_reply: spec.close_reply,
+                counters: SocketCounters::default(),
+                drivers,
+            }),
             config,
-            drivers,
             metrics: NamespaceMetrics::default(),
             shared,
         }
@@ -112,6 +115,18 @@ impl Namespace {
             Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes keys of any size");
         mac.update(data);
         mac.finalize().into_bytes().into()
+    }
+}
+
+/// The part of the runtime's limits that applies to each socket.
+fn socket_limits(limits: &Limits) -> SocketLimits {
+    SocketLimits {
+        max_tags: limits.max_tags,
+        max_tag_bytes: limits.max_tag_bytes,
+        max_sockets_per_owner: limits.max_sockets_per_object,
+        max_attachment_bytes: limits.max_attachment_bytes,
+        max_message_bytes: limits.max_message_bytes,
+        max_outbound_bytes: limits.max_outbound_bytes,
     }
 }
 

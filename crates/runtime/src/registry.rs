@@ -88,7 +88,7 @@ impl Registry {
         let mut shard = self.shard(&key).lock().expect("registry lock");
         let cell = shard
             .entry(key)
-            .or_insert_with(|| Arc::new(ObjectCell::new(namespace.clone(), *id.as_bytes())));
+            .or_insert_with(|| ObjectCell::new(namespace.clone(), *id.as_bytes()));
         if let Some(name) = id.name() {
             cell.learn_name(name);
         }

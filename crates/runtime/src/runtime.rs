@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
+use dormouse_holder::{Drivers, SocketRecord};
 use dormouse_sdk::host::{EnvHost, NamespaceHost};
 use dormouse_sdk::response::WebSocketUpgrade;
 use dormouse_sdk::{DurableObject, Env, Guest, ObjectId, State};
@@ -21,8 +22,6 @@ use crate::metrics::{self, NamespaceGauges};
 use crate::namespace::{ClassSpec, Namespace, NamespaceStorage};
 use crate::object::{Control, Envelope, ObjectCell, Phase, Refused};
 use crate::registry::{CellKey, Registry};
-use crate::socket::Drivers;
-use crate::socket::SocketRecord;
 
 /// State shared by everything the runtime runs.
 pub(crate) struct Shared {
@@ -422,7 +421,7 @@ impl Runtime {
             .namespaces
             .iter()
             .zip(gauges)
-            .map(|(ns, g)| (ns.binding.as_str(), &ns.metrics, g))
+            .map(|(ns, g)| (ns.binding.as_str(), &ns.metrics, &ns.sockets.counters, g))
             .collect();
         metrics::render(&rows)
     }
@@ -511,7 +510,7 @@ async fn hibernate_cell(cell: &Arc<ObjectCell>) -> Result<()> {
     }
     match outcome.await {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(reasons)) => Err(RuntimeError::NotHibernatable(reasons)),
+        Ok(Err(blockers)) => Err(RuntimeError::NotHibernatable(blockers.to_string())),
         // The task ended (or was reset) without answering: it is not in memory.
         Err(_) => Ok(()),
     }

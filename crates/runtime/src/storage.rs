@@ -9,7 +9,7 @@ use dormouse_storage::{ListQuery, LogFlusher, ObjectStore, SqlValue, StorageErro
 
 use crate::alarms::AlarmScheduler;
 use crate::namespace::NamespaceStorage;
-use crate::object::ObjectCell;
+use crate::object::{ObjectCell, WriteFailure};
 
 /// The storage of one object instance.
 pub(crate) struct ObjectStorage {
@@ -276,11 +276,10 @@ impl StorageHost for ObjectStorage {
         if let Some(flusher) = &self.flusher
             && let Err(error) = flusher.flush()
         {
-            self.cell
-                .gate
-                .fail(format!("storage flush failed: {error}"));
+            let answer = sdk_error_of(&error);
+            self.cell.gate.fail(WriteFailure::Flush(error));
             self.cell.wake_task();
-            return Err(to_sdk_error(error));
+            return Err(answer);
         }
         self.cell.gate.synced();
         Ok(())
@@ -310,7 +309,12 @@ fn from_sql_value(value: SqlValue) -> SqlStorageValue {
 
 /// Maps a storage failure to the SDK's error, keeping the message.
 pub(crate) fn to_sdk_error(error: StorageError) -> Error {
-    let kind = match &error {
+    sdk_error_of(&error)
+}
+
+/// The error the application sees for `error`.
+fn sdk_error_of(error: &StorageError) -> Error {
+    let kind = match error {
         StorageError::Limit(_) => ErrorKind::Range,
         StorageError::Invalid(_) => ErrorKind::Type,
         StorageError::Forbidden(_) => ErrorKind::InvalidState,

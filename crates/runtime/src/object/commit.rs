@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use dormouse_storage::LogFlusher;
 
 use super::ObjectCell;
-use super::gate::{AfterCommit, FlushTarget};
+use super::gate::{AfterCommit, FlushTarget, WriteFailure};
 use crate::config::FlushAttempt;
 use crate::storage::ObjectStorage;
 
@@ -28,15 +28,16 @@ pub(crate) fn flush(cell: Arc<ObjectCell>, flusher: LogFlusher, mut target: Flus
             let log = flusher.clone();
             let result = tokio::task::spawn_blocking(move || {
                 if let Some(fault) = fault {
-                    fault.check(&FlushAttempt {
-                        writes: target.writes,
-                    })?;
+                    fault
+                        .check(&FlushAttempt {
+                            writes: target.writes,
+                        })
+                        .map_err(WriteFailure::Injected)?;
                 }
-                log.flush().map_err(|error| error.to_string())
+                log.flush().map_err(WriteFailure::Flush)
             })
             .await
-            .unwrap_or_else(|panic| Err(format!("flush panicked: {panic}")))
-            .map_err(|error| format!("storage flush failed: {error}"));
+            .unwrap_or_else(|panic| Err(WriteFailure::Panicked(panic.to_string())));
             let metrics = &cell.namespace.metrics;
             metrics.flushes.fetch_add(1, Relaxed);
             if let Err(error) = &result {

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
+use dormouse_holder::{SocketRecord, encode_outgoing};
 use dormouse_sdk::host::{self, BoxFuture, ObjectHost, Reply};
 use dormouse_sdk::{
     Error, ErrorKind, ObjectId, Outgoing, Storage, WebSocket, WebSocketId,
@@ -14,10 +15,9 @@ use futures_util::FutureExt;
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
-use super::gate::{AfterCommit, HeldReply};
+use super::gate::{AfterCommit, HeldReply, WriteFailure};
 use super::{Envelope, ObjectCell, commit};
 use crate::config::MAX_EVENT_TIMEOUT;
-use crate::socket::{self, SocketRecord};
 use crate::storage::ObjectStorage;
 
 /// The context of one instance. A woken object gets a new one; `wait_until` work started through
@@ -125,7 +125,7 @@ impl ObjectContext {
     pub(crate) fn begin_turn(&self) {
         self.in_turn.store(true, Ordering::Relaxed);
         self.cell.gate.begin_turn();
-        self.cell.reset_direct_sends();
+        self.cell.sockets.begin_turn();
         if let Some(storage) = self.opened_storage() {
             storage.begin_turn();
         }
@@ -136,19 +136,19 @@ impl ObjectContext {
     /// no flush runs, else once the running one has returned; the flush that makes it durable
     /// runs apart ([`commit::flush`]) and the object goes on with its next turn meanwhile. On
     /// failure the error is returned (the caller resets the object, which drops the output).
-    pub(crate) async fn end_turn(&self) -> Result<(), dormouse_storage::StorageError> {
+    pub(crate) async fn end_turn(&self) -> Result<(), WriteFailure> {
         self.in_turn.store(false, Ordering::Relaxed);
         let Some(storage) = self.opened_storage() else {
             self.hand_replies_to_gate();
             self.cell.gate.turn_ended(false);
             return Ok(());
         };
-        let wrote = storage.end_turn()?;
+        let wrote = storage.end_turn().map_err(commit_failure)?;
         self.hand_replies_to_gate();
         let batched = wrote && storage.flushes();
         if wrote && !batched {
             // Relaxed durability: committed is acknowledged, there is no flush to share.
-            storage.commit_batch()?;
+            storage.commit_batch().map_err(commit_failure)?;
         }
         if batched {
             let metrics = &self.cell.namespace.metrics;
@@ -165,7 +165,7 @@ impl ObjectContext {
 
     /// Commits the batch if its turns wait for nothing but that (between turns, and when a
     /// flush returned while the object was idle).
-    pub(crate) fn commit_if_due(&self) -> Result<(), dormouse_storage::StorageError> {
+    pub(crate) fn commit_if_due(&self) -> Result<(), WriteFailure> {
         match self.opened_storage() {
             Some(storage) if self.cell.gate.commit_due() => self.commit_batch(&storage),
             _ => Ok(()),
@@ -174,15 +174,11 @@ impl ObjectContext {
 
     /// Commits the batch and starts the flush that makes it durable. A failed commit lost the
     /// batch's writes: the gate fails, and the object must be reset.
-    fn commit_batch(
-        &self,
-        storage: &Arc<ObjectStorage>,
-    ) -> Result<(), dormouse_storage::StorageError> {
+    fn commit_batch(&self, storage: &Arc<ObjectStorage>) -> Result<(), WriteFailure> {
         if let Err(error) = storage.commit_batch() {
-            self.cell
-                .gate
-                .fail(format!("storage commit failed: {error}"));
-            return Err(error);
+            let error = Arc::new(error);
+            self.cell.gate.fail(WriteFailure::Commit(error.clone()));
+            return Err(WriteFailure::Commit(error));
         }
         if let (AfterCommit::Flush(target), Some(flusher)) =
             (self.cell.gate.batch_committed(), storage.flusher())
@@ -259,7 +255,7 @@ impl ObjectContext {
                 "this WebSocket does not belong to this runtime",
             )
         })?;
-        if !Arc::ptr_eq(&record.cell, &self.cell) {
+        if !record.belongs_to(&self.cell.sockets) {
             return Err(Error::new(
                 ErrorKind::InvalidState,
                 "this WebSocket belongs to another Durable Object",
@@ -267,6 +263,11 @@ impl ObjectContext {
         }
         Ok(record)
     }
+}
+
+/// A failed commit, as the gate and the runner see it.
+fn commit_failure(error: dormouse_storage::StorageError) -> WriteFailure {
+    WriteFailure::Commit(Arc::new(error))
 }
 
 /// What callers whose answers were dropped by a reset (for `reason`) get instead.
@@ -284,7 +285,7 @@ impl ObjectHost for ObjectContext {
     }
 
     fn new_websocket_pair(&self) -> dormouse_sdk::Result<(WebSocket, WebSocket)> {
-        let record: Arc<dyn dormouse_sdk::host::SocketHost> = SocketRecord::new(self.cell.clone());
+        let record: Arc<dyn dormouse_sdk::host::SocketHost> = self.cell.sockets.new_socket();
         Ok((
             WebSocket::client_from_host(record.clone()),
             WebSocket::from_host(record),
@@ -292,14 +293,11 @@ impl ObjectHost for ObjectContext {
     }
 
     fn accept_websocket(&self, ws: &WebSocket, tags: &[&str]) -> dormouse_sdk::Result<()> {
-        let record = self.own_server_end(ws)?;
-        let limits = self.limits();
-        let tags = socket::validate_tags(tags, limits)?;
-        record.accept_hibernatable(tags, limits)
+        self.own_server_end(ws)?.accept_hibernatable(tags)
     }
 
     fn websockets(&self, tag: Option<&str>) -> Vec<WebSocket> {
-        let sockets = self.cell.sockets.lock().expect("socket set lock");
+        let sockets = self.cell.sockets.sockets();
         let mut list = Vec::with_capacity(if tag.is_none() {
             sockets.hibernatable_count()
         } else {
@@ -314,11 +312,11 @@ impl ObjectHost for ObjectContext {
     }
 
     fn websockets_changes(&self) -> u64 {
-        self.cell.sockets.lock().expect("socket set lock").changes()
+        self.cell.sockets.sockets().changes()
     }
 
     fn websocket_count(&self, tag: Option<&str>) -> usize {
-        let sockets = self.cell.sockets.lock().expect("socket set lock");
+        let sockets = self.cell.sockets.sockets();
         match tag {
             None => sockets.hibernatable_count(),
             Some(_) => sockets.hibernatable(tag).count(),
@@ -355,20 +353,12 @@ impl ObjectHost for ObjectContext {
                 }
             }
         }
-        *self
-            .cell
-            .auto_responses
-            .write()
-            .expect("auto-response lock") = Arc::from(pairs);
+        self.cell.sockets.set_auto_responses(pairs);
         Ok(())
     }
 
     fn auto_responses(&self) -> Vec<WebSocketRequestResponsePair> {
-        self.cell
-            .auto_responses
-            .read()
-            .expect("auto-response lock")
-            .to_vec()
+        self.cell.sockets.auto_responses().to_vec()
     }
 
     fn auto_response_timestamp(&self, ws: &WebSocket) -> Option<SystemTime> {
@@ -433,14 +423,9 @@ impl ObjectHost for ObjectContext {
         message: Outgoing<'_>,
         except: Option<WebSocketId>,
     ) -> usize {
-        let frame = socket::encode_outgoing(message);
-        // Sending under the set's lock follows the lock order (set, then socket), and spares a
-        // room of thousands a list of them per message.
-        let sockets = self.cell.sockets.lock().expect("socket set lock");
-        sockets
-            .hibernatable(tag)
-            .filter(|record| Some(record.id()) != except && record.send_frame(frame.clone()))
-            .count()
+        self.cell
+            .sockets
+            .broadcast(tag, &encode_outgoing(message), except)
     }
 }
 

@@ -9,24 +9,39 @@
 //! ones waits, and output is released in turn order. If a commit or a flush fails, nothing held
 //! is ever sent: the object is reset.
 //!
-//! Held frames stay in their sockets, in order; the gate only remembers which sockets hold some,
-//! so that it never takes a socket's lock while holding its own. A socket releases its frames
-//! below the published limit whenever it is visited or sends again, so a frame is never
-//! stranded behind a limit that has already moved past it.
+//! Held frames stay in their sockets, behind the socket holder's [`FrameGate`], which this gate
+//! publishes its limit to; answers to callers wait here.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use dormouse_sdk::Error;
 use tokio::sync::Notify;
 
-use crate::socket::SocketRecord;
+use dormouse_holder::FrameGate;
+use dormouse_storage::StorageError;
 
 /// Turns one batch may hold. Past it the object waits for the running flush before its next
 /// turn: a disk that stalls must not let held output and the open transaction grow without bound.
 /// A flush under load covers tens of turns, far below it.
 pub(crate) const MAX_BATCH_TURNS: usize = 1_024;
+
+/// Why writes never became durable; nothing held is sent, and the object must be reset.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WriteFailure {
+    /// Committing the batch failed.
+    #[error("storage commit failed: {0}")]
+    Commit(Arc<StorageError>),
+    /// Flushing the log failed.
+    #[error("storage flush failed: {0}")]
+    Flush(StorageError),
+    /// The configured fault failed the flush, as a disk would (tests).
+    #[error("storage flush failed: {0}")]
+    Injected(String),
+    /// The flush task panicked.
+    #[error("storage flush failed: the flush panicked: {0}")]
+    Panicked(String),
+}
 
 /// An answer held behind the gate: called with `None` once the writes before it are durable, or
 /// with the error to answer instead when they were lost.
@@ -34,14 +49,9 @@ pub(crate) type HeldReply = Box<dyn FnOnce(Option<Error>) + Send>;
 
 /// The output gate of one object.
 pub(crate) struct OutputGate {
-    /// The number of the running (or last) turn; output produced now is tagged with it.
-    turn: AtomicU64,
-    /// Output tagged below this may leave. Written under `pending`'s lock only.
-    limit: AtomicU64,
+    /// The sockets' side: turn numbers, the published limit, the frames held.
+    frames: Arc<FrameGate>,
     pending: Mutex<Pending>,
-    /// Serializes releases, so that a later, lower limit is never published over a higher one
-    /// and every holding socket is visited after each rise.
-    releasing: Mutex<()>,
     /// Signalled when the last flush in flight ends.
     settled: Notify,
 }
@@ -60,14 +70,9 @@ struct Pending {
     /// A flush is running.
     flushing: bool,
     /// A flush failed: nothing leaves until the object is reset.
-    failure: Option<String>,
-    /// Sockets holding frames.
-    holding: Vec<Arc<SocketRecord>>,
+    failure: Option<WriteFailure>,
     /// Answers held, in the order they were given, with their turn.
     replies: VecDeque<(u64, HeldReply)>,
-    /// The limit when the holding sockets were last visited: no socket holds a frame tagged
-    /// below it, so a release that does not raise the limit above it has nothing to visit.
-    visited: u64,
 }
 
 impl Pending {
@@ -119,49 +124,51 @@ impl Pending {
 
 impl Default for OutputGate {
     fn default() -> Self {
-        OutputGate {
-            turn: AtomicU64::new(0),
-            limit: AtomicU64::new(1),
-            pending: Mutex::new(Pending::default()),
-            releasing: Mutex::new(()),
-            settled: Notify::new(),
-        }
+        OutputGate::new(Arc::new(FrameGate::default()))
     }
 }
 
 impl OutputGate {
+    /// A gate that publishes its limit to the sockets' `frames`.
+    pub(crate) fn new(frames: Arc<FrameGate>) -> Self {
+        OutputGate {
+            frames,
+            pending: Mutex::new(Pending::default()),
+            settled: Notify::new(),
+        }
+    }
+
     fn pending(&self) -> MutexGuard<'_, Pending> {
         self.pending.lock().expect("gate lock")
     }
 
-    fn publish(&self, pending: &mut Pending) {
-        let limit = pending.limit(self.turn.load(Ordering::Relaxed));
-        // Frames held from now on may be tagged as low as the new limit: the next rise above
-        // it must visit the sockets again.
-        pending.visited = pending.visited.min(limit);
-        self.limit.store(limit, Ordering::Release);
+    /// Publishes the limit under `pending`'s lock, so that a later, lower limit is never
+    /// published over a higher one.
+    fn publish(&self, pending: &Pending) {
+        self.frames.publish(pending.limit(self.frames.tag()));
     }
 
     /// The tag of output produced now.
-    pub(crate) fn tag(&self) -> u64 {
-        self.turn.load(Ordering::Relaxed)
+    fn tag(&self) -> u64 {
+        self.frames.tag()
     }
 
     /// Output tagged below this may leave.
-    pub(crate) fn limit(&self) -> u64 {
-        self.limit.load(Ordering::Acquire)
+    fn limit(&self) -> u64 {
+        self.frames.limit()
     }
 
     /// Whether output produced now must be held.
-    pub(crate) fn is_closed(&self) -> bool {
-        self.tag() >= self.limit()
+    #[cfg(test)]
+    fn is_closed(&self) -> bool {
+        self.frames.is_closed()
     }
 
     /// A turn starts.
     pub(crate) fn begin_turn(&self) {
-        let mut pending = self.pending();
-        self.turn.fetch_add(1, Ordering::Relaxed);
-        self.publish(&mut pending);
+        let pending = self.pending();
+        self.frames.begin_turn();
+        self.publish(&pending);
     }
 
     /// The running turn wrote: its output from now on waits for its commit.
@@ -169,21 +176,8 @@ impl OutputGate {
         let mut pending = self.pending();
         if !pending.dirty {
             pending.dirty = true;
-            self.publish(&mut pending);
+            self.publish(&pending);
         }
-    }
-
-    /// If output tagged `tag` must wait, remembers that `socket` starts holding frames and
-    /// returns true. Called under the socket's lock for its first held frame; checked under the
-    /// gate's lock, so that a socket never registers after a release that would have let its
-    /// frame out, and its frames are never stranded.
-    pub(crate) fn hold(&self, socket: &Arc<SocketRecord>, tag: u64) -> bool {
-        let mut pending = self.pending();
-        if tag < self.limit() {
-            return false;
-        }
-        pending.holding.push(socket.clone());
-        true
     }
 
     /// Holds `reply` if output produced now must wait; hands it back otherwise.
@@ -249,7 +243,7 @@ impl OutputGate {
 
     /// A flush that covered turns up to `through` ended. Releases what is now durable (or, on
     /// failure, keeps everything for the reset to drop); says what must happen next.
-    pub(crate) fn flushed(&self, through: u64, result: Result<(), String>) -> AfterCommit {
+    pub(crate) fn flushed(&self, through: u64, result: Result<(), WriteFailure>) -> AfterCommit {
         let after = {
             let mut pending = self.pending();
             match result {
@@ -301,11 +295,11 @@ impl OutputGate {
 
     /// A commit, or a flush outside the commit path (`storage.sync()`), failed: nothing leaves
     /// until the object is reset.
-    pub(crate) fn fail(&self, error: String) {
+    pub(crate) fn fail(&self, error: WriteFailure) {
         let mut pending = self.pending();
         pending.batched.clear();
         pending.failure.get_or_insert(error);
-        self.publish(&mut pending);
+        self.publish(&pending);
     }
 
     /// Whether a failure waits for the object's reset.
@@ -334,29 +328,23 @@ impl OutputGate {
     }
 
     /// The failure of a flush, once: the object must be reset.
-    pub(crate) fn take_failure(&self) -> Option<String> {
+    pub(crate) fn take_failure(&self) -> Option<WriteFailure> {
         self.pending().failure.take()
     }
 
     /// The object is reset: drops everything held (answers get `lost`) and forgets the running
     /// turn's writes. Call once no flush runs ([`settle`](Self::settle)).
     pub(crate) fn discard(&self, lost: &Error) {
-        let _releasing = self.releasing.lock().expect("gate release lock");
-        let (sockets, replies) = {
+        let replies = {
             let mut pending = self.pending();
             pending.dirty = false;
             pending.batched.clear();
             pending.undurable.clear();
             pending.failure = None;
-            self.publish(&mut pending);
-            (
-                std::mem::take(&mut pending.holding),
-                std::mem::take(&mut pending.replies),
-            )
+            self.publish(&pending);
+            std::mem::take(&mut pending.replies)
         };
-        for socket in sockets {
-            socket.discard_held();
-        }
+        self.frames.discard();
         for (_, reply) in replies {
             reply(Some(Error::new(lost.kind(), lost.text().to_owned())));
         }
@@ -364,36 +352,20 @@ impl OutputGate {
 
     /// Publishes the limit and lets out what is below it.
     fn release(&self) {
-        let _releasing = self.releasing.lock().expect("gate release lock");
-        let (sockets, replies) = {
+        let replies = {
             let mut pending = self.pending();
-            self.publish(&mut pending);
+            self.publish(&pending);
             let limit = self.limit();
             let mut replies = Vec::new();
             while pending.replies.front().is_some_and(|(tag, _)| *tag < limit) {
                 replies.extend(pending.replies.pop_front().map(|(_, reply)| reply));
             }
-            let sockets = if pending.holding.is_empty() || limit <= pending.visited {
-                Vec::new()
-            } else {
-                pending.visited = limit;
-                std::mem::take(&mut pending.holding)
-            };
-            (sockets, replies)
+            replies
         };
         for reply in replies {
             reply(None);
         }
-        if sockets.is_empty() {
-            return;
-        }
-        let still: Vec<_> = sockets
-            .into_iter()
-            .filter(|socket| socket.release_held())
-            .collect();
-        if !still.is_empty() {
-            self.pending().holding.extend(still);
-        }
+        self.frames.release();
     }
 }
 
@@ -483,7 +455,10 @@ mod tests {
         gate.turn_ended(false);
         writing_turn(&gate, reply("batched"));
 
-        assert_eq!(gate.flushed(1, Err("disk".into())), AfterCommit::Nothing);
+        assert_eq!(
+            gate.flushed(1, Err(WriteFailure::Injected("disk".into()))),
+            AfterCommit::Nothing
+        );
         assert!(
             log.lock().unwrap().is_empty(),
             "nothing leaves after a failure"
@@ -491,7 +466,10 @@ mod tests {
         assert!(!gate.commit_due(), "the batch is never committed");
         gate.begin_turn();
         assert!(gate.is_closed(), "not even output of a turn without writes");
-        assert_eq!(gate.take_failure().as_deref(), Some("disk"));
+        assert_eq!(
+            gate.take_failure().map(|f| f.to_string()).as_deref(),
+            Some("storage flush failed: disk")
+        );
         gate.discard(&Error::new(dormouse_sdk::ErrorKind::Reset, "reset"));
         assert_eq!(*log.lock().unwrap(), ["lost", "lost", "lost"]);
         gate.begin_turn();
@@ -503,7 +481,7 @@ mod tests {
         let gate = OutputGate::default();
         let (log, reply) = recorder();
         writing_turn(&gate, reply("batched"));
-        gate.fail("storage commit failed".into());
+        gate.fail(WriteFailure::Injected("full disk".into()));
         assert!(gate.has_failed());
         assert!(!gate.commit_due());
         gate.discard(&Error::new(dormouse_sdk::ErrorKind::Reset, "reset"));

@@ -1,54 +1,50 @@
 //! Objects: the cell each object lives in, its mailbox, its task and its context.
 //!
-//! An [`ObjectCell`] outlives instances: it is the registry entry, holds the mailbox, the socket
-//! set, the auto-responses and the event timeout, and survives hibernation. An instance (the
+//! An [`ObjectCell`] outlives instances: it is the registry entry, holds the mailbox, its group of
+//! sockets (with their auto-responses) and the event timeout, and survives hibernation. An instance (the
 //! application's `DurableObject` value) exists only while the object's task runs; hibernating
 //! means ending the task and dropping the instance, while the cell and its sockets stay.
 //!
-//! Lock order, to rule out deadlocks: registry shard, then [`ObjectCell::state`], then
-//! [`ObjectCell::sockets`], then a socket's own lock, then the output gate's state. The gate's
-//! release lock comes before any socket's, and the gate never holds its state while it takes a
-//! socket's. No code takes them in another order.
+//! Lock order, to rule out deadlocks: registry shard, then [`ObjectCell::state`], then the
+//! group's socket set, then a socket's own lock, then the output gate's state. The gate never
+//! holds its state while it takes a socket's. No code takes them in another order.
+//!
+//! The cell is its sockets' [`SocketOwner`]: the holder hands it their events and knows nothing
+//! else of it.
 //!
 //! - `task`: the runner of turns; `context`: `State`'s host; `alarm`: the alarm event;
-//!   `gate`: the output gate; `commit`: flushes and checkpoints.
+//!   `socket_event`: a socket's event; `gate`: the output gate; `commit`: flushes and
+//!   checkpoints.
 
 mod alarm;
 mod commit;
 mod context;
 mod gate;
+mod socket_event;
 mod task;
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, RwLock};
-use std::task::{Poll, Waker};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
-use dormouse_sdk::{
-    ObjectId, Request, Response, WebSocketIncomingMessage, WebSocketRequestResponsePair,
-};
+use dormouse_holder::{FrameGate, SocketEvent, SocketGroup, SocketOwner, SocketRecord};
+use dormouse_sdk::{ObjectId, Request, Response};
 use tokio::sync::{Notify, oneshot};
 
 pub(crate) use context::ObjectContext;
-pub(crate) use gate::OutputGate;
+pub(crate) use gate::{OutputGate, WriteFailure};
 pub(crate) use task::SHUTDOWN_REASON;
 
 use crate::config::Limits;
 use crate::namespace::Namespace;
 use crate::registry::CellKey;
-use crate::socket::{SocketRecord, SocketSet};
 
 /// Mailbox slots an object keeps once its mailbox empties: the buffer of a burst's backlog (up to
 /// the mailbox's capacity, thousands of requests) goes back, while a steady trickle reuses its
 /// small one.
 const MAILBOX_KEPT_CAPACITY: usize = 64;
-
-/// Frames one turn writes straight to their sockets. A reply or two goes out at once, with no
-/// hop through a driver; a turn that sends to a whole room queues the rest for the drivers,
-/// which write each socket's frames together instead of making a system call per frame.
-const DIRECT_SENDS_PER_TURN: u32 = 4;
 
 /// Whether an object has a task (and so, possibly, an instance).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,44 +92,16 @@ impl Envelope {
     /// Payload bytes held by the envelope, counted against the mailbox byte limit.
     fn weight(&self) -> usize {
         match self {
-            Envelope::Socket {
-                event: SocketEvent::Message(WebSocketIncomingMessage::String(s)),
-                ..
-            } => s.len(),
-            Envelope::Socket {
-                event: SocketEvent::Message(WebSocketIncomingMessage::Binary(b)),
-                ..
-            } => b.len(),
+            Envelope::Socket { event, .. } => event.weight(),
             _ => 0,
         }
-    }
-}
-
-/// An event of a socket, in arrival order.
-#[derive(Debug)]
-pub(crate) enum SocketEvent {
-    /// A text or binary message.
-    Message(WebSocketIncomingMessage),
-    /// The socket closed; its last event.
-    Close {
-        code: u16,
-        reason: String,
-        was_clean: bool,
-    },
-    /// The socket failed with a protocol error; its last event.
-    Error(String),
-}
-
-impl SocketEvent {
-    pub(crate) fn is_terminal(&self) -> bool {
-        !matches!(self, SocketEvent::Message(_))
     }
 }
 
 /// Instructions from the runtime to an object's task.
 pub(crate) enum Control {
     /// Hibernate now if nothing prevents it; the reply says why not otherwise.
-    Hibernate(oneshot::Sender<Result<(), String>>),
+    Hibernate(oneshot::Sender<Result<(), NotHibernatable>>),
     /// The runtime stops: close every socket with `code`, drop the instance, end the task. The
     /// turn in progress (if any) has finished by the time this is handled.
     Shutdown {
@@ -182,40 +150,38 @@ pub(crate) struct ObjectCell {
     /// events in passes the turn on while space remains, so a full mailbox never wakes every
     /// waiting socket at once.
     space_waiters: Mutex<VecDeque<Waker>>,
-    /// Every accepted socket of the object, hibernatable or standard.
-    pub(crate) sockets: Mutex<SocketSet>,
+    /// Every accepted socket of the object, hibernatable or standard, and their auto-responses.
+    pub(crate) sockets: Arc<SocketGroup>,
     /// Holds application output until the writes made before it are durable.
     pub(crate) gate: OutputGate,
-    /// Auto-response pairs, read by socket readers for every text or binary frame.
-    pub(crate) auto_responses: RwLock<Arc<[WebSocketRequestResponsePair]>>,
     /// The WebSocket event timeout in milliseconds; 0 when unset.
     event_timeout_ms: AtomicU64,
-    /// Frames the running turn wrote straight to their sockets (see [`DIRECT_SENDS_PER_TURN`]).
-    direct_sends: AtomicU32,
 }
 
 impl ObjectCell {
-    pub(crate) fn new(namespace: Arc<Namespace>, raw: [u8; 32]) -> Self {
-        ObjectCell {
-            namespace,
-            raw,
-            name: OnceLock::new(),
-            state: Mutex::new(CellState {
-                phase: Phase::Dormant,
-                mailbox: VecDeque::new(),
-                mailbox_bytes: 0,
-                wait_until: 0,
-                hibernated: false,
-                woken_at: None,
-            }),
-            work: Notify::new(),
-            space_waiters: Mutex::new(VecDeque::new()),
-            sockets: Mutex::new(SocketSet::default()),
-            gate: OutputGate::default(),
-            auto_responses: RwLock::new(Arc::from(Vec::new())),
-            event_timeout_ms: AtomicU64::new(0),
-            direct_sends: AtomicU32::new(0),
-        }
+    pub(crate) fn new(namespace: Arc<Namespace>, raw: [u8; 32]) -> Arc<Self> {
+        Arc::new_cyclic(|this: &Weak<ObjectCell>| {
+            let frames = Arc::new(FrameGate::default());
+            let owner: Weak<dyn SocketOwner> = this.clone();
+            ObjectCell {
+                sockets: SocketGroup::new(owner, namespace.sockets.clone(), frames.clone()),
+                gate: OutputGate::new(frames),
+                namespace,
+                raw,
+                name: OnceLock::new(),
+                state: Mutex::new(CellState {
+                    phase: Phase::Dormant,
+                    mailbox: VecDeque::new(),
+                    mailbox_bytes: 0,
+                    wait_until: 0,
+                    hibernated: false,
+                    woken_at: None,
+                }),
+                work: Notify::new(),
+                space_waiters: Mutex::new(VecDeque::new()),
+                event_timeout_ms: AtomicU64::new(0),
+            }
+        })
     }
 
     fn state(&self) -> MutexGuard<'_, CellState> {
@@ -303,64 +269,6 @@ impl ObjectCell {
         Ok(())
     }
 
-    /// Queues a socket event, or hands it back after registering `waker` to be woken when the
-    /// mailbox has room. An event for a retired cell (which cannot have sockets) is dropped.
-    pub(crate) fn try_deliver_socket(
-        self: &Arc<Self>,
-        socket: Arc<SocketRecord>,
-        event: SocketEvent,
-        limits: &Limits,
-        waker: &Waker,
-    ) -> Result<(), SocketEvent> {
-        let envelope = match self.try_deliver(Envelope::Socket { socket, event }, limits) {
-            Ok(()) | Err(Refused::Retired(_)) => return Ok(()),
-            Err(Refused::Full(envelope)) => envelope,
-        };
-        self.space_waiters
-            .lock()
-            .expect("space waiters lock")
-            .push_back(waker.clone());
-        // Space may have been freed between the attempt and the registration: try once more.
-        match self.try_deliver(envelope, limits) {
-            Ok(()) | Err(Refused::Retired(_)) => Ok(()),
-            Err(Refused::Full(Envelope::Socket { event, .. })) => Err(event),
-            Err(Refused::Full(_)) => unreachable!("a socket envelope comes back as one"),
-        }
-    }
-
-    /// Queues a socket event, waiting for room; for the rare event sent outside a driver step.
-    pub(crate) async fn deliver_socket_event(
-        self: Arc<Self>,
-        socket: Arc<SocketRecord>,
-        event: SocketEvent,
-    ) {
-        let limits = self.namespace.config.clone();
-        let mut event = Some(event);
-        poll_fn(|cx| {
-            let pending = event.take().expect("polled after completion");
-            match self.try_deliver_socket(socket.clone(), pending, &limits.limits, cx.waker()) {
-                Ok(()) => Poll::Ready(()),
-                Err(back) => {
-                    event = Some(back);
-                    Poll::Pending
-                }
-            }
-        })
-        .await
-    }
-
-    /// After a waiting socket got its events in: wake the next one if there is room for it.
-    pub(crate) fn pass_on_space(&self, limits: &Limits) {
-        let room = {
-            let state = self.state();
-            state.mailbox.len() < limits.mailbox_capacity
-                && state.mailbox_bytes < limits.mailbox_bytes
-        };
-        if room {
-            self.wake_one_space_waiter();
-        }
-    }
-
     fn wake_one_space_waiter(&self) {
         let waiter = self
             .space_waiters
@@ -394,21 +302,11 @@ impl ObjectCell {
         if state.phase != Phase::Dormant || !state.mailbox.is_empty() {
             return false;
         }
-        if !self.sockets.lock().expect("socket set lock").is_empty() {
+        if !self.sockets.sockets().is_empty() {
             return false;
         }
         state.phase = Phase::Retired;
         true
-    }
-
-    /// A turn begins: its first sends go straight out again.
-    pub(crate) fn reset_direct_sends(&self) {
-        self.direct_sends.store(0, Ordering::Relaxed);
-    }
-
-    /// Whether the running turn may write one more frame straight to its socket.
-    pub(crate) fn take_direct_send(&self) -> bool {
-        self.direct_sends.fetch_add(1, Ordering::Relaxed) < DIRECT_SENDS_PER_TURN
     }
 
     pub(crate) fn event_timeout(&self) -> Option<Duration> {
@@ -423,11 +321,6 @@ impl ObjectCell {
         self.event_timeout_ms.store(ms, Ordering::Relaxed);
     }
 
-    /// Restarts the idle clock of a running object (standard-socket traffic counts as activity).
-    pub(crate) fn note_activity(&self) {
-        self.work.notify_one();
-    }
-
     fn begin_wait_until(&self) {
         self.state().wait_until += 1;
     }
@@ -439,25 +332,19 @@ impl ObjectCell {
 
     /// What keeps this object from hibernating now, in words; empty if nothing does.
     pub(crate) fn hibernation_blockers(&self) -> Vec<String> {
-        let state = self.state();
-        let mut blockers = Vec::new();
-        if !state.mailbox.is_empty() {
-            blockers.push(format!("{} event(s) queued", state.mailbox.len()));
+        self.blockers(&self.state()).words()
+    }
+
+    /// What keeps the object in memory, read under its state lock: the one place that decides
+    /// whether it may leave.
+    fn blockers(&self, state: &CellState) -> Blockers {
+        let sockets = self.sockets.sockets();
+        Blockers {
+            queued: state.mailbox.len(),
+            wait_until: state.wait_until,
+            standard_sockets: sockets.standard_count(),
+            any_socket: !sockets.is_empty(),
         }
-        if state.wait_until > 0 {
-            blockers.push(format!("{} wait_until task(s) pending", state.wait_until));
-        }
-        let standard = self
-            .sockets
-            .lock()
-            .expect("socket set lock")
-            .standard_count();
-        if standard > 0 {
-            blockers.push(format!(
-                "{standard} standard (non-hibernatable) WebSocket(s) open"
-            ));
-        }
-        blockers
     }
 
     /// Closes every socket of a dormant object (shutdown); false if the object is running (its
@@ -467,23 +354,117 @@ impl ObjectCell {
         if state.phase == Phase::Running {
             return false;
         }
-        let sockets = self.sockets.lock().expect("socket set lock").take_all();
         drop(state);
-        for socket in sockets {
-            socket.terminate(code, reason);
-        }
+        self.sockets.terminate_all(code, reason);
         true
     }
 
     /// Counts for diagnostics: (queued events, hibernatable sockets, standard sockets).
     pub(crate) fn counts(&self) -> (usize, usize, usize) {
         let queued = self.state().mailbox.len();
-        let sockets = self.sockets.lock().expect("socket set lock");
+        let sockets = self.sockets.sockets();
         (
             queued,
             sockets.hibernatable_count(),
             sockets.standard_count(),
         )
+    }
+}
+
+/// What keeps an object in memory, and whether it has sockets to hibernate with.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Blockers {
+    /// Envelopes in the mailbox (the object has work, not an idle instance).
+    pub(crate) queued: usize,
+    /// Unfinished `wait_until` work.
+    pub(crate) wait_until: usize,
+    /// Standard sockets, which belong to the instance.
+    pub(crate) standard_sockets: usize,
+    /// Any socket at all: leaving memory with one is hibernating.
+    pub(crate) any_socket: bool,
+}
+
+impl Blockers {
+    /// Whether the instance must stay: it has work, or holds what dies with it.
+    pub(crate) fn pin_instance(&self) -> bool {
+        self.wait_until > 0 || self.standard_sockets > 0
+    }
+
+    /// Whether nothing keeps the object from leaving memory now.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queued == 0 && !self.pin_instance()
+    }
+
+    /// Each blocker in words, for operators.
+    pub(crate) fn words(&self) -> Vec<String> {
+        let mut words = Vec::new();
+        if self.queued > 0 {
+            words.push(format!("{} event(s) queued", self.queued));
+        }
+        if self.wait_until > 0 {
+            words.push(format!("{} wait_until task(s) pending", self.wait_until));
+        }
+        if self.standard_sockets > 0 {
+            words.push(format!(
+                "{} standard (non-hibernatable) WebSocket(s) open",
+                self.standard_sockets
+            ));
+        }
+        words
+    }
+}
+
+/// Why an object asked to hibernate did not.
+#[derive(Debug)]
+pub(crate) struct NotHibernatable(pub(crate) Blockers);
+
+impl std::fmt::Display for NotHibernatable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.words().join("; "))
+    }
+}
+
+/// The holder hands the cell its sockets' events, and tells it of traffic and room.
+impl SocketOwner for ObjectCell {
+    fn deliver(
+        self: Arc<Self>,
+        socket: Arc<SocketRecord>,
+        event: SocketEvent,
+        waker: &Waker,
+    ) -> Result<(), SocketEvent> {
+        let limits = &self.namespace.config.limits;
+        let envelope = match self.try_deliver(Envelope::Socket { socket, event }, limits) {
+            // A retired cell has no sockets: the event is dropped.
+            Ok(()) | Err(Refused::Retired(_)) => return Ok(()),
+            Err(Refused::Full(envelope)) => envelope,
+        };
+        self.space_waiters
+            .lock()
+            .expect("space waiters lock")
+            .push_back(waker.clone());
+        // Space may have been freed between the attempt and the registration: try once more.
+        match self.try_deliver(envelope, limits) {
+            Ok(()) | Err(Refused::Retired(_)) => Ok(()),
+            Err(Refused::Full(Envelope::Socket { event, .. })) => Err(event),
+            Err(Refused::Full(_)) => unreachable!("a socket envelope comes back as one"),
+        }
+    }
+
+    fn backlog_delivered(&self) {
+        let limits = &self.namespace.config.limits;
+        let room = {
+            let state = self.state();
+            state.mailbox.len() < limits.mailbox_capacity
+                && state.mailbox_bytes < limits.mailbox_bytes
+        };
+        if room {
+            self.wake_one_space_waiter();
+        }
+    }
+
+    /// Restarts the idle clock of a running object (standard-socket traffic counts as activity).
+    fn note_activity(&self) {
+        self.work.notify_one();
     }
 }
 

@@ -14,7 +14,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use dormouse_sdk::host::{self, ObjectHost};
-use dormouse_sdk::{Error, ErrorKind, Guest, State, WebSocket};
+use dormouse_sdk::{Error, ErrorKind, Guest, State};
 use dormouse_ws::close;
 use futures_util::FutureExt;
 use tokio::sync::oneshot;
@@ -22,8 +22,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::context::{ReplySlot, reset_error};
-use super::{Control, Envelope, ObjectCell, ObjectContext, Phase, SocketEvent};
-use crate::guest::CloseReply;
+use super::{Control, Envelope, NotHibernatable, ObjectCell, ObjectContext, Phase};
 use crate::runtime::Shared;
 
 /// Reason sent to clients whose socket is closed by a reset. Details go to the log only.
@@ -119,7 +118,7 @@ impl Runner {
 
     /// Waits until what the object committed is durable, so that its output has left: before it
     /// leaves memory, stops, or answers a close. Resets it if a flush failed.
-    async fn settle(&mut self) {
+    pub(super) async fn settle(&mut self) {
         self.settle_writes().await;
         self.reset_if_storage_failed().await;
     }
@@ -150,28 +149,18 @@ impl Runner {
     }
 
     async fn reset_if_storage_failed(&mut self) {
-        if let Some(reason) = self.cell.gate.take_failure() {
-            self.reset(&reason).await;
+        if let Some(failure) = self.cell.gate.take_failure() {
+            self.reset(&failure.to_string()).await;
         }
     }
 
     /// When the object may leave memory if nothing happens before.
     fn idle_deadline(&self) -> Instant {
         let config = &self.shared.config;
-        let (wait_until, standard) = {
-            let state = self.cell.state();
-            (
-                state.wait_until,
-                self.cell
-                    .sockets
-                    .lock()
-                    .expect("socket set lock")
-                    .standard_count(),
-            )
-        };
-        let after = if wait_until > 0 {
+        let blockers = self.cell.blockers(&self.cell.state());
+        let after = if blockers.wait_until > 0 {
             config.wait_until_limit.max(config.evict_after)
-        } else if standard > 0 {
+        } else if blockers.standard_sockets > 0 {
             config.evict_after
         } else {
             config.hibernate_after
@@ -186,41 +175,22 @@ impl Runner {
             return false;
         }
         let mut state = self.cell.state();
-        if !state.mailbox.is_empty() {
+        let blockers = self.cell.blockers(&state);
+        if blockers.queued > 0 {
             return false;
         }
-        let blocked = state.wait_until > 0
-            || self
-                .cell
-                .sockets
-                .lock()
-                .expect("socket set lock")
-                .standard_count()
-                > 0;
+        let evicted = blockers.pin_instance();
         state.phase = Phase::Dormant;
-        state.hibernated = !blocked
-            && self.instance.is_some()
-            && !self
-                .cell
-                .sockets
-                .lock()
-                .expect("socket set lock")
-                .is_empty();
+        state.hibernated = !evicted && self.instance.is_some() && blockers.any_socket;
         let hibernated = state.hibernated;
         drop(state);
         let metrics = &self.cell.namespace.metrics;
-        if blocked {
+        if evicted {
             metrics.evictions.fetch_add(1, Relaxed);
             tracing::debug!("evicting idle object that cannot hibernate");
-            for socket in self
-                .cell
+            self.cell
                 .sockets
-                .lock()
-                .expect("socket set lock")
-                .take_standard()
-            {
-                socket.terminate(close::GOING_AWAY, EVICTED_REASON);
-            }
+                .terminate_standard(close::GOING_AWAY, EVICTED_REASON);
         } else if hibernated {
             metrics.hibernations.fetch_add(1, Relaxed);
             tracing::debug!("hibernating");
@@ -373,102 +343,6 @@ impl Runner {
         }
     }
 
-    async fn handle_socket_event(
-        &mut self,
-        socket: Arc<crate::socket::SocketRecord>,
-        event: SocketEvent,
-    ) {
-        // Events of sockets that are gone (closed by a reset) are dropped.
-        if !self
-            .cell
-            .sockets
-            .lock()
-            .expect("socket set lock")
-            .contains(socket.id())
-        {
-            return;
-        }
-        // The constructor runs before the terminal event removes the socket, so that a woken
-        // object rebuilds the session of the socket that is closing.
-        if self.start_turn().await.is_err() {
-            return;
-        }
-        if event.is_terminal() {
-            self.cell
-                .sockets
-                .lock()
-                .expect("socket set lock")
-                .remove(socket.id());
-        }
-        let metrics = &self.cell.namespace.metrics.events;
-        // With replies after the handler, the runtime answers the client's close once the
-        // handler ran, unless the handler answered itself.
-        let answer_close = match &event {
-            SocketEvent::Close {
-                code,
-                reason,
-                was_clean: true,
-            } if self.cell.namespace.close_reply == CloseReply::AfterHandler => {
-                Some((socket.clone(), *code, reason.clone()))
-            }
-            _ => None,
-        };
-        let ws = WebSocket::from_host(socket);
-        let context = self.context_host();
-        let timeout = self.cell.event_timeout();
-        let instance = self.instance.as_mut().expect("a turn has an instance");
-        let (kind, handler) = match event {
-            SocketEvent::Message(message) => {
-                metrics.message.fetch_add(1, Relaxed);
-                ("websocket_message", instance.websocket_message(ws, message))
-            }
-            SocketEvent::Close {
-                code,
-                reason,
-                was_clean,
-            } => {
-                metrics.close.fetch_add(1, Relaxed);
-                (
-                    "websocket_close",
-                    instance.websocket_close(ws, code, reason, was_clean),
-                )
-            }
-            SocketEvent::Error(error) => {
-                metrics.error.fetch_add(1, Relaxed);
-                (
-                    "websocket_error",
-                    instance.websocket_error(ws, Error::new(ErrorKind::InvalidState, error)),
-                )
-            }
-        };
-        match guard(context, handler, timeout).await {
-            Outcome::Done(Ok(())) => {}
-            Outcome::Done(Err(error)) => {
-                tracing::warn!(handler = kind, %error, "handler returned an error")
-            }
-            Outcome::Panicked(message) => {
-                return self
-                    .reset(&format!("{kind} handler panicked: {message}"))
-                    .await;
-            }
-            Outcome::TimedOut => {
-                let timeout = timeout.unwrap_or_default();
-                return self
-                    .reset(&format!("{kind} exceeded the event timeout of {timeout:?}"))
-                    .await;
-            }
-        }
-        if self.reset_if_broken().await {
-            return;
-        }
-        let _ = self.finish_turn().await;
-        if let Some((socket, code, reason)) = answer_close {
-            // The reply to a close follows the turn's output, which waits for its flush.
-            self.settle().await;
-            socket.answer_close(code, &reason);
-        }
-    }
-
     /// Starts a turn, constructing the instance first if there is none (the constructor is part
     /// of the turn: what it writes commits with it). Fails if the constructor panicked or threw
     /// (the object was reset), with the error to answer a waiting caller with.
@@ -522,11 +396,11 @@ impl Runner {
         };
         match context.end_turn().await {
             Ok(()) => Ok(()),
-            Err(error) => {
-                self.reset(&format!("storage commit failed: {error}")).await;
+            Err(failure) => {
+                self.reset(&failure.to_string()).await;
                 Err(Error::new(
                     ErrorKind::Reset,
-                    format!("Durable Object was reset: storage commit failed: {error}"),
+                    format!("Durable Object was reset: {failure}"),
                 ))
             }
         }
@@ -543,27 +417,13 @@ impl Runner {
     }
 
     /// Serves [`Control::Hibernate`]: hibernates unless something prevents it.
-    fn hibernate_on_request(&mut self) -> Result<(), String> {
+    fn hibernate_on_request(&mut self) -> Result<(), NotHibernatable> {
         let mut state = self.cell.state();
-        let mut blockers = Vec::new();
-        if !state.mailbox.is_empty() {
-            blockers.push(format!("{} event(s) queued", state.mailbox.len()));
-        }
-        if state.wait_until > 0 {
-            blockers.push(format!("{} wait_until task(s) pending", state.wait_until));
-        }
-        let (standard, any) = {
-            let sockets = self.cell.sockets.lock().expect("socket set lock");
-            (sockets.standard_count(), !sockets.is_empty())
-        };
-        if standard > 0 {
-            blockers.push(format!(
-                "{standard} standard (non-hibernatable) WebSocket(s) open"
-            ));
-        }
+        let blockers = self.cell.blockers(&state);
         if !blockers.is_empty() {
-            return Err(blockers.join("; "));
+            return Err(NotHibernatable(blockers));
         }
+        let any = blockers.any_socket;
         state.phase = Phase::Dormant;
         state.hibernated = any && self.instance.is_some();
         let counted = state.hibernated;
@@ -584,15 +444,7 @@ impl Runner {
     /// Stops the object for a runtime shutdown: its sockets close with `code` (no events), queued
     /// requests are refused, the instance is dropped (its writes were committed turn by turn).
     fn shut_down(&mut self, code: u16) {
-        let sockets = self
-            .cell
-            .sockets
-            .lock()
-            .expect("socket set lock")
-            .take_all();
-        for socket in sockets {
-            socket.terminate(code, SHUTDOWN_REASON);
-        }
+        self.cell.sockets.terminate_all(code, SHUTDOWN_REASON);
         let queued: Vec<Envelope> = {
             let mut state = self.cell.state();
             state.phase = Phase::Dormant;
@@ -618,15 +470,9 @@ impl Runner {
         if self.instance.is_none() {
             return;
         }
-        let standard = self
-            .cell
+        self.cell
             .sockets
-            .lock()
-            .expect("socket set lock")
-            .take_standard();
-        for socket in standard {
-            socket.terminate(close::SERVICE_RESTART, REFRESHED_REASON);
-        }
+            .terminate_standard(close::SERVICE_RESTART, REFRESHED_REASON);
         tracing::debug!("instance dropped for new code");
         self.drop_instance();
         self.shared.after_instance_dropped();
@@ -664,15 +510,9 @@ impl Runner {
         tracing::error!(%reason, "object reset");
         self.cell.gate.discard(&reset_error(Some(reason)));
         self.drop_instance();
-        let sockets = self
-            .cell
+        self.cell
             .sockets
-            .lock()
-            .expect("socket set lock")
-            .take_all();
-        for socket in sockets {
-            socket.terminate(close::INTERNAL_ERROR, RESET_REASON);
-        }
+            .terminate_all(close::INTERNAL_ERROR, RESET_REASON);
         self.shared.after_instance_dropped();
     }
 }

@@ -8,14 +8,14 @@ use std::task::{Context, Poll, Waker};
 use dormouse_sdk::{CloseEvent, Error, ErrorKind, EventStream, MessageEvent, WebsocketEvent};
 use futures_util::Stream;
 
-use crate::object::SocketEvent;
+use crate::owner::SocketEvent;
 
 /// Events buffered per standard socket before the socket stops reading until the application
 /// consumes them (then TCP flow control pushes back on the client).
 const STANDARD_EVENT_BUFFER: usize = 64;
 
 /// A bounded queue between a standard socket (producer) and its [`EventStream`] (consumer).
-pub(super) struct Channel {
+pub(crate) struct Channel {
     state: Mutex<State>,
 }
 
@@ -35,7 +35,7 @@ struct State {
 }
 
 impl Channel {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Channel {
             state: Mutex::new(State::default()),
         }
@@ -46,7 +46,7 @@ impl Channel {
     }
 
     /// Queues `event`, or gives it back after registering `waker` to be woken when there is room.
-    pub(super) fn try_push(&self, event: SocketEvent, waker: &Waker) -> Result<(), SocketEvent> {
+    pub(crate) fn try_push(&self, event: SocketEvent, waker: &Waker) -> Result<(), SocketEvent> {
         let mut state = self.state();
         if state.abandoned {
             return Ok(());
@@ -63,7 +63,7 @@ impl Channel {
     }
 
     /// No more events will come: the stream ends once it has drained what is queued.
-    pub(super) fn close(&self) {
+    pub(crate) fn close(&self) {
         let mut state = self.state();
         state.closed = true;
         if let Some(consumer) = state.consumer.take() {
@@ -71,7 +71,7 @@ impl Channel {
         }
     }
 
-    pub(super) fn take_stream(self: &Arc<Self>) -> dormouse_sdk::Result<EventStream> {
+    pub(crate) fn take_stream(self: &Arc<Self>) -> dormouse_sdk::Result<EventStream> {
         if std::mem::replace(&mut self.state().taken, true) {
             return Err(Error::new(
                 ErrorKind::InvalidState,
@@ -130,7 +130,7 @@ impl Stream for Events {
             }
             SocketEvent::Error(error) => {
                 self.finished = true;
-                Err(Error::new(ErrorKind::InvalidState, error))
+                Err(Error::new(ErrorKind::InvalidState, error.to_string()))
             }
         };
         Poll::Ready(Some(item))

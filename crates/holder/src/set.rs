@@ -1,19 +1,19 @@
-//! The sockets of one object.
+//! [`SocketSet`]: the sockets of one owner.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use dormouse_sdk::WebSocketId;
 
-use super::SocketRecord;
+use crate::record::SocketRecord;
 
-/// Every accepted socket of an object, in accept order (ids increase).
+/// Every accepted socket of an owner, in accept order (ids increase).
 ///
 /// A hibernatable socket stays here until its close or error event is handed to the object, so
 /// that a woken object's constructor still sees the socket that is closing. Standard sockets are
 /// here too (they pin the object in memory), but are never listed to the application.
-#[derive(Default)]
-pub(crate) struct SocketSet {
+#[derive(Default, Debug)]
+pub struct SocketSet {
     /// The socket and whether it is hibernatable.
     entries: BTreeMap<WebSocketId, (Arc<SocketRecord>, bool)>,
     standard: usize,
@@ -22,7 +22,8 @@ pub(crate) struct SocketSet {
 }
 
 impl SocketSet {
-    pub(crate) fn insert(&mut self, record: Arc<SocketRecord>, hibernatable: bool) {
+    /// Adds `record`; `hibernatable` says how it was accepted.
+    pub fn insert(&mut self, record: Arc<SocketRecord>, hibernatable: bool) {
         if !hibernatable {
             self.standard += 1;
         }
@@ -30,7 +31,8 @@ impl SocketSet {
         self.entries.insert(record.id(), (record, hibernatable));
     }
 
-    pub(crate) fn remove(&mut self, id: WebSocketId) -> Option<Arc<SocketRecord>> {
+    /// Removes the socket `id`, if it is here.
+    pub fn remove(&mut self, id: WebSocketId) -> Option<Arc<SocketRecord>> {
         let (record, hibernatable) = self.entries.remove(&id)?;
         if !hibernatable {
             self.standard -= 1;
@@ -39,29 +41,33 @@ impl SocketSet {
         Some(record)
     }
 
-    pub(crate) fn contains(&self, id: WebSocketId) -> bool {
+    /// Whether the socket `id` is here.
+    pub fn contains(&self, id: WebSocketId) -> bool {
         self.entries.contains_key(&id)
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    /// Whether no socket is here.
+    pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
-    pub(crate) fn standard_count(&self) -> usize {
+    /// Standard sockets (each keeps its owner in memory).
+    pub fn standard_count(&self) -> usize {
         self.standard
     }
 
     /// A number that changes whenever a socket joins or leaves the set.
-    pub(crate) fn changes(&self) -> u64 {
+    pub fn changes(&self) -> u64 {
         self.changes
     }
 
-    pub(crate) fn hibernatable_count(&self) -> usize {
+    /// Hibernatable sockets.
+    pub fn hibernatable_count(&self) -> usize {
         self.entries.len() - self.standard
     }
 
     /// Hibernatable sockets, all or those carrying `tag`, oldest first.
-    pub(crate) fn hibernatable<'a>(
+    pub fn hibernatable<'a>(
         &'a self,
         tag: Option<&'a str>,
     ) -> impl Iterator<Item = &'a Arc<SocketRecord>> + 'a {
@@ -74,7 +80,7 @@ impl SocketSet {
     }
 
     /// Removes and returns every socket (a reset closes them all).
-    pub(crate) fn take_all(&mut self) -> Vec<Arc<SocketRecord>> {
+    pub fn take_all(&mut self) -> Vec<Arc<SocketRecord>> {
         self.standard = 0;
         self.changes += 1;
         std::mem::take(&mut self.entries)
@@ -84,7 +90,7 @@ impl SocketSet {
     }
 
     /// Removes and returns the standard sockets (an eviction closes them).
-    pub(crate) fn take_standard(&mut self) -> Vec<Arc<SocketRecord>> {
+    pub fn take_standard(&mut self) -> Vec<Arc<SocketRecord>> {
         let ids: Vec<WebSocketId> = self
             .entries
             .iter()
@@ -95,7 +101,7 @@ impl SocketSet {
     }
 
     /// Every socket, for the liveness sweep.
-    pub(crate) fn all(&self) -> impl Iterator<Item = &Arc<SocketRecord>> {
+    pub fn all(&self) -> impl Iterator<Item = &Arc<SocketRecord>> {
         self.entries.values().map(|(record, _)| record)
     }
 }

@@ -6,7 +6,7 @@ use tokio::net::TcpStream;
 /// unacknowledged, or not sent at all. Zero when the kernel does not say, which makes everything
 /// written count as acknowledged.
 #[cfg(target_os = "linux")]
-pub(super) fn unacknowledged_bytes(stream: &TcpStream) -> u64 {
+pub(crate) fn unacknowledged_bytes(stream: &TcpStream) -> u64 {
     use std::os::fd::AsRawFd;
 
     let mut queued: libc::c_int = 0;
@@ -22,6 +22,6 @@ pub(super) fn unacknowledged_bytes(stream: &TcpStream) -> u64 {
 }
 
 #[cfg(not(target_os = "linux"))]
-pub(super) fn unacknowledged_bytes(_stream: &TcpStream) -> u64 {
+pub(crate) fn unacknowledged_bytes(_stream: &TcpStream) -> u64 {
     0
 }

@@ -13,7 +13,7 @@ use std::task::{Context, Poll, Waker};
 
 use futures_util::task::AtomicWaker;
 
-use super::SocketRecord;
+use crate::record::SocketRecord;
 
 /// Sockets a driver polls before yielding to other tasks on its thread.
 const POLLS_PER_YIELD: usize = 64;
@@ -31,10 +31,18 @@ pub(crate) struct Driver {
 }
 
 /// The drivers of one runtime; a socket always goes to the same one.
-pub(crate) struct Drivers(Box<[Arc<Driver>]>);
+#[derive(Debug)]
+pub struct Drivers(Box<[Arc<Driver>]>);
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver").finish_non_exhaustive()
+    }
+}
 
 impl Drivers {
-    pub(crate) fn new() -> Self {
+    /// Drivers for the machine's threads (started on first use).
+    pub fn new() -> Self {
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
         Drivers(
             (0..threads * DRIVERS_PER_THREAD)

@@ -10,7 +10,7 @@
 
 /// Positions in the connection's output stream, in bytes since the connection started.
 #[derive(Debug, Default, Clone, Copy)]
-pub(super) struct OutputProgress {
+pub(crate) struct OutputProgress {
     /// Handed to the kernel.
     written: u64,
     /// Where the last ping ends.
@@ -21,20 +21,20 @@ pub(super) struct OutputProgress {
 
 impl OutputProgress {
     /// The kernel took `bytes` more.
-    pub(super) fn wrote(&mut self, bytes: usize) {
+    pub(crate) fn wrote(&mut self, bytes: usize) {
         self.written += bytes as u64;
     }
 
     /// A ping was just queued, `queued` bytes of output (the ping included) are not written yet,
     /// and the kernel holds `unacknowledged` bytes the peer has not acknowledged.
-    pub(super) fn ping_queued(&mut self, queued: usize, unacknowledged: u64) {
+    pub(crate) fn ping_queued(&mut self, queued: usize, unacknowledged: u64) {
         self.ping_end = self.written + queued as u64;
         self.acknowledged = self.written.saturating_sub(unacknowledged);
     }
 
     /// Whether the peer's time to answer the ping should restart; `unacknowledged` asks the
     /// kernel, only while the ping has not reached the peer.
-    pub(super) fn ping_held_up(&mut self, unacknowledged: impl FnOnce() -> u64) -> bool {
+    pub(crate) fn ping_held_up(&mut self, unacknowledged: impl FnOnce() -> u64) -> bool {
         if self.acknowledged >= self.ping_end {
             return false;
         }
@@ -47,7 +47,7 @@ impl OutputProgress {
     }
 
     /// For logs: (written, acknowledged, ping end).
-    pub(super) fn positions(&self) -> (u64, u64, u64) {
+    pub(crate) fn positions(&self) -> (u64, u64, u64) {
         (self.written, self.acknowledged, self.ping_end)
     }
 }

@@ -1,0 +1,355 @@
+//! The SDK's [`SocketHost`] for a record: what `WebSocket` methods do, with Cloudflare's errors.
+
+use std::any::Any;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use dormouse_sdk::host::SocketHost;
+use dormouse_sdk::{Error, ErrorKind, EventStream, Outgoing, ReadyState, WebSocketId};
+use dormouse_ws::close::{self, CloseFrame};
+use dormouse_ws::encode;
+use dormouse_ws::frame::Opcode;
+
+use super::SocketRecord;
+use super::output::WriteNow;
+use super::state::{DISCONNECTED, Link, Mode, Reporting};
+use crate::config::SocketLimits;
+use crate::events;
+use crate::owner::{SocketEvent, deliver_waiting};
+
+/// Cloudflare's error for sending on (or closing) a socket nobody accepted.
+const NOT_ACCEPTED: &str = "You must call one of accept() or state.acceptWebSocket() on this WebSocket before sending messages.";
+
+impl SocketHost for SocketRecord {
+    fn id(&self) -> WebSocketId {
+        self.id
+    }
+
+    fn send(&self, message: Outgoing<'_>) -> dormouse_sdk::Result<()> {
+        let mut inner = self.lock();
+        if matches!(inner.mode, Mode::Unaccepted) {
+            return Err(Error::new(ErrorKind::Type, NOT_ACCEPTED));
+        }
+        if inner.closed_by_app {
+            return Err(Error::new(
+                ErrorKind::Type,
+                "Can't call WebSocket send() after close().",
+            ));
+        }
+        // After the peer (or the runtime) closed the connection, sends are dropped silently.
+        if inner.handshake.output_ended() {
+            return Ok(());
+        }
+        let direct = inner.group.take_direct_send();
+        if direct && inner.held.is_none() && !inner.group.gate.is_closed() {
+            let (opcode, payload) = match message {
+                Outgoing::Text(text) => (Opcode::Text, text.as_bytes()),
+                Outgoing::Binary(data) => (Opcode::Binary, data),
+            };
+            let max = inner.max_outbound();
+            match inner.write_now(opcode, payload, max) {
+                WriteNow::Done => return Ok(()),
+                WriteNow::NeedsDriver => {
+                    drop(inner);
+                    self.schedule();
+                    return Ok(());
+                }
+                WriteNow::NotStarted => {}
+            }
+        }
+        self.send_app(&mut inner, encode_outgoing(message), !direct);
+        Ok(())
+    }
+
+    fn close(&self, code: Option<u16>, reason: Option<&str>) -> dormouse_sdk::Result<()> {
+        if let Some(code) = code
+            && !close::is_valid_application_code(code)
+        {
+            return Err(Error::new(
+                ErrorKind::InvalidAccess,
+                format!("Invalid WebSocket close code: {code}."),
+            ));
+        }
+        if reason.is_some_and(|r| r.len() > close::MAX_REASON_BYTES) {
+            return Err(Error::new(
+                ErrorKind::Syntax,
+                "WebSocket close reason must not be longer than 123 bytes when UTF-8 encoded.",
+            ));
+        }
+        if reason.is_some() && code.is_none() {
+            return Err(Error::new(
+                ErrorKind::InvalidAccess,
+                "If you specify a WebSocket close reason, you must also specify a code.",
+            ));
+        }
+        let mut inner = self.lock();
+        if inner.handshake.output_ended() {
+            return Ok(());
+        }
+        if matches!(inner.mode, Mode::Unaccepted) {
+            return Err(Error::new(ErrorKind::Type, NOT_ACCEPTED));
+        }
+        let close = code.map(|code| CloseFrame {
+            code,
+            reason: reason.unwrap_or_default().to_owned(),
+        });
+        // The close frame is application output: it waits behind the gate like a message.
+        self.send_app(&mut inner, encode::close_frame(close.as_ref(), None), false);
+        let timeout = inner.group.settings.close_timeout;
+        inner.handshake = inner.handshake.sent(super::output::deadline_after(timeout));
+        inner.closed_by_app = true;
+        drop(inner);
+        // The driver finishes the socket once the peer answers (or flushes a pending close).
+        self.schedule();
+        Ok(())
+    }
+
+    fn ready_state(&self) -> ReadyState {
+        self.lock().handshake.ready_state()
+    }
+
+    fn set_attachment(&self, serialized: Vec<u8>) -> dormouse_sdk::Result<()> {
+        let mut inner = self.lock();
+        let max = inner.group.settings.limits.max_attachment_bytes;
+        if serialized.len() > max {
+            return Err(Error::new(
+                ErrorKind::InvalidState,
+                format!(
+                    "A WebSocket 'attachment' cannot be larger than {max} bytes.'attachment' was {} bytes.",
+                    serialized.len()
+                ),
+            ));
+        }
+        inner.attachment = Some(Arc::from(serialized));
+        Ok(())
+    }
+
+    fn attachment(&self) -> Option<Bytes> {
+        self.lock().attachment.clone().map(Bytes::from_owner)
+    }
+
+    fn tags(&self) -> dormouse_sdk::Result<Vec<String>> {
+        match &self.lock().mode {
+            Mode::Hibernatable { tags } => Ok(tags.iter().map(|t| t.to_string()).collect()),
+            Mode::Standard(_) => Err(not_hibernatable()),
+            Mode::Unaccepted => Err(Error::new(
+                ErrorKind::InvalidState,
+                "you must call 'acceptWebSocket()' before attempting to access the tags of a WebSocket.",
+            )),
+        }
+    }
+
+    fn add_tag(&self, tag: &str) -> dormouse_sdk::Result<()> {
+        let mut inner = self.lock();
+        let limits = inner.group.settings.limits.clone();
+        check_tag_length(tag, &limits)?;
+        let Mode::Hibernatable { tags } = &mut inner.mode else {
+            return Err(not_hibernatable());
+        };
+        if tags.iter().any(|t| &**t == tag) {
+            return Ok(());
+        }
+        if tags.len() >= limits.max_tags {
+            return Err(too_many_tags(&limits));
+        }
+        let mut grown = std::mem::take(tags).into_vec();
+        grown.push(tag.into());
+        *tags = grown.into_boxed_slice();
+        Ok(())
+    }
+
+    fn remove_tag(&self, tag: &str) -> dormouse_sdk::Result<bool> {
+        let mut inner = self.lock();
+        let Mode::Hibernatable { tags } = &mut inner.mode else {
+            return Err(not_hibernatable());
+        };
+        let before = tags.len();
+        let kept: Vec<Box<str>> = std::mem::take(tags)
+            .into_vec()
+            .into_iter()
+            .filter(|t| &**t != tag)
+            .collect();
+        *tags = kept.into_boxed_slice();
+        Ok(tags.len() != before)
+    }
+
+    fn accept(self: Arc<Self>) -> dormouse_sdk::Result<()> {
+        let group = self.group();
+        let mut sockets = group.sockets();
+        let mut inner = self.lock();
+        match inner.mode {
+            Mode::Hibernatable { .. } => Err(Error::new(
+                ErrorKind::Type,
+                "Can't accept() WebSocket after enabling hibernation.",
+            )),
+            Mode::Standard(_) => Ok(()),
+            Mode::Unaccepted => {
+                inner.mode = Mode::Standard(Arc::new(events::Channel::new()));
+                sockets.insert(self.clone(), false);
+                group
+                    .settings
+                    .counters
+                    .accepted
+                    .fetch_add(1, Ordering::Relaxed);
+                drop(inner);
+                drop(sockets);
+                // Frames may already be waiting: start reading them.
+                self.schedule();
+                Ok(())
+            }
+        }
+    }
+
+    fn events(&self) -> dormouse_sdk::Result<EventStream> {
+        match &self.lock().mode {
+            Mode::Standard(channel) => channel.take_stream(),
+            Mode::Hibernatable { .. } => Err(Error::new(
+                ErrorKind::InvalidState,
+                "events() is not available on a hibernatable WebSocket: its events go to the object's handlers",
+            )),
+            Mode::Unaccepted => Err(Error::new(
+                ErrorKind::InvalidState,
+                "call accept() before events()",
+            )),
+        }
+    }
+
+    fn couple(&self) -> dormouse_sdk::Result<()> {
+        let mut inner = self.lock();
+        match inner.link {
+            Link::Pending => {
+                inner.link = Link::Coupled;
+                Ok(())
+            }
+            _ => Err(Error::new(
+                ErrorKind::Type,
+                "Can't return WebSocket that was already used in a response.",
+            )),
+        }
+    }
+
+    fn abandon(self: Arc<Self>) {
+        let owner = {
+            let mut inner = self.lock();
+            if !matches!(inner.link, Link::Pending | Link::Coupled) {
+                return;
+            }
+            inner.link = Link::Detached;
+            inner.lose_connection();
+            let report = inner.reporting == Reporting::Open
+                && matches!(inner.mode, Mode::Hibernatable { .. });
+            if report {
+                inner.reporting = Reporting::Ended;
+            }
+            report.then(|| inner.group.owner()).flatten()
+        };
+        // Every accepted socket ends with exactly one event, even one that never connected.
+        if let Some(owner) = owner
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let event = SocketEvent::Close {
+                code: close::ABNORMAL,
+                reason: DISCONNECTED.into(),
+                was_clean: false,
+            };
+            runtime.spawn(deliver_waiting(owner, self, event));
+        }
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
+}
+
+/// Encodes an application message as a server frame (unmasked).
+pub fn encode_outgoing(message: Outgoing<'_>) -> Bytes {
+    match message {
+        Outgoing::Text(text) => encode::text_frame(text, None),
+        Outgoing::Binary(data) => encode::binary_frame(data, None),
+    }
+}
+
+/// Validates tags given at accept time, with Cloudflare's rules and messages: duplicates are
+/// dropped; once the maximum number of distinct tags is reached, any further tag fails.
+pub(crate) fn validate_tags(
+    tags: &[&str],
+    limits: &SocketLimits,
+) -> dormouse_sdk::Result<Box<[Box<str>]>> {
+    let mut distinct: Vec<Box<str>> = Vec::with_capacity(tags.len().min(limits.max_tags));
+    for tag in tags {
+        if distinct.len() >= limits.max_tags {
+            return Err(too_many_tags(limits));
+        }
+        check_tag_length(tag, limits)?;
+        if !distinct.iter().any(|t| &**t == *tag) {
+            distinct.push((*tag).into());
+        }
+    }
+    Ok(distinct.into_boxed_slice())
+}
+
+fn check_tag_length(tag: &str, limits: &SocketLimits) -> dormouse_sdk::Result<()> {
+    if tag.len() > limits.max_tag_bytes {
+        return Err(Error::new(
+            ErrorKind::InvalidState,
+            format!(
+                "\"{tag}\" is longer than the max tag length ({} characters).",
+                limits.max_tag_bytes
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn too_many_tags(limits: &SocketLimits) -> Error {
+    Error::new(
+        ErrorKind::InvalidState,
+        format!(
+            "a Hibernatable WebSocket cannot have more than {} tags",
+            limits.max_tags
+        ),
+    )
+}
+
+fn not_hibernatable() -> Error {
+    Error::new(
+        ErrorKind::InvalidState,
+        "only hibernatable websockets can have tags.",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_follow_cloudflare_rules() {
+        let limits = SocketLimits::default();
+        let tags = validate_tags(&["a", "b", "a"], &limits).unwrap();
+        assert_eq!(&*tags, &["a".into(), "b".into()] as &[Box<str>]);
+
+        let ten: Vec<String> = (0..10).map(|i| i.to_string()).collect();
+        let mut refs: Vec<&str> = ten.iter().map(String::as_str).collect();
+        assert_eq!(validate_tags(&refs, &limits).unwrap().len(), 10);
+        // Once ten distinct tags are seen, even a duplicate fails.
+        refs.push("0");
+        let error = validate_tags(&refs, &limits).unwrap_err();
+        assert_eq!(
+            error.text(),
+            "a Hibernatable WebSocket cannot have more than 10 tags"
+        );
+
+        let long = "x".repeat(257);
+        let error = validate_tags(&[&long], &limits).unwrap_err();
+        assert_eq!(
+            error.text(),
+            format!("\"{long}\" is longer than the max tag length (256 characters).")
+        );
+        assert!(validate_tags(&[&"x".repeat(256)], &limits).is_ok());
+    }
+}

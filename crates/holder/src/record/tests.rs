@@ -1,0 +1,201 @@
+//! A socket's liveness, its output gate, rebinding and standard sockets, against a fake owner
+//! over real loopback connections.
+
+use std::time::Duration;
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use dormouse_sdk::Outgoing;
+use dormouse_sdk::host::SocketHost;
+use dormouse_ws::{Message, encode};
+
+use crate::testing::*;
+use crate::{CloseReply, HolderError, SocketLimits};
+
+#[tokio::test]
+async fn a_silent_peer_is_pinged_and_then_dropped() {
+    let owner = FakeOwner::new();
+    let group = group_of(
+        &owner,
+        settings(SocketLimits::default(), CloseReply::Immediate),
+    );
+    let (_socket, mut peer) = connect(&group, &[]).await;
+    let (interval, timeout) = (Duration::from_secs(30), Duration::from_secs(10));
+    let start = crate::clock_ms();
+    group.check_liveness(start + 29_000, interval, timeout);
+    group.check_liveness(start + 31_000, interval, timeout);
+    assert_eq!(peer.next().await, Some(Message::Ping(b"dormouse".to_vec())));
+    // The peer's TCP stack acknowledged the ping, but the peer never answers.
+    group.check_liveness(start + 40_000, interval, timeout);
+    assert!(owner.describe().is_empty(), "within its time to answer");
+    group.check_liveness(start + 41_001, interval, timeout);
+    assert_eq!(
+        owner.wait_for(1).await,
+        ["close 1006 \"WebSocket peer stopped answering pings.\" clean=false"]
+    );
+    assert_eq!(peer.next().await, None);
+    let counters = &group.settings().counters;
+    assert_eq!(counters.dropped_unresponsive.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn traffic_from_the_peer_answers_for_its_liveness() {
+    let owner = FakeOwner::new();
+    let group = group_of(
+        &owner,
+        settings(SocketLimits::default(), CloseReply::Immediate),
+    );
+    let (_socket, mut peer) = connect(&group, &[]).await;
+    let (interval, timeout) = (Duration::from_secs(30), Duration::from_secs(10));
+    let start = crate::clock_ms();
+    group.check_liveness(start + 31_000, interval, timeout);
+    assert_eq!(peer.next().await, Some(Message::Ping(b"dormouse".to_vec())));
+    peer.text("still here").await;
+    owner.wait_for(1).await;
+    // Heard from since the ping: it is not outstanding any more, whatever the clock says.
+    group.check_liveness(start + 45_000, interval, timeout);
+    assert_eq!(owner.describe(), ["text still here"]);
+}
+
+#[tokio::test]
+async fn a_close_handshake_past_its_deadline_drops_the_connection() {
+    let owner = FakeOwner::new();
+    let group = group_of(
+        &owner,
+        settings(SocketLimits::default(), CloseReply::Immediate),
+    );
+    let (socket, mut peer) = connect(&group, &[]).await;
+    socket.close(Some(4000), Some("leaving")).unwrap();
+    assert_eq!(peer.expect_close().await.map(|f| f.code), Some(4000));
+    let start = crate::clock_ms();
+    let (interval, timeout) = (Duration::from_secs(30), Duration::from_secs(10));
+    group.check_liveness(start + 9_000, interval, timeout);
+    assert!(owner.describe().is_empty(), "the handshake has time left");
+    group.check_liveness(start + 10_001, interval, timeout);
+    assert_eq!(
+        owner.wait_for(1).await,
+        ["close 1006 \"WebSocket close handshake was not completed in time.\" clean=false"]
+    );
+    let counters = &group.settings().counters;
+    assert_eq!(counters.dropped_close_timeout.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn output_waits_behind_the_gate_and_held_output_of_lost_writes_never_leaves() {
+    let owner = FakeOwner::new();
+    let group = group_of(
+        &owner,
+        settings(SocketLimits::default(), CloseReply::Immediate),
+    );
+    let (socket, mut peer) = connect(&group, &[]).await;
+    let gate = group.gate.clone();
+    // Turn 1 writes: its output waits for the owner.
+    let turn = gate.begin_turn();
+    gate.publish(turn);
+    socket.send(Outgoing::Text("durable")).unwrap();
+    gate.publish(turn + 1);
+    gate.release();
+    assert_eq!(peer.next().await, Some(Message::Text("durable".into())));
+    // Turn 2's writes are lost: its output is dropped.
+    let turn = gate.begin_turn();
+    gate.publish(turn);
+    socket.send(Outgoing::Text("lost")).unwrap();
+    gate.discard();
+    gate.publish(turn + 1);
+    gate.release();
+    socket.send(Outgoing::Text("after the reset")).unwrap();
+    assert_eq!(
+        peer.next().await,
+        Some(Message::Text("after the reset".into()))
+    );
+}
+
+#[tokio::test]
+async fn rebinding_moves_a_live_socket_to_another_owner() {
+    let (first, second) = (FakeOwner::new(), FakeOwner::new());
+    let settings = settings(SocketLimits::default(), CloseReply::Immediate);
+    let (from, to) = (
+        group_of(&first, settings.clone()),
+        group_of(&second, settings),
+    );
+    let (socket, mut peer) = connect(&from, &["room"]).await;
+    socket.set_attachment(b"session".to_vec()).unwrap();
+    peer.text("before").await;
+    assert_eq!(first.wait_for(1).await, ["text before"]);
+
+    socket.rebind(&to).unwrap();
+    assert!(from.sockets().is_empty());
+    assert_eq!(to.sockets().hibernatable(Some("room")).count(), 1);
+    peer.text("after").await;
+    assert_eq!(second.wait_for(1).await, ["text after"]);
+    assert_eq!(
+        first.describe(),
+        ["text before"],
+        "nothing more for the old owner"
+    );
+    assert_eq!(socket.tags().unwrap(), ["room"]);
+    assert_eq!(socket.attachment().as_deref(), Some(&b"session"[..]));
+    assert!(socket.belongs_to(&to));
+    // The connection stayed open both ways.
+    socket.send(Outgoing::Text("from the new owner")).unwrap();
+    assert_eq!(
+        peer.next().await,
+        Some(Message::Text("from the new owner".into()))
+    );
+}
+
+#[tokio::test]
+async fn only_a_hibernatable_socket_that_has_not_ended_can_be_rebound() {
+    let (first, second) = (FakeOwner::new(), FakeOwner::new());
+    let settings = settings(SocketLimits::default(), CloseReply::Immediate);
+    let (from, to) = (
+        group_of(&first, settings.clone()),
+        group_of(&second, settings),
+    );
+    let standard = from.new_socket();
+    standard.clone().accept().unwrap();
+    assert_eq!(standard.rebind(&to), Err(HolderError::NotHibernatable));
+
+    let (socket, mut peer) = connect(&from, &[]).await;
+    peer.send(encode::close_frame(None, MASK)).await;
+    first.wait_for(1).await;
+    assert_eq!(socket.rebind(&to), Err(HolderError::Ended));
+}
+
+#[tokio::test]
+async fn a_standard_socket_streams_its_events_and_notes_activity() {
+    use futures_util::StreamExt;
+    let owner = FakeOwner::new();
+    let group = group_of(
+        &owner,
+        settings(SocketLimits::default(), CloseReply::Immediate),
+    );
+    let socket = group.new_socket();
+    socket.clone().accept().unwrap();
+    let mut events = socket.events().unwrap();
+    socket.couple().unwrap();
+    let (client, server) = pair().await;
+    socket.attach(server, Bytes::new());
+    let mut peer = Peer::new(client);
+    peer.text("hello").await;
+    let first = tokio::time::timeout(PATIENCE, events.next()).await.unwrap();
+    assert!(matches!(
+        first,
+        Some(Ok(dormouse_sdk::WebsocketEvent::Message(_)))
+    ));
+    assert!(
+        owner.describe().is_empty(),
+        "a standard socket's events are its own"
+    );
+    assert!(owner.activity.load(Ordering::SeqCst) >= 1);
+    assert_eq!(group.sockets().standard_count(), 1);
+}
+
+#[test]
+fn idle_record_is_small() {
+    // A guard against growth by accident: the record is most of an idle socket's memory in
+    // user space.
+    let size = std::mem::size_of::<crate::SocketRecord>();
+    assert!(size <= 288, "SocketRecord is {size} bytes");
+}
