@@ -394,6 +394,24 @@ async fn websockets_keep_their_identity_attachments_and_errors() {
     assert_eq!(ws.close(4001, "done").await, Some((4001, "done".into())));
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chosen_subprotocol_is_sent_and_kept_across_hibernation() {
+    let server = WorkersServer::start(&probe()).await;
+    let url = server.ws_url("/obj/mqtt?protocol=first");
+    let (mut ws, chosen) =
+        dormouse_testing::WsClient::try_connect_offering(&url, &["mqtt", "v12.stomp"])
+            .await
+            .unwrap();
+    assert_eq!(chosen.as_deref(), Some("mqtt"));
+    server.hibernate("PROBE", "mqtt").await;
+    ws.send_text("protocol").await;
+    assert_eq!(ws.recv_text().await, r#"{"protocol":"mqtt"}"#);
+
+    let mut plain = server.connect("/obj/plain").await;
+    plain.send_text("protocol").await;
+    assert_eq!(plain.recv_text().await, r#"{"protocol":""}"#);
+}
+
 /// What the probe's socket `ws` finds in `getWebSockets()`.
 async fn list(ws: &mut dormouse_testing::WsClient) -> Value {
     ws.send_text("list").await;

@@ -84,3 +84,29 @@ pub struct SocketSettings {
     /// The drivers that poll the sockets.
     pub drivers: Arc<Drivers>,
 }
+
+/// What the HTTP handshake settled for one connection.
+#[derive(Debug, Default)]
+pub struct Negotiated {
+    /// The subprotocol the owner chose among the client's offers.
+    pub protocol: Option<String>,
+    /// Held as long as the connection is open (a per-address count, say), dropped with it.
+    pub lease: Option<ConnectionLease>,
+}
+
+/// Something kept alive for as long as a connection is open; dropping it is the signal that the
+/// connection closed.
+pub struct ConnectionLease(#[allow(dead_code, reason = "held for its drop")] Box<dyn Send + Sync>);
+
+impl ConnectionLease {
+    /// A lease holding `value` until the connection closes.
+    pub fn new(value: impl Send + Sync + 'static) -> Self {
+        ConnectionLease(Box::new(value))
+    }
+}
+
+impl std::fmt::Debug for ConnectionLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConnectionLease(..)")
+    }
+}

@@ -8,7 +8,8 @@
 //! test's fake; [`SocketRecord::rebind`] moves a live socket to another owner.
 //!
 //! # Layout
-//! - `config`: [`SocketSettings`], [`SocketLimits`], [`CloseReply`], [`SocketCounters`].
+//! - `config`: [`SocketSettings`], [`SocketLimits`], [`CloseReply`], [`SocketCounters`], and
+//!   what a handshake settled for one connection ([`Negotiated`]).
 //! - `owner`: [`SocketOwner`] and [`SocketEvent`].
 //! - `group`: [`SocketGroup`], the sockets of one owner: their set, gate, auto-responses.
 //! - `set`: [`SocketSet`], an owner's sockets in accept order.
@@ -41,7 +42,9 @@ mod set;
 #[cfg(test)]
 mod testing;
 
-pub use config::{CloseReply, SocketCounters, SocketLimits, SocketSettings};
+pub use config::{
+    CloseReply, ConnectionLease, Negotiated, SocketCounters, SocketLimits, SocketSettings,
+};
 pub use driver::Drivers;
 pub use error::HolderError;
 pub use gate::FrameGate;

@@ -15,8 +15,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
 use crate::{
-    CloseReply, Drivers, FrameGate, SocketCounters, SocketEvent, SocketGroup, SocketLimits,
-    SocketOwner, SocketRecord, SocketSettings,
+    CloseReply, Drivers, FrameGate, Negotiated, SocketCounters, SocketEvent, SocketGroup,
+    SocketLimits, SocketOwner, SocketRecord, SocketSettings,
 };
 
 pub(crate) const MASK: Option<[u8; 4]> = Some([1, 2, 3, 4]);
@@ -140,7 +140,7 @@ pub(crate) async fn connect(group: &Arc<SocketGroup>, tags: &[&str]) -> (Arc<Soc
     socket.accept_hibernatable(tags).unwrap();
     socket.couple().unwrap();
     let (client, server) = pair().await;
-    socket.attach(server, Bytes::new());
+    socket.attach(server, Bytes::new(), Negotiated::default());
     (socket, Peer::new(client))
 }
 

@@ -67,7 +67,7 @@ pub mod runtime;
 mod storage;
 
 pub use config::{FlushAttempt, FlushFault, Limits, RuntimeConfig};
-pub use dormouse_holder::CloseReply;
+pub use dormouse_holder::{CloseReply, ConnectionLease, Negotiated};
 pub use dormouse_storage::{Durability, Migration};
 pub use error::RuntimeError;
 pub use guest::GuestClass;

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
-use dormouse_holder::{Drivers, SocketRecord};
+use dormouse_holder::{Drivers, Negotiated, SocketRecord};
 use dormouse_sdk::host::{EnvHost, NamespaceHost};
 use dormouse_sdk::response::WebSocketUpgrade;
 use dormouse_sdk::{DurableObject, Env, Guest, ObjectId, State};
@@ -333,9 +333,21 @@ impl Runtime {
         stream: TcpStream,
         leftover: Bytes,
     ) -> Result<()> {
+        self.attach_negotiated(upgrade, stream, leftover, Negotiated::default())
+    }
+
+    /// [`attach`](Self::attach), with what the handshake settled: the chosen subprotocol, and a
+    /// lease held while the connection is open.
+    pub fn attach_negotiated(
+        &self,
+        upgrade: &WebSocketUpgrade,
+        stream: TcpStream,
+        leftover: Bytes,
+        negotiated: Negotiated,
+    ) -> Result<()> {
         let record =
             SocketRecord::arc_from_handle(upgrade.client()).ok_or(RuntimeError::ForeignSocket)?;
-        record.attach(stream, leftover);
+        record.attach(stream, leftover, negotiated);
         Ok(())
     }
 

@@ -132,6 +132,8 @@ pub trait SocketHost: Send + Sync + 'static {
     fn close(&self, code: Option<u16>, reason: Option<&str>) -> Result<()>;
     /// The connection state.
     fn ready_state(&self) -> ReadyState;
+    /// The subprotocol agreed with the client (`Sec-WebSocket-Protocol`), once connected.
+    fn protocol(&self) -> Option<String>;
     /// Replaces the serialized attachment, after checking its size.
     fn set_attachment(&self, serialized: Vec<u8>) -> Result<()>;
     /// The serialized attachment, if any.

@@ -198,6 +198,12 @@ impl WebSocket {
         self.host.ready_state()
     }
 
+    /// The subprotocol the object chose among the client's offers (the `Sec-WebSocket-Protocol`
+    /// header of its 101 response), once the socket is connected; kept across hibernation.
+    pub fn protocol(&self) -> Option<String> {
+        self.host.protocol()
+    }
+
     /// Adds a tag to an accepted hibernatable socket (Cloudflare fixes tags at accept time).
     pub fn add_tag(&self, tag: &str) -> Result<()> {
         self.server_end("add_tag")?;

@@ -1,5 +1,7 @@
 //! The admin endpoint: metrics, object diagnostics, forced hibernation.
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -8,6 +10,8 @@ use axum::routing::{get, post};
 use dormouse_runtime::{ObjectState, Runtime, RuntimeError};
 use serde_json::json;
 
+use crate::per_address::{self, AddressLimit};
+
 /// The admin routes:
 /// - `GET /metrics`: Prometheus text.
 /// - `GET /healthz`: `ok`.
@@ -15,9 +19,12 @@ use serde_json::json;
 /// - `POST /objects/hibernate`: hibernates every object that can.
 /// - `POST /objects/{binding}/{id}/hibernate`: hibernates one object (`id`: 64 hex digits, or
 ///   `name:<name>`); 409 with the reasons if it cannot.
-pub(crate) fn router(runtime: Runtime) -> Router {
+pub(crate) fn router(runtime: Runtime, address_limit: Option<Arc<AddressLimit>>) -> Router {
     Router::new()
-        .route("/metrics", get(metrics))
+        .route(
+            "/metrics",
+            get(move |State(runtime): State<Runtime>| metrics(runtime, address_limit.clone())),
+        )
         .route("/healthz", get(|| async { "ok" }))
         .route("/objects", get(objects))
         .route("/objects/hibernate", post(hibernate_all))
@@ -25,12 +32,10 @@ pub(crate) fn router(runtime: Runtime) -> Router {
         .with_state(runtime)
 }
 
-async fn metrics(State(runtime): State<Runtime>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        runtime.metrics(),
-    )
-        .into_response()
+async fn metrics(runtime: Runtime, address_limit: Option<Arc<AddressLimit>>) -> Response {
+    let mut text = runtime.metrics();
+    text.push_str(&per_address::render_metrics(address_limit.as_deref()));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
 async fn objects(State(runtime): State<Runtime>) -> Response {

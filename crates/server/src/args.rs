@@ -79,6 +79,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "BYTES", env = "DORMOUSE_SOCKET_SEND_BUFFER")]
     pub socket_send_buffer: Option<usize>,
 
+    /// WebSocket connections one client address may hold open; past it, new upgrades from that
+    /// address are answered 429 and its open connections are untouched. Unbounded when unset.
+    #[arg(long, value_name = "N", env = "DORMOUSE_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+
     /// Largest WebSocket message accepted, in bytes; larger ones close the socket with 1009.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_message_bytes, env = "DORMOUSE_MAX_MESSAGE_SIZE")]
     pub max_message_size: usize,
@@ -89,6 +94,7 @@ impl ServeArgs {
     pub fn server_options(&self) -> ServerOptions {
         ServerOptions {
             socket_send_buffer: self.socket_send_buffer,
+            max_connections_per_ip: self.max_connections_per_ip,
         }
     }
 

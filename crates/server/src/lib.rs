@@ -6,7 +6,8 @@
 //! - [`Server`]: binds, runs, and shuts down the HTTP and admin listeners.
 //! - [`ServeArgs`]: the command-line flags shared by every binary.
 //! - `listener`: the accept loop (survives running out of file descriptors) and connections.
-//! - `upgrade`: the WebSocket handshake around the Worker.
+//! - `upgrade`: the WebSocket handshake around the Worker (subprotocol checks included).
+//! - `per_address`: `--max-connections-per-ip`, WebSocket connections per client address.
 //! - `admin`: `/metrics`, `/objects`, forced hibernation.
 //! - [`DataDir`]: the locked data directory.
 //! - `memory`: returns freed memory to the OS after hibernation.
@@ -19,6 +20,7 @@ mod data_dir;
 pub mod error;
 mod listener;
 mod memory;
+mod per_address;
 pub mod signals;
 mod upgrade;
 
@@ -30,6 +32,8 @@ use dormouse_sdk::{Request, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use crate::per_address::AddressLimit;
 use tower_service::Service;
 
 pub use args::ServeArgs;
@@ -47,6 +51,8 @@ pub const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_sec
 pub struct ServerOptions {
     /// Kernel send buffer per connection (SO_SNDBUF); the kernel's autotuning when `None`.
     pub socket_send_buffer: Option<usize>,
+    /// WebSocket connections one client address may hold open; unbounded when `None`.
+    pub max_connections_per_ip: Option<usize>,
 }
 
 /// A running server. Dropping it does not stop it; call [`Server::shutdown`].
@@ -78,11 +84,13 @@ impl Server {
         })?;
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let address_limit = options.max_connections_per_ip.map(AddressLimit::new);
         tokio::spawn(listener::accept_loop(
             listener,
             runtime.clone(),
             worker,
             options,
+            address_limit.clone(),
             shutdown.clone(),
             tracker.clone(),
         ));
@@ -91,7 +99,7 @@ impl Server {
             None => None,
             Some(admin) => {
                 let admin_addr = admin.local_addr().ok();
-                let router = admin::router(runtime.clone());
+                let router = admin::router(runtime.clone(), address_limit);
                 let stop = shutdown.clone();
                 tokio::spawn(async move {
                     let serve = axum::serve(admin, router)

@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use dormouse_runtime::Runtime;
@@ -13,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_service::Service;
 
-use crate::{ServerOptions, upgrade};
+use crate::ServerOptions;
+use crate::per_address::AddressLimit;
+use crate::upgrade::{self, Client};
 
 /// Longest a client may take to send its request headers: a slow client cannot hold a
 /// connection (and a file descriptor) without saying what it wants.
@@ -29,6 +32,7 @@ pub(crate) async fn accept_loop<W>(
     runtime: Runtime,
     worker: W,
     options: ServerOptions,
+    address_limit: Option<Arc<AddressLimit>>,
     shutdown: CancellationToken,
     tracker: TaskTracker,
 ) where
@@ -42,7 +46,7 @@ pub(crate) async fn accept_loop<W>(
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, _peer)) => {
+            Ok((stream, peer)) => {
                 if let Some(since) = exhausted_since.take() {
                     tracing::info!(waited = ?since.elapsed(), "file descriptors available again; accepting connections");
                 }
@@ -50,8 +54,13 @@ pub(crate) async fn accept_loop<W>(
                 if let Some(size) = options.socket_send_buffer {
                     let _ = socket2::SockRef::from(&stream).set_send_buffer_size(size);
                 }
+                let client = Client {
+                    address: peer.ip(),
+                    limit: address_limit.clone(),
+                };
                 tracker.spawn(serve_connection(
                     stream,
+                    client,
                     runtime.clone(),
                     worker.clone(),
                     shutdown.clone(),
@@ -77,6 +86,7 @@ fn is_descriptor_exhaustion(error: &io::Error) -> bool {
 
 async fn serve_connection<W>(
     stream: TcpStream,
+    client: Client,
     runtime: Runtime,
     worker: W,
     shutdown: CancellationToken,
@@ -85,7 +95,7 @@ async fn serve_connection<W>(
     W::Future: Send + 'static,
 {
     let service = hyper::service::service_fn(move |request| {
-        upgrade::handle(request, worker.clone(), runtime.clone())
+        upgrade::handle(request, worker.clone(), runtime.clone(), client.clone())
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())

@@ -1,35 +1,87 @@
 //! One HTTP request: WebSocket handshake checks before the Worker, completion after it.
 
 use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::Arc;
 
-use dormouse_runtime::Runtime;
+use dormouse_runtime::{ConnectionLease, Negotiated, Runtime};
 use dormouse_sdk::response::WebSocketUpgrade;
 use dormouse_sdk::{Body, Request, Response, response};
 use dormouse_ws::handshake;
 use http::{HeaderValue, StatusCode, header};
 use hyper::body::Incoming;
+use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tower_service::Service;
 
+use crate::per_address::{AddressLease, AddressLimit};
+
+/// Who sent a request: its address, and the bound on connections per address.
+#[derive(Debug, Clone)]
+pub(crate) struct Client {
+    pub(crate) address: IpAddr,
+    pub(crate) limit: Option<Arc<AddressLimit>>,
+}
+
+/// An upgrade request that passed the checks, waiting for the Worker's answer.
+struct Pending {
+    key: String,
+    on_upgrade: OnUpgrade,
+    /// The subprotocols the client offered, in its order.
+    offered: Vec<String>,
+    /// The connection's place in its address's count.
+    lease: Option<AddressLease>,
+}
+
 /// Serves one request through the Worker.
 ///
 /// A request that asks for a WebSocket upgrade but cannot be one (wrong method, missing key…) is
-/// answered 400 with the reason, before the Worker sees it. When the Worker answers 101 with a
-/// WebSocket, the handshake is completed here and the connection is handed to the runtime.
+/// answered 400 with the reason, and one from an address that holds as many connections as it
+/// may is answered 429, before the Worker sees it. When the Worker answers 101 with a
+/// WebSocket, the handshake is completed here (with the subprotocol the object chose, which must
+/// be one the client offered) and the connection is handed to the runtime.
 pub(crate) async fn handle<W>(
     mut request: http::Request<Incoming>,
     mut worker: W,
     runtime: Runtime,
+    client: Client,
 ) -> Result<Response, Infallible>
 where
     W: Service<Request, Response = Response, Error = Infallible>,
 {
     let upgrade = if handshake::is_upgrade_request(request.headers()) {
-        match handshake::validate_request(request.method(), request.version(), request.headers()) {
-            Ok(key) => Some((key, hyper::upgrade::on(&mut request))),
-            Err(error) => return Ok(response::text(StatusCode::BAD_REQUEST, error.to_string())),
-        }
+        let key = match handshake::validate_request(
+            request.method(),
+            request.version(),
+            request.headers(),
+        ) {
+            Ok(key) => key,
+            Err(error) => return Ok(response::text(error.status(), error.to_string())),
+        };
+        let lease = match &client.limit {
+            None => None,
+            Some(limit) => match limit.acquire(client.address) {
+                Some(lease) => Some(lease),
+                None => {
+                    tracing::debug!(address = %client.address, max = limit.max(), "refusing an upgrade past the per-address limit");
+                    return Ok(response::text(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!(
+                            "Too Many Requests: {} WebSocket connections are already open from {}",
+                            limit.max(),
+                            client.address
+                        ),
+                    ));
+                }
+            },
+        };
+        Some(Pending {
+            key,
+            offered: handshake::offered_subprotocols(request.headers()),
+            on_upgrade: hyper::upgrade::on(&mut request),
+            lease,
+        })
     } else {
         None
     };
@@ -44,12 +96,30 @@ where
             "a 101 response must carry a WebSocket",
         ));
     };
-    let Some((key, on_upgrade)) = upgrade else {
+    let Some(pending) = upgrade else {
         // Dropping `socket` tells its object the connection never came (close 1006).
         return Ok(response::text(
             StatusCode::UPGRADE_REQUIRED,
             "Upgrade Required: this endpoint expects a WebSocket upgrade",
         ));
+    };
+    let protocol = match handshake::chosen_subprotocol(&pending.offered, reply.headers()) {
+        Ok(protocol) => protocol,
+        Err(error) => {
+            // The client would fail the connection; the object hears close 1006 instead.
+            tracing::warn!(%error, "refusing a WebSocket answer of the Durable Object");
+            return Ok(response::text(error.status(), error.to_string()));
+        }
+    };
+    let Pending {
+        key,
+        on_upgrade,
+        lease,
+        ..
+    } = pending;
+    let negotiated = Negotiated {
+        protocol,
+        lease: lease.map(ConnectionLease::new),
     };
     let headers = reply.headers_mut();
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -63,8 +133,9 @@ where
         match on_upgrade.await {
             Ok(upgraded) => match upgraded.downcast::<TokioIo<TcpStream>>() {
                 Ok(parts) => {
+                    let stream = parts.io.into_inner();
                     if let Err(error) =
-                        runtime.attach(&socket, parts.io.into_inner(), parts.read_buf)
+                        runtime.attach_negotiated(&socket, stream, parts.read_buf, negotiated)
                     {
                         tracing::error!(%error, "cannot attach WebSocket");
                     }

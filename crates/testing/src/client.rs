@@ -27,6 +27,35 @@ impl WsClient {
         }
     }
 
+    /// Connects to `url` offering `protocols` (`Sec-WebSocket-Protocol`); returns the client and
+    /// the subprotocol the server chose, or the failure in words (the client library checks the
+    /// server's choice against the offer).
+    pub async fn try_connect_offering(
+        url: &str,
+        protocols: &[&str],
+    ) -> Result<(WsClient, Option<String>), String> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request().map_err(|e| e.to_string())?;
+        if !protocols.is_empty() {
+            let offer = protocols.join(", ");
+            request.headers_mut().insert(
+                "sec-websocket-protocol",
+                offer.parse().map_err(|_| format!("bad offer {offer:?}"))?,
+            );
+        }
+        match tokio::time::timeout(DEADLINE, tokio_tungstenite::connect_async(request)).await {
+            Err(_) => Err(format!("connect {url}: no answer within {DEADLINE:?}")),
+            Ok(Err(error)) => Err(format!("connect {url}: {error}")),
+            Ok(Ok((stream, response))) => {
+                let chosen = response
+                    .headers()
+                    .get("sec-websocket-protocol")
+                    .map(|v| v.to_str().unwrap_or_default().to_owned());
+                Ok((WsClient { stream, pings: 0 }, chosen))
+            }
+        }
+    }
+
     /// Connects to `url`; panics if the upgrade fails.
     pub async fn connect(url: &str) -> WsClient {
         // The server may legitimately send 32 MiB messages; tungstenite's default stops at 16 MiB.

@@ -54,6 +54,7 @@ pub fn test_args(data_dir: &Path) -> ServeArgs {
         ping_timeout: Duration::from_secs(10),
         max_outbound_bytes: dormouse::runtime::Limits::default().max_outbound_bytes,
         socket_send_buffer: None,
+        max_connections_per_ip: None,
         max_message_size: dormouse::runtime::Limits::default().max_message_bytes,
     }
 }

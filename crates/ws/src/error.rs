@@ -67,9 +67,10 @@ impl ProtocolError {
     }
 }
 
-/// An HTTP request that claims to be a WebSocket upgrade but cannot be one.
+/// An HTTP request that claims to be a WebSocket upgrade but cannot be one, or an answer to one
+/// that the server must not send.
 ///
-/// The server answers these with `400 Bad Request` and the `Display` text as the body.
+/// The server answers these with [`HandshakeError::status`] and the `Display` text as the body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum HandshakeError {
@@ -97,4 +98,30 @@ pub enum HandshakeError {
     /// A response to a client handshake that does not accept it.
     #[error("server did not accept the WebSocket upgrade: {0}")]
     Rejected(String),
+    /// The server chose a subprotocol the client did not offer (RFC 6455 §4.2.2: the client
+    /// would fail the connection).
+    #[error(
+        "the server chose WebSocket subprotocol {chosen:?}, which the client did not offer (offered: {offered})"
+    )]
+    SubprotocolNotOffered {
+        /// What the server chose.
+        chosen: String,
+        /// What the client offered, as listed.
+        offered: String,
+    },
+    /// The server named more than one subprotocol; it must choose one.
+    #[error("the server must choose one WebSocket subprotocol, not {0:?}")]
+    SeveralSubprotocols(String),
+}
+
+impl HandshakeError {
+    /// The HTTP status to answer with: 400 for a bad request, 500 for a bad answer of the
+    /// server's own (its application is at fault, not the client).
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            HandshakeError::SubprotocolNotOffered { .. }
+            | HandshakeError::SeveralSubprotocols(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
+            _ => http::StatusCode::BAD_REQUEST,
+        }
+    }
 }

@@ -92,6 +92,53 @@ pub fn check_response(
     }
 }
 
+/// The subprotocols a client offers (`Sec-WebSocket-Protocol`, in order, over every value).
+pub fn offered_subprotocols(headers: &HeaderMap) -> Vec<String> {
+    headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .filter(|token| !token.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The subprotocol a server's answer chose (its `Sec-WebSocket-Protocol`), checked against what
+/// the client `offered`: one of them, exactly (subprotocol names are case-sensitive), or none.
+pub fn chosen_subprotocol(
+    offered: &[String],
+    response: &HeaderMap,
+) -> Result<Option<String>, HandshakeError> {
+    let mut values = response.get_all(header::SEC_WEBSOCKET_PROTOCOL).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let text = String::from_utf8_lossy(value.as_bytes());
+    let chosen = text.trim();
+    if values.next().is_some() || chosen.contains(',') {
+        let all: Vec<String> = response
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
+        return Err(HandshakeError::SeveralSubprotocols(all.join(", ")));
+    }
+    if offered.iter().any(|name| name == chosen) {
+        Ok(Some(chosen.to_owned()))
+    } else {
+        Err(HandshakeError::SubprotocolNotOffered {
+            chosen: chosen.to_owned(),
+            offered: if offered.is_empty() {
+                "none".to_owned()
+            } else {
+                offered.join(", ")
+            },
+        })
+    }
+}
+
 /// Whether any value of `name` lists `token` (comma-separated, case-insensitive).
 fn header_has_token(headers: &HeaderMap, name: &header::HeaderName, token: &str) -> bool {
     headers.get_all(name).iter().any(|value| {
@@ -123,6 +170,62 @@ mod tests {
             HeaderValue::from_static("dGhlIHNhbXBsZSBub25jZQ=="),
         );
         headers
+    }
+
+    #[test]
+    fn offered_subprotocols_are_read_in_order_from_every_value() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static("graphql-transport-ws, graphql-ws"),
+        );
+        headers.append(
+            header::SEC_WEBSOCKET_PROTOCOL,
+            HeaderValue::from_static(" mqtt ,"),
+        );
+        assert_eq!(
+            offered_subprotocols(&headers),
+            ["graphql-transport-ws", "graphql-ws", "mqtt"]
+        );
+        assert!(offered_subprotocols(&HeaderMap::new()).is_empty());
+    }
+
+    #[test]
+    fn a_server_may_choose_one_offered_subprotocol_or_none() {
+        let offered = vec!["v12.stomp".to_owned(), "mqtt".to_owned()];
+        let answer = |value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(
+                header::SEC_WEBSOCKET_PROTOCOL,
+                HeaderValue::from_static(value),
+            );
+            chosen_subprotocol(&offered, &headers)
+        };
+        assert_eq!(chosen_subprotocol(&offered, &HeaderMap::new()), Ok(None));
+        assert_eq!(answer("mqtt"), Ok(Some("mqtt".to_owned())));
+        let refused = answer("MQTT").unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "the server chose WebSocket subprotocol \"MQTT\", which the client did not offer (offered: v12.stomp, mqtt)"
+        );
+        assert_eq!(refused.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            answer("mqtt, v12.stomp"),
+            Err(HandshakeError::SeveralSubprotocols(
+                "mqtt, v12.stomp".into()
+            ))
+        );
+        assert!(matches!(
+            chosen_subprotocol(&[], &{
+                let mut headers = HeaderMap::new();
+                headers.insert(
+                    header::SEC_WEBSOCKET_PROTOCOL,
+                    HeaderValue::from_static("x"),
+                );
+                headers
+            }),
+            Err(HandshakeError::SubprotocolNotOffered { .. })
+        ));
     }
 
     #[test]

@@ -226,7 +226,25 @@ impl DurableObject for Probe {
         if let Some(greeting) = req.query_param("greet") {
             pair.server.send_with_str(greeting)?;
         }
-        Response::from_websocket(pair.client)
+        let offered = req
+            .headers()
+            .get("sec-websocket-protocol")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut response = Response::from_websocket(pair.client)?;
+        // `protocol=first` takes the client's first offer; any other value is sent as it is.
+        let chosen = match req.query_param("protocol").as_deref() {
+            None => None,
+            Some("first") => offered.and_then(|o| o.split(',').next().map(|p| p.trim().to_owned())),
+            Some(name) => Some(name.to_owned()),
+        };
+        if let Some(chosen) = chosen {
+            response.headers_mut().insert(
+                "sec-websocket-protocol",
+                dormouse::http::HeaderValue::from_str(&chosen).unwrap(),
+            );
+        }
+        Ok(response)
     }
 
     async fn websocket_message(
@@ -313,6 +331,7 @@ impl DurableObject for Probe {
                 self.state.id().name().unwrap_or("-")
             ),
             "ready" => format!("{:?}", ws.ready_state()),
+            "protocol" => ws.protocol().unwrap_or_else(|| "none".into()),
             "panic" => panic!("handler panics on request"),
             "fail" => return Err(Error::message("handler fails on request")),
             "sleep" => {

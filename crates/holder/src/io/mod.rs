@@ -20,6 +20,7 @@ use std::task::{Context, Poll};
 use dormouse_ws::{MessageDecoder, Role};
 use tokio::net::TcpStream;
 
+use crate::config::ConnectionLease;
 use crate::owner::SocketEvent;
 use crate::progress::OutputProgress;
 use crate::record::state::{Link, Mode, Reporting};
@@ -41,6 +42,10 @@ thread_local! {
 
 /// The network side of an attached socket.
 pub(crate) struct Connection {
+    /// Dropped with the connection, before the stream closes (fields drop in order), so that
+    /// whoever counts open connections has the count right once the peer sees the end.
+    #[allow(dead_code, reason = "held for its drop")]
+    lease: Option<Box<ConnectionLease>>,
     pub(crate) stream: TcpStream,
     decoder: MessageDecoder,
     /// Bytes of an incomplete frame; empty (and unallocated) between frames.
@@ -57,8 +62,14 @@ pub(crate) struct Connection {
 }
 
 impl Connection {
-    pub(crate) fn new(stream: TcpStream, leftover: &[u8], max_message_bytes: usize) -> Self {
+    pub(crate) fn new(
+        stream: TcpStream,
+        leftover: &[u8],
+        max_message_bytes: usize,
+        lease: Option<ConnectionLease>,
+    ) -> Self {
         Connection {
+            lease: lease.map(Box::new),
             stream,
             decoder: MessageDecoder::new(Role::Server, max_message_bytes),
             partial: leftover.to_vec(),

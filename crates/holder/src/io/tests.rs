@@ -8,7 +8,7 @@ use dormouse_sdk::{Outgoing, ReadyState, WebSocketRequestResponsePair};
 use dormouse_ws::close::{self, CloseFrame};
 use dormouse_ws::{Message, ProtocolError, encode};
 
-use crate::testing::*;
+use crate::testing::{FakeOwner, MASK, PATIENCE, connect, group_of, settings};
 use crate::{CloseReply, SocketLimits};
 
 #[tokio::test]

@@ -109,6 +109,10 @@ impl SocketHost for SocketRecord {
         self.lock().handshake.ready_state()
     }
 
+    fn protocol(&self) -> Option<String> {
+        self.lock().protocol.as_deref().cloned()
+    }
+
     fn set_attachment(&self, serialized: Vec<u8>) -> dormouse_sdk::Result<()> {
         let mut inner = self.lock();
         let max = inner.group.settings.limits.max_attachment_bytes;

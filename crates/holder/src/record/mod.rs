@@ -36,6 +36,7 @@ pub(crate) use host::validate_tags;
 pub(crate) use output::{Outbound, has_queued};
 use state::{EndCause, Handshake, Link, Mode, Reporting, Tick};
 
+use crate::config::Negotiated;
 use crate::driver::Driver;
 use crate::error::HolderError;
 use crate::group::SocketGroup;
@@ -58,6 +59,9 @@ pub(crate) struct Inner {
     pub(crate) outbound: Option<Box<Outbound>>,
     /// The serialized attachment.
     pub(crate) attachment: Option<Arc<[u8]>>,
+    /// The subprotocol agreed at the handshake; boxed, since few sockets have one.
+    #[allow(clippy::box_collection, reason = "8 bytes per socket instead of 24")]
+    pub(crate) protocol: Option<Box<String>>,
     /// When the last auto-response was sent, in milliseconds since the epoch.
     pub(crate) auto_response_at_ms: Option<NonZeroU64>,
     /// Application frames held by the owner's output gate until its writes are durable.
@@ -128,6 +132,7 @@ impl SocketRecord {
                 closed_by_app: false,
                 outbound: None,
                 attachment: None,
+                protocol: None,
                 auto_response_at_ms: None,
                 held: None,
                 end: EndCause::Lost,
@@ -236,9 +241,10 @@ impl SocketRecord {
         Ok(())
     }
 
-    /// Connects the socket to an upgraded connection. `leftover` holds bytes the HTTP layer read
-    /// past the handshake (copied here: the `Bytes` may share the HTTP layer's whole buffer).
-    pub fn attach(&self, stream: TcpStream, leftover: Bytes) {
+    /// Connects the socket to an upgraded connection, with what its handshake settled.
+    /// `leftover` holds bytes the HTTP layer read past the handshake (copied here: the `Bytes`
+    /// may share the HTTP layer's whole buffer).
+    pub fn attach(&self, stream: TcpStream, leftover: Bytes, negotiated: Negotiated) {
         {
             let mut inner = self.lock();
             if !matches!(inner.link, Link::Coupled) {
@@ -261,7 +267,13 @@ impl SocketRecord {
                 inner.reporting = Reporting::Silenced;
             }
             let max_message_bytes = settings.limits.max_message_bytes;
-            inner.link = Link::Attached(Connection::new(stream, &leftover, max_message_bytes));
+            inner.protocol = negotiated.protocol.map(Box::new);
+            inner.link = Link::Attached(Connection::new(
+                stream,
+                &leftover,
+                max_message_bytes,
+                negotiated.lease,
+            ));
         }
         self.driver.ensure_started();
         self.schedule();

@@ -1,17 +1,17 @@
-//! A socket's liveness, its output gate, rebinding and standard sockets, against a fake owner
-//! over real loopback connections.
+//! A socket's liveness, its output gate, rebinding, its negotiated terms and standard sockets,
+//! against a fake owner over real loopback connections.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-
-use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 use dormouse_sdk::Outgoing;
 use dormouse_sdk::host::SocketHost;
 use dormouse_ws::{Message, encode};
 
-use crate::testing::*;
-use crate::{CloseReply, HolderError, SocketLimits};
+use crate::testing::{FakeOwner, MASK, PATIENCE, Peer, connect, group_of, pair, settings};
+use crate::{CloseReply, ConnectionLease, HolderError, Negotiated, SocketLimits};
 
 #[tokio::test]
 async fn a_silent_peer_is_pinged_and_then_dropped() {
@@ -176,7 +176,7 @@ async fn a_standard_socket_streams_its_events_and_notes_activity() {
     let mut events = socket.events().unwrap();
     socket.couple().unwrap();
     let (client, server) = pair().await;
-    socket.attach(server, Bytes::new());
+    socket.attach(server, Bytes::new(), Negotiated::default());
     let mut peer = Peer::new(client);
     peer.text("hello").await;
     let first = tokio::time::timeout(PATIENCE, events.next()).await.unwrap();
@@ -198,4 +198,42 @@ fn idle_record_is_small() {
     // user space.
     let size = std::mem::size_of::<crate::SocketRecord>();
     assert!(size <= 288, "SocketRecord is {size} bytes");
+}
+
+#[tokio::test]
+async fn the_negotiated_subprotocol_stays_and_the_lease_ends_before_the_peer_sees_the_end() {
+    struct Flag(Arc<AtomicBool>);
+    impl Drop for Flag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let owner = FakeOwner::new();
+    let group = group_of(
+        &owner,
+        settings(SocketLimits::default(), CloseReply::Immediate),
+    );
+    let socket = group.new_socket();
+    socket.accept_hibernatable(&[]).unwrap();
+    socket.couple().unwrap();
+    let (client, server) = pair().await;
+    let released = Arc::new(AtomicBool::new(false));
+    socket.attach(
+        server,
+        Bytes::new(),
+        Negotiated {
+            protocol: Some("mqtt".into()),
+            lease: Some(ConnectionLease::new(Flag(released.clone()))),
+        },
+    );
+    let mut peer = Peer::new(client);
+    assert_eq!(socket.protocol().as_deref(), Some("mqtt"));
+    peer.send(encode::close_frame(None, MASK)).await;
+    assert_eq!(peer.expect_close().await, None);
+    assert_eq!(peer.next().await, None, "the server closed the connection");
+    assert!(
+        released.load(Ordering::SeqCst),
+        "released before the stream closed"
+    );
+    assert_eq!(socket.protocol().as_deref(), Some("mqtt"));
 }

@@ -39,7 +39,7 @@
     }
     get readyState() { return native.socketReadyState(this[kHandle]); }
     get url() { return null; }
-    get protocol() { return ""; }
+    get protocol() { return native.socketProtocol(this[kHandle]); }
     get extensions() { return ""; }
     get binaryType() { return this[kBinaryType]; }
     set binaryType(value) { if (value === "blob" || value === "arraybuffer") this[kBinaryType] = value; }

@@ -60,6 +60,12 @@ pub(crate) fn install<'js>(ctx: &Ctx<'js>, native: &Object<'js>) -> rquickjs::Re
             h.borrow().ws.ready_state() as u8
         }),
     )?;
+    f(
+        "socketProtocol",
+        Function::new(ctx.clone(), |h: Handle<'js>| {
+            h.borrow().ws.protocol().unwrap_or_default()
+        }),
+    )?;
     f("socketSend", Function::new(ctx.clone(), socket_send))?;
     f("socketClose", Function::new(ctx.clone(), socket_close))?;
     f(

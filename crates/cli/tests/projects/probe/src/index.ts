@@ -41,7 +41,13 @@ export class Probe extends DurableObject<Env> {
       this.ctx.acceptWebSocket(server, tags);
       server.serializeAttachment({ name: url.searchParams.get("name"), joined: new Date(0), seen: new Map([["a", 1]]), bytes: new Uint8Array([1, 2]) });
       this.accepted = server;
-      return new Response(null, { status: 101, webSocket: client });
+      // As on Cloudflare, the object picks a subprotocol by naming it on its 101 response.
+      const offered = request.headers.get("Sec-WebSocket-Protocol");
+      const headers: Record<string, string> = {};
+      if (url.searchParams.has("protocol") && offered) {
+        headers["Sec-WebSocket-Protocol"] = offered.split(",")[0].trim();
+      }
+      return new Response(null, { status: 101, webSocket: client, headers });
     }
     const action = url.pathname.split("/").pop();
     switch (action) {
@@ -236,6 +242,9 @@ export class Probe extends DurableObject<Env> {
         ws.send(JSON.stringify({ before, pair: [pair.request, pair.response], timeout: this.ctx.getHibernatableWebSocketEventTimeout() }));
         return;
       }
+      case "protocol":
+        ws.send(JSON.stringify({ protocol: ws.protocol }));
+        return;
       case "stamp":
         ws.send(JSON.stringify({ stamped: this.ctx.getWebSocketAutoResponseTimestamp(ws) instanceof Date }));
         return;
