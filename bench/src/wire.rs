@@ -1,6 +1,9 @@
 //! The client side of a WebSocket connection, lean enough that one generator thread can keep up
 //! with a server: frames are parsed in place in one buffer per connection, and messages are
-//! handed out as byte ranges of it, never copied.
+//! handed out as byte ranges of it, never copied (a compressed one is inflated aside).
+//!
+//! With compression, the client offers permessage-deflate as browsers do, and compresses what
+//! it sends (as browsers do) once the server agreed.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -8,7 +11,7 @@ use std::ops::Range;
 
 use dormouse_ws::Role;
 use dormouse_ws::frame::{self, Opcode};
-use dormouse_ws::handshake;
+use dormouse_ws::{deflate, handshake};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -31,6 +34,19 @@ pub struct Connection {
     start: usize,
     /// Scratch space for outgoing frames.
     out: Vec<u8>,
+    /// The server agreed to permessage-deflate.
+    compressed: bool,
+    /// The last message, inflated, when it came compressed.
+    inflated: Vec<u8>,
+}
+
+/// Where a message returned by [`Connection::next_message`] is.
+#[derive(Debug, Clone)]
+pub enum MessageAt {
+    /// In the receive buffer, as sent.
+    Buffer(Range<usize>),
+    /// Inflated aside.
+    Inflated,
 }
 
 fn error(kind: io::ErrorKind, message: impl Into<String>) -> io::Error {
@@ -38,8 +54,14 @@ fn error(kind: io::ErrorKind, message: impl Into<String>) -> io::Error {
 }
 
 impl Connection {
-    /// Connects to `addr` (from `source`, if given) and opens a WebSocket at `path`.
-    pub async fn open(addr: SocketAddr, source: Option<IpAddr>, path: &str) -> io::Result<Self> {
+    /// Connects to `addr` (from `source`, if given) and opens a WebSocket at `path`, offering
+    /// permessage-deflate when `compression`.
+    pub async fn open(
+        addr: SocketAddr,
+        source: Option<IpAddr>,
+        path: &str,
+        compression: bool,
+    ) -> io::Result<Self> {
         let socket = TcpSocket::new_v4()?;
         if let Some(ip) = source {
             socket.bind(SocketAddr::new(ip, 0))?;
@@ -47,11 +69,18 @@ impl Connection {
         let mut stream = socket.connect(addr).await?;
         stream.set_nodelay(true)?;
         let key = handshake::client_key(key_bytes(stream.local_addr()?));
-        let request = handshake::client_request(&addr.to_string(), path, &key);
+        let mut request = handshake::client_request(&addr.to_string(), path, &key);
+        if compression {
+            // Chromium's offer.
+            request.truncate(request.len() - 2);
+            request.push_str(
+                "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n",
+            );
+        }
         stream.write_all(request.as_bytes()).await?;
 
         let mut buffer = Vec::with_capacity(1024);
-        let head_len = loop {
+        let (head_len, compressed) = loop {
             if stream.read_buf(&mut buffer).await? == 0 {
                 return Err(error(
                     io::ErrorKind::UnexpectedEof,
@@ -63,7 +92,11 @@ impl Connection {
             match response.parse(&buffer) {
                 Ok(httparse::Status::Complete(len)) => {
                     check_upgrade(&response, &key)?;
-                    break len;
+                    let agreed = response.headers.iter().any(|h| {
+                        h.name.eq_ignore_ascii_case("sec-websocket-extensions")
+                            && find(h.value, b"permessage-deflate").is_some()
+                    });
+                    break (len, agreed);
                 }
                 Ok(httparse::Status::Partial) if buffer.len() < MAX_RESPONSE_HEAD => {}
                 Ok(httparse::Status::Partial) => {
@@ -80,7 +113,14 @@ impl Connection {
             buffer,
             start: head_len,
             out: Vec::with_capacity(128),
+            compressed,
+            inflated: Vec::new(),
         })
+    }
+
+    /// Whether the server agreed to permessage-deflate.
+    pub fn is_compressed(&self) -> bool {
+        self.compressed
     }
 
     /// Sends a text message.
@@ -90,7 +130,13 @@ impl Connection {
 
     async fn send(&mut self, opcode: Opcode, payload: &[u8]) -> io::Result<()> {
         self.out.clear();
-        frame::encode_header(&mut self.out, true, opcode, payload.len(), Some(MASK));
+        let deflated = (self.compressed && !opcode.is_control())
+            .then(|| deflate::compress(payload))
+            .flatten();
+        let payload = deflated.as_deref().unwrap_or(payload);
+        let (header, header_len) =
+            frame::header_bytes_with(true, opcode, payload.len(), Some(MASK), deflated.is_some());
+        self.out.extend_from_slice(&header[..header_len]);
         let at = self.out.len();
         self.out.extend_from_slice(payload);
         frame::apply_mask(&mut self.out[at..], MASK);
@@ -101,11 +147,16 @@ impl Connection {
     /// [`Connection::payload`]). Pings are answered on the way; a close frame is an error.
     ///
     /// Cancel-safe, except while a pong is being written.
-    pub async fn next_message(&mut self) -> io::Result<Range<usize>> {
+    pub async fn next_message(&mut self) -> io::Result<MessageAt> {
         loop {
-            if let Some((opcode, payload)) = self.parse_frame()? {
+            if let Some((opcode, payload, compressed)) = self.parse_frame()? {
                 match opcode {
-                    Opcode::Text | Opcode::Binary => return Ok(payload),
+                    Opcode::Text | Opcode::Binary if compressed => {
+                        self.inflated = deflate::inflate(&self.buffer[payload], usize::MAX >> 1)
+                            .map_err(|e| error(io::ErrorKind::InvalidData, e.to_string()))?;
+                        return Ok(MessageAt::Inflated);
+                    }
+                    Opcode::Text | Opcode::Binary => return Ok(MessageAt::Buffer(payload)),
                     Opcode::Ping => {
                         let ping = self.buffer[payload].to_vec();
                         self.send(Opcode::Pong, &ping).await?;
@@ -142,14 +193,17 @@ impl Connection {
     }
 
     /// The bytes of a payload returned by [`Connection::next_message`], until the next call.
-    pub fn payload(&self, range: Range<usize>) -> &[u8] {
-        &self.buffer[range]
+    pub fn payload(&self, at: MessageAt) -> &[u8] {
+        match at {
+            MessageAt::Buffer(range) => &self.buffer[range],
+            MessageAt::Inflated => &self.inflated,
+        }
     }
 
-    /// The next complete frame in the buffer, consumed.
-    fn parse_frame(&mut self) -> io::Result<Option<(Opcode, Range<usize>)>> {
+    /// The next complete frame in the buffer, consumed, and whether it came compressed.
+    fn parse_frame(&mut self) -> io::Result<Option<(Opcode, Range<usize>, bool)>> {
         let available = &self.buffer[self.start..];
-        let header = frame::parse_header(available, Role::Client)
+        let header = frame::parse_header_with(available, Role::Client, self.compressed)
             .map_err(|e| error(io::ErrorKind::InvalidData, e.to_string()))?;
         let Some(header) = header else {
             return Ok(None);
@@ -168,7 +222,7 @@ impl Connection {
         }
         let payload = self.start + header.header_len..self.start + frame_len;
         self.start += frame_len;
-        Ok(Some((header.opcode, payload)))
+        Ok(Some((header.opcode, payload, header.compressed)))
     }
 }
 

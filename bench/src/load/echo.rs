@@ -14,6 +14,9 @@ use crate::histogram::Histogram;
 /// Arguments of `dormouse-load echo`.
 #[derive(Debug, clap::Args)]
 pub struct EchoArgs {
+    /// Offers permessage-deflate (as browsers do) and compresses what is sent once agreed.
+    #[arg(long)]
+    pub compression: bool,
     /// Server address.
     #[arg(long)]
     pub addr: SocketAddr,
@@ -51,7 +54,7 @@ struct Tally {
 
 /// Runs the round trips; reports those started in the measured stretch.
 pub(super) async fn run(args: EchoArgs) -> Result<EchoReport> {
-    let connections = connect_many(args.addr, None, args.connections, |i| {
+    let connections = connect_many(args.addr, None, args.connections, args.compression, |i| {
         args.path.replace("{i}", &i.to_string())
     })
     .await?;

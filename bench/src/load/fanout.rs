@@ -21,6 +21,9 @@ use crate::wire::Connection;
 /// Arguments of `dormouse-load fanout`.
 #[derive(Debug, clap::Args)]
 pub struct FanoutArgs {
+    /// Offers permessage-deflate (as browsers do) and compresses what is sent once agreed.
+    #[arg(long)]
+    pub compression: bool,
     /// Server address.
     #[arg(long)]
     pub addr: SocketAddr,
@@ -130,7 +133,7 @@ pub(super) async fn run(args: FanoutArgs) -> Result<FanoutReport> {
         deliveries: 0,
         changed: changed.clone(),
     }));
-    let connections = connect_many(args.addr, None, args.members, |i| {
+    let connections = connect_many(args.addr, None, args.members, args.compression, |i| {
         format!("/room/{}?userId=m{i}&username=m{i}", args.room)
     })
     .await?;

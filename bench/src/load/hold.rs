@@ -9,6 +9,9 @@ use super::{HoldReport, checkpoint, connect_many};
 /// Arguments of `dormouse-load hold`.
 #[derive(Debug, clap::Args)]
 pub struct HoldArgs {
+    /// Offers permessage-deflate (as browsers do) and compresses what is sent once agreed.
+    #[arg(long)]
+    pub compression: bool,
     /// Server address.
     #[arg(long)]
     pub addr: SocketAddr,
@@ -30,9 +33,13 @@ pub struct HoldArgs {
 /// Opens the connections, exchanges one message on each, then holds them (answering pings) until
 /// the driver has measured the server.
 pub(super) async fn run(args: HoldArgs) -> Result<HoldReport> {
-    let connections = connect_many(args.addr, args.source_ip, args.connections, |_| {
-        args.path.clone()
-    })
+    let connections = connect_many(
+        args.addr,
+        args.source_ip,
+        args.connections,
+        args.compression,
+        |_| args.path.clone(),
+    )
     .await?;
     let mut holders = tokio::task::JoinSet::new();
     for mut connection in connections {

@@ -84,6 +84,7 @@ async fn connect_many(
     addr: SocketAddr,
     source: Option<IpAddr>,
     count: usize,
+    compression: bool,
     path: impl Fn(usize) -> String,
 ) -> Result<Vec<Connection>> {
     let permits = Arc::new(Semaphore::new(CONNECT_CONCURRENCY));
@@ -92,7 +93,7 @@ async fn connect_many(
         let path = path(index);
         let permit = permits.clone().acquire_owned().await?;
         pending.spawn_local(async move {
-            let connection = Connection::open(addr, source, &path).await;
+            let connection = Connection::open(addr, source, &path, compression).await;
             drop(permit);
             (
                 index,

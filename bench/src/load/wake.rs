@@ -36,7 +36,7 @@ async fn round_trip(connection: &mut Connection, seq: u64) -> Result<std::time::
 /// Warm round trips, then (after the driver forces hibernation) the first round trip to each
 /// hibernated room one at a time, then (hibernated again) one message to every room at once.
 pub(super) async fn run(args: WakeArgs) -> Result<WakeReport> {
-    let mut connections = connect_many(args.addr, None, args.objects, |i| {
+    let mut connections = connect_many(args.addr, None, args.objects, false, |i| {
         format!("/room/wake{i}?userId=w{i}&username=w{i}")
     })
     .await?;

@@ -268,7 +268,7 @@ async fn exceptions_show_typescript_lines_and_do_not_reset_the_object() {
         "{stack}"
     );
     assert!(stack.contains("at failDeep (src/failing.ts:4:"), "{stack}");
-    assert!(stack.contains("at fetch (src/index.ts:55:"), "{stack}");
+    assert!(stack.contains("at fetch (src/index.ts:61:"), "{stack}");
     assert!(!stack.contains("dormouse:prelude"), "{stack}");
 }
 

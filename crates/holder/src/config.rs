@@ -62,6 +62,10 @@ pub struct SocketCounters {
     pub auto_responses: AtomicU64,
     /// Protocol pings answered with a pong.
     pub pongs: AtomicU64,
+    /// Messages sent compressed (permessage-deflate), per recipient.
+    pub compressed_sent: AtomicU64,
+    /// Messages received compressed, inflated.
+    pub compressed_received: AtomicU64,
     /// Connections dropped because the client stopped reading while output piled up.
     pub dropped_slow_reader: AtomicU64,
     /// Connections dropped because the client stopped answering pings.
@@ -90,6 +94,9 @@ pub struct SocketSettings {
 pub struct Negotiated {
     /// The subprotocol the owner chose among the client's offers.
     pub protocol: Option<String>,
+    /// permessage-deflate without context takeover was agreed: messages the client compressed
+    /// are inflated, and messages worth it are compressed.
+    pub compression: bool,
     /// Held as long as the connection is open (a per-address count, say), dropped with it.
     pub lease: Option<ConnectionLease>,
 }

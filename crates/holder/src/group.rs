@@ -5,12 +5,12 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
-use dormouse_sdk::{WebSocketId, WebSocketRequestResponsePair};
+use dormouse_sdk::{Outgoing, WebSocketId, WebSocketRequestResponsePair};
 
 use crate::config::SocketSettings;
 use crate::gate::FrameGate;
 use crate::owner::SocketOwner;
-use crate::record::SocketRecord;
+use crate::record::{BroadcastFrames, SocketRecord};
 use crate::set::SocketSet;
 
 /// Frames one turn writes straight to their sockets. A reply or two goes out at once, with no
@@ -120,19 +120,21 @@ impl SocketGroup {
         ))
     }
 
-    /// Sends an encoded frame to the hibernatable sockets (all, or those with `tag`) except
-    /// `except`; returns how many took it. A socket that is closing is skipped, not an error.
+    /// Sends `message` to the hibernatable sockets (all, or those with `tag`) except `except`;
+    /// returns how many took it. It is encoded once, and compressed once for all the sockets
+    /// that agreed to compression. A socket that is closing is skipped, not an error.
     pub fn broadcast(
         &self,
         tag: Option<&str>,
-        frame: &Bytes,
+        message: Outgoing<'_>,
         except: Option<WebSocketId>,
     ) -> usize {
+        let frames = BroadcastFrames::new(message);
         // Sending under the set's lock follows the lock order (set, then socket), and spares a
         // room of thousands a list of them per message.
         self.sockets()
             .hibernatable(tag)
-            .filter(|record| Some(record.id()) != except && record.send_frame(frame.clone()))
+            .filter(|record| Some(record.id()) != except && record.send_broadcast(&frames))
             .count()
     }
 

@@ -51,6 +51,5 @@ pub use gate::FrameGate;
 pub use group::SocketGroup;
 pub use owner::{SocketEvent, SocketOwner};
 pub use record::SocketRecord;
-pub use record::encode_outgoing;
 pub use record::liveness::clock_ms;
 pub use set::SocketSet;

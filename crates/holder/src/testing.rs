@@ -160,6 +160,39 @@ impl Peer {
         }
     }
 
+    /// A client that agreed to permessage-deflate: it inflates what the server compressed.
+    pub(crate) fn with_compression(mut self) -> Self {
+        self.decoder = MessageDecoder::new(Role::Client, 64 << 20).with_compression();
+        self
+    }
+
+    /// The next single-frame message and whether it came compressed (RSV1).
+    pub(crate) async fn next_raw_compressed(&mut self) -> (bool, Message) {
+        tokio::time::timeout(PATIENCE, async {
+            loop {
+                let header =
+                    dormouse_ws::frame::parse_header_with(&self.buffer, Role::Client, true)
+                        .unwrap();
+                if let Some(header) = header
+                    && header
+                        .frame_len()
+                        .is_some_and(|len| self.buffer.len() >= len)
+                {
+                    let step = self.decoder.decode(&mut self.buffer).unwrap();
+                    self.buffer.drain(..step.consumed);
+                    let message = step.message.expect("a single-frame message");
+                    return (header.compressed, message);
+                }
+                let mut chunk = [0u8; 4096];
+                let n = self.stream.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "the server closed the connection");
+                self.buffer.extend_from_slice(&chunk[..n]);
+            }
+        })
+        .await
+        .expect("the server sent nothing in time")
+    }
+
     pub(crate) async fn send(&mut self, frame: Bytes) {
         self.stream.write_all(&frame).await.unwrap();
     }

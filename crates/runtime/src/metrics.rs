@@ -201,7 +201,7 @@ pub(crate) fn render(namespaces: &[NamespaceRow<'_>]) -> String {
             let _ = writeln!(out, "{name}{{namespace=\"{ns}\"}} {}", get(m).load(Relaxed));
         }
     }
-    let socket_counters: [SocketCounterSpec; 3] = [
+    let socket_counters: [SocketCounterSpec; 5] = [
         (
             "dormouse_websocket_auto_responses_total",
             "Messages answered by an auto-response without waking the object.",
@@ -216,6 +216,16 @@ pub(crate) fn render(namespaces: &[NamespaceRow<'_>]) -> String {
             "dormouse_websockets_accepted_total",
             "WebSockets accepted.",
             |s| &s.accepted,
+        ),
+        (
+            "dormouse_websocket_compressed_sent_total",
+            "Messages sent compressed (permessage-deflate), per recipient.",
+            |s| &s.compressed_sent,
+        ),
+        (
+            "dormouse_websocket_compressed_received_total",
+            "Messages received compressed (permessage-deflate) and inflated.",
+            |s| &s.compressed_received,
         ),
     ];
     for (name, help, get) in socket_counters {

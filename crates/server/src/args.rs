@@ -84,6 +84,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", env = "DORMOUSE_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
 
+    /// permessage-deflate for clients that offer it (`on`, the default, or `off`). Sockets hold
+    /// no compression state either way: each message is compressed on its own.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_switch, env = "DORMOUSE_COMPRESSION")]
+    pub compression: bool,
+
     /// Largest WebSocket message accepted, in bytes; larger ones close the socket with 1009.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_message_bytes, env = "DORMOUSE_MAX_MESSAGE_SIZE")]
     pub max_message_size: usize,
@@ -95,6 +100,7 @@ impl ServeArgs {
         ServerOptions {
             socket_send_buffer: self.socket_send_buffer,
             max_connections_per_ip: self.max_connections_per_ip,
+            compression: self.compression,
         }
     }
 
@@ -113,6 +119,15 @@ impl ServeArgs {
             },
             ..defaults
         }
+    }
+}
+
+/// `on` or `off`.
+fn parse_switch(value: &str) -> Result<bool, String> {
+    match value {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("expected on or off, not {other:?}")),
     }
 }
 

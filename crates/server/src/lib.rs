@@ -47,12 +47,24 @@ pub use signals::shutdown_signal;
 pub const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How connections are set up.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct ServerOptions {
     /// Kernel send buffer per connection (SO_SNDBUF); the kernel's autotuning when `None`.
     pub socket_send_buffer: Option<usize>,
     /// WebSocket connections one client address may hold open; unbounded when `None`.
     pub max_connections_per_ip: Option<usize>,
+    /// Whether permessage-deflate is agreed with clients that offer it.
+    pub compression: bool,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            socket_send_buffer: None,
+            max_connections_per_ip: None,
+            compression: true,
+        }
+    }
 }
 
 /// A running server. Dropping it does not stop it; call [`Server::shutdown`].

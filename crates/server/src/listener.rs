@@ -57,6 +57,7 @@ pub(crate) async fn accept_loop<W>(
                 let client = Client {
                     address: peer.ip(),
                     limit: address_limit.clone(),
+                    compression: options.compression,
                 };
                 tracker.spawn(serve_connection(
                     stream,

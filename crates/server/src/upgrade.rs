@@ -7,7 +7,7 @@ use std::sync::Arc;
 use dormouse_runtime::{ConnectionLease, Negotiated, Runtime};
 use dormouse_sdk::response::WebSocketUpgrade;
 use dormouse_sdk::{Body, Request, Response, response};
-use dormouse_ws::handshake;
+use dormouse_ws::{deflate, handshake};
 use http::{HeaderValue, StatusCode, header};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
@@ -17,11 +17,13 @@ use tower_service::Service;
 
 use crate::per_address::{AddressLease, AddressLimit};
 
-/// Who sent a request: its address, and the bound on connections per address.
+/// Who sent a request, and what its connection may agree to: its address, the bound on
+/// connections per address, whether compression is on.
 #[derive(Debug, Clone)]
 pub(crate) struct Client {
     pub(crate) address: IpAddr,
     pub(crate) limit: Option<Arc<AddressLimit>>,
+    pub(crate) compression: bool,
 }
 
 /// An upgrade request that passed the checks, waiting for the Worker's answer.
@@ -32,6 +34,8 @@ struct Pending {
     offered: Vec<String>,
     /// The connection's place in its address's count.
     lease: Option<AddressLease>,
+    /// permessage-deflate is offered and will be agreed.
+    compression: bool,
 }
 
 /// Serves one request through the Worker.
@@ -78,6 +82,7 @@ where
         };
         Some(Pending {
             key,
+            compression: client.compression && deflate::negotiate(request.headers()),
             offered: handshake::offered_subprotocols(request.headers()),
             on_upgrade: hyper::upgrade::on(&mut request),
             lease,
@@ -115,13 +120,23 @@ where
         key,
         on_upgrade,
         lease,
+        compression,
         ..
     } = pending;
     let negotiated = Negotiated {
         protocol,
+        compression,
         lease: lease.map(ConnectionLease::new),
     };
     let headers = reply.headers_mut();
+    // Extensions are the runtime's to agree, not the object's.
+    headers.remove(header::SEC_WEBSOCKET_EXTENSIONS);
+    if compression {
+        headers.insert(
+            header::SEC_WEBSOCKET_EXTENSIONS,
+            HeaderValue::from_static(deflate::RESPONSE),
+        );
+    }
     headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
     headers.insert(

@@ -7,6 +7,7 @@
 
 mod browser;
 mod client;
+mod clients;
 pub mod durability;
 mod http;
 mod metrics;
@@ -18,6 +19,7 @@ mod workers;
 
 pub use browser::{Browser, Page};
 pub use client::{WsClient, connect_raw, handshake_raw, masked_frame, read_at_least};
+pub use clients::{clients_dir, run_node_client, run_python_client};
 pub use http::{HttpReply, http_request, try_http_request};
 pub use metrics::Metrics;
 pub use net::{free_port, wait_until_listening};

@@ -1,6 +1,7 @@
 //! Frames to messages: fragment reassembly, UTF-8 validation and size limits.
 
 use crate::close::{self, CloseFrame};
+use crate::deflate;
 use crate::frame::{self, Opcode};
 use crate::{ProtocolError, Role};
 
@@ -30,12 +31,16 @@ pub struct DecodeStep {
     /// When nothing was consumed: the number of bytes the next frame needs in total, if the header
     /// was complete enough to tell. Lets the caller reserve a private buffer exactly once.
     pub needed: Option<usize>,
+    /// The completed message came compressed (permessage-deflate) and was inflated.
+    pub inflated: bool,
 }
 
 /// A fragmented message in progress. Boxed so that an idle connection's decoder is one pointer.
 #[derive(Debug)]
 struct Fragments {
     text: bool,
+    /// The message's first frame had RSV1 set: `data` is deflated.
+    compressed: bool,
     data: Vec<u8>,
 }
 
@@ -47,6 +52,8 @@ struct Fragments {
 pub struct MessageDecoder {
     role: Role,
     max_message_size: usize,
+    /// permessage-deflate was negotiated: compressed messages are inflated (within the limit).
+    compression: bool,
     fragments: Option<Box<Fragments>>,
 }
 
@@ -56,8 +63,16 @@ impl MessageDecoder {
         MessageDecoder {
             role,
             max_message_size,
+            compression: false,
             fragments: None,
         }
+    }
+
+    /// The same decoder on a connection where permessage-deflate was negotiated: messages whose
+    /// first frame carries RSV1 are inflated, and their inflated size counts against the limit.
+    pub fn with_compression(mut self) -> Self {
+        self.compression = true;
+        self
     }
 
     /// The configured limit.
@@ -70,11 +85,12 @@ impl MessageDecoder {
     /// A message over the limit is rejected as soon as its header announces it, before any of its
     /// payload has to be buffered.
     pub fn decode(&mut self, buf: &mut [u8]) -> Result<DecodeStep, ProtocolError> {
-        let Some(header) = frame::parse_header(buf, self.role)? else {
+        let Some(header) = frame::parse_header_with(buf, self.role, self.compression)? else {
             return Ok(DecodeStep {
                 consumed: 0,
                 message: None,
                 needed: None,
+                inflated: false,
             });
         };
         if !header.opcode.is_control() {
@@ -93,15 +109,21 @@ impl MessageDecoder {
                 consumed: 0,
                 message: None,
                 needed: Some(frame_len),
+                inflated: false,
             });
         }
         let payload = &mut buf[header.header_len..frame_len];
         if let Some(mask) = header.mask {
             frame::apply_mask(payload, mask);
         }
-        let message = self.on_frame(header.fin, header.opcode, payload)?;
+        let compressed = match header.opcode {
+            Opcode::Continuation => self.fragments.as_ref().is_some_and(|f| f.compressed),
+            _ => header.compressed,
+        };
+        let message = self.on_frame(header.fin, header.opcode, header.compressed, payload)?;
         Ok(DecodeStep {
             consumed: frame_len,
+            inflated: compressed && message.is_some(),
             message,
             needed: None,
         })
@@ -111,6 +133,7 @@ impl MessageDecoder {
         &mut self,
         fin: bool,
         opcode: Opcode,
+        compressed: bool,
         payload: &[u8],
     ) -> Result<Option<Message>, ProtocolError> {
         match opcode {
@@ -123,10 +146,12 @@ impl MessageDecoder {
                 }
                 let text = opcode == Opcode::Text;
                 if fin {
-                    return finish(text, payload.to_vec()).map(Some);
+                    let data = self.payload_of(compressed, payload.to_vec())?;
+                    return finish(text, data).map(Some);
                 }
                 self.fragments = Some(Box::new(Fragments {
                     text,
+                    compressed,
                     data: payload.to_vec(),
                 }));
                 Ok(None)
@@ -140,9 +165,23 @@ impl MessageDecoder {
                 if !fin {
                     return Ok(None);
                 }
-                let Fragments { text, data } = *self.fragments.take().expect("checked above");
+                let Fragments {
+                    text,
+                    compressed,
+                    data,
+                } = *self.fragments.take().expect("checked above");
+                let data = self.payload_of(compressed, data)?;
                 finish(text, data).map(Some)
             }
+        }
+    }
+
+    /// A whole message's payload as sent: inflated if it was compressed.
+    fn payload_of(&self, compressed: bool, data: Vec<u8>) -> Result<Vec<u8>, ProtocolError> {
+        if compressed {
+            deflate::inflate(&data, self.max_message_size)
+        } else {
+            Ok(data)
         }
     }
 }
@@ -179,6 +218,51 @@ mod tests {
             out.extend(step.message);
         }
         Ok(out)
+    }
+
+    #[test]
+    fn compressed_messages_inflate_whole_or_in_fragments_within_the_limit() {
+        let text = "the same words again, the same words again, the same words again";
+        let deflated = deflate::compress(text.as_bytes()).unwrap();
+        let mut wire = encode::compressed_frame(Opcode::Text, &deflated, MASK).to_vec();
+        // A fragmented compressed message: RSV1 on its first frame only.
+        let (head, tail) = deflated.split_at(deflated.len() / 2);
+        let (header, len) = frame::header_bytes_with(false, Opcode::Binary, head.len(), MASK, true);
+        let mut first = header[..len].to_vec();
+        let start = first.len();
+        first.extend_from_slice(head);
+        frame::apply_mask(&mut first[start..], MASK.unwrap());
+        wire.extend_from_slice(&first);
+        wire.extend_from_slice(&encode::frame(true, Opcode::Continuation, tail, MASK));
+        let mut decoder = MessageDecoder::new(Role::Server, text.len()).with_compression();
+        assert_eq!(
+            decode_all(&mut decoder, wire.clone()).unwrap(),
+            vec![
+                Message::Text(text.into()),
+                Message::Binary(text.as_bytes().to_vec())
+            ]
+        );
+        // One byte under the inflated size: 1009, though the compressed size fits.
+        let mut small = MessageDecoder::new(Role::Server, text.len() - 1).with_compression();
+        assert!(matches!(
+            decode_all(&mut small, wire.clone()),
+            Err(ProtocolError::MessageTooBig { .. })
+        ));
+        // Without the extension, RSV1 is a protocol error.
+        let mut plain = MessageDecoder::new(Role::Server, 1 << 20);
+        assert_eq!(
+            decode_all(&mut plain, wire),
+            Err(ProtocolError::ReservedBits)
+        );
+        // RSV1 on a control frame is refused even with it.
+        let (header, len) = frame::header_bytes_with(true, Opcode::Ping, 0, MASK, true);
+        let mut ping = header[..len].to_vec();
+        assert_eq!(
+            MessageDecoder::new(Role::Server, 64)
+                .with_compression()
+                .decode(&mut ping),
+            Err(ProtocolError::MisplacedCompressionBit)
+        );
     }
 
     #[test]

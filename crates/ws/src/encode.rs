@@ -21,6 +21,32 @@ pub fn frame(fin: bool, opcode: Opcode, payload: &[u8], mask: Option<[u8; 4]>) -
     Bytes::from(out)
 }
 
+/// One whole compressed message (`deflated` from [`deflate::compress`](crate::deflate::compress)),
+/// with RSV1 set.
+pub fn compressed_frame(opcode: Opcode, deflated: &[u8], mask: Option<[u8; 4]>) -> Bytes {
+    let (header, header_len) = frame::header_bytes_with(true, opcode, deflated.len(), mask, true);
+    let mut out = Vec::with_capacity(header_len + deflated.len());
+    out.extend_from_slice(&header[..header_len]);
+    let start = out.len();
+    out.extend_from_slice(deflated);
+    if let Some(mask) = mask {
+        frame::apply_mask(&mut out[start..], mask);
+    }
+    Bytes::from(out)
+}
+
+/// A message in one frame, compressed if that makes it smaller (on a connection that negotiated
+/// permessage-deflate).
+pub fn message_frame(opcode: Opcode, payload: &[u8], compress: bool) -> Bytes {
+    match compress
+        .then(|| crate::deflate::compress(payload))
+        .flatten()
+    {
+        Some(deflated) => compressed_frame(opcode, &deflated, None),
+        None => frame(true, opcode, payload, None),
+    }
+}
+
 /// A text message in one frame.
 pub fn text_frame(text: &str, mask: Option<[u8; 4]>) -> Bytes {
     frame(true, Opcode::Text, text.as_bytes(), mask)

@@ -19,6 +19,12 @@ pub enum ProtocolError {
     /// RSV1–3 set without a negotiated extension.
     #[error("reserved bits set in frame header (no extension was negotiated)")]
     ReservedBits,
+    /// RSV1 on a control frame or a continuation: only a message's first frame may carry it.
+    #[error("compression bit set on a control or continuation frame")]
+    MisplacedCompressionBit,
+    /// A compressed message that does not inflate (corrupt, or using a window it may not).
+    #[error("compressed message does not inflate: {0}")]
+    BadCompression(String),
     /// Opcode 3–7 or 11–15.
     #[error("unknown opcode {0:#x}")]
     UnknownOpcode(u8),

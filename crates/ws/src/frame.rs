@@ -70,6 +70,8 @@ pub struct FrameHeader {
     pub payload_len: u64,
     /// Bytes taken by the header itself (2 to 14).
     pub header_len: usize,
+    /// RSV1: the message this frame starts is compressed (permessage-deflate, RFC 7692).
+    pub compressed: bool,
 }
 
 impl FrameHeader {
@@ -88,14 +90,29 @@ impl FrameHeader {
 /// oversized control frames, a mask from the server or its absence from the client, and a 64-bit
 /// length with its top bit set.
 pub fn parse_header(buf: &[u8], role: Role) -> Result<Option<FrameHeader>, ProtocolError> {
+    parse_header_with(buf, role, false)
+}
+
+/// [`parse_header`] on a connection where permessage-deflate was negotiated (`compression`):
+/// RSV1 then marks the first frame of a compressed message, and is refused anywhere else
+/// (RFC 7692 §6.1).
+pub fn parse_header_with(
+    buf: &[u8],
+    role: Role,
+    compression: bool,
+) -> Result<Option<FrameHeader>, ProtocolError> {
     let [b0, b1, ..] = *buf else {
         return Ok(None);
     };
-    if b0 & 0x70 != 0 {
+    let compressed = b0 & RSV1 != 0;
+    if b0 & (RSV2 | RSV3) != 0 || (compressed && !compression) {
         return Err(ProtocolError::ReservedBits);
     }
     let fin = b0 & 0x80 != 0;
     let opcode = Opcode::from_bits(b0 & 0x0F)?;
+    if compressed && (opcode.is_control() || opcode == Opcode::Continuation) {
+        return Err(ProtocolError::MisplacedCompressionBit);
+    }
     let masked = b1 & 0x80 != 0;
     match (role, masked) {
         (Role::Server, false) => return Err(ProtocolError::UnmaskedFrame("client")),
@@ -144,8 +161,14 @@ pub fn parse_header(buf: &[u8], role: Role) -> Result<Option<FrameHeader>, Proto
         mask,
         payload_len,
         header_len: at,
+        compressed,
     }))
 }
+
+/// The reserved bits of a frame's first byte; RSV1 is permessage-deflate's "compressed" bit.
+const RSV1: u8 = 0x40;
+const RSV2: u8 = 0x20;
+const RSV3: u8 = 0x10;
 
 /// Writes a frame header for a payload of `len` bytes into `out`.
 pub fn encode_header(
@@ -168,8 +191,19 @@ pub fn header_bytes(
     len: usize,
     mask: Option<[u8; 4]>,
 ) -> ([u8; MAX_HEADER_LEN], usize) {
+    header_bytes_with(fin, opcode, len, mask, false)
+}
+
+/// [`header_bytes`] of a frame that starts a compressed message (RSV1 set) when `compressed`.
+pub fn header_bytes_with(
+    fin: bool,
+    opcode: Opcode,
+    len: usize,
+    mask: Option<[u8; 4]>,
+    compressed: bool,
+) -> ([u8; MAX_HEADER_LEN], usize) {
     let mut header = [0u8; MAX_HEADER_LEN];
-    header[0] = if fin { 0x80 } else { 0 } | opcode.bits();
+    header[0] = if fin { 0x80 } else { 0 } | if compressed { RSV1 } else { 0 } | opcode.bits();
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
     let mut at = if len < 126 {
         header[1] = mask_bit | len as u8;

@@ -12,6 +12,8 @@
 //! - [`encode`] — whole frames ready to write, for both roles (server frames are unmasked and can
 //!   be shared between recipients of a broadcast).
 //! - [`close`] — close codes, what may be sent and what may be received, and close payloads.
+//! - [`deflate`] — permessage-deflate without context takeover: negotiation, and one message
+//!   compressed or inflated at a time by a compressor and an inflater per thread.
 //! - [`handshake`] — validation of the HTTP upgrade request and the `Sec-WebSocket-Accept` key.
 //! - [`error`] — [`ProtocolError`] and [`HandshakeError`], each mapped to the close code or the
 //!   HTTP status a peer should see.
@@ -30,6 +32,7 @@
 
 pub mod close;
 pub mod decoder;
+pub mod deflate;
 pub mod encode;
 pub mod error;
 pub mod frame;

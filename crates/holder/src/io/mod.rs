@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use dormouse_ws::{MessageDecoder, Role};
 use tokio::net::TcpStream;
 
-use crate::config::ConnectionLease;
+use crate::config::{ConnectionLease, Negotiated};
 use crate::owner::SocketEvent;
 use crate::progress::OutputProgress;
 use crate::record::state::{Link, Mode, Reporting};
@@ -59,6 +59,8 @@ pub(crate) struct Connection {
     pending: Option<Box<VecDeque<SocketEvent>>>,
     /// How far the output has got, for pings queued behind it.
     pub(crate) progress: OutputProgress,
+    /// permessage-deflate was agreed: messages worth it go out compressed.
+    pub(crate) compression: bool,
 }
 
 impl Connection {
@@ -66,12 +68,18 @@ impl Connection {
         stream: TcpStream,
         leftover: &[u8],
         max_message_bytes: usize,
-        lease: Option<ConnectionLease>,
+        negotiated: Negotiated,
     ) -> Self {
+        let decoder = MessageDecoder::new(Role::Server, max_message_bytes);
         Connection {
-            lease: lease.map(Box::new),
+            lease: negotiated.lease.map(Box::new),
             stream,
-            decoder: MessageDecoder::new(Role::Server, max_message_bytes),
+            decoder: if negotiated.compression {
+                decoder.with_compression()
+            } else {
+                decoder
+            },
+            compression: negotiated.compression,
             partial: leftover.to_vec(),
             pending: None,
             progress: OutputProgress::default(),

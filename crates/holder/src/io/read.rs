@@ -192,6 +192,10 @@ fn decode(
             Ok(step) if step.consumed == 0 => break,
             Ok(step) => {
                 at += step.consumed;
+                if step.inflated {
+                    let counters = &inner.group.settings.counters;
+                    counters.compressed_received.fetch_add(1, Relaxed);
+                }
                 if let Some(message) = step.message {
                     on_message(inner, message, events);
                 }

@@ -204,3 +204,100 @@ async fn a_client_that_stops_reading_is_dropped_with_1008() {
     let counters = &group.settings().counters;
     assert_eq!(counters.dropped_slow_reader.load(Ordering::SeqCst), 1);
 }
+
+/// A client that agreed to permessage-deflate.
+async fn connect_compressed(
+    group: &std::sync::Arc<crate::SocketGroup>,
+) -> (std::sync::Arc<crate::SocketRecord>, crate::testing::Peer) {
+    let socket = group.new_socket();
+    socket.accept_hibernatable(&[]).unwrap();
+    socket.couple().unwrap();
+    let (client, server) = crate::testing::pair().await;
+    socket.attach(
+        server,
+        bytes::Bytes::new(),
+        crate::Negotiated {
+            compression: true,
+            ..crate::Negotiated::default()
+        },
+    );
+    (socket, crate::testing::Peer::new(client).with_compression())
+}
+
+#[tokio::test]
+async fn with_compression_agreed_messages_inflate_and_long_ones_go_out_compressed() {
+    let owner = FakeOwner::new();
+    let group = group_of(
+        &owner,
+        settings(SocketLimits::default(), CloseReply::Immediate),
+    );
+    let (socket, mut peer) = connect_compressed(&group).await;
+    let long = r#"{"type":"chat","text":"hello hello hello hello hello hello hello hello"}"#;
+    let deflated = dormouse_ws::deflate::compress(long.as_bytes()).unwrap();
+    peer.send(encode::compressed_frame(
+        dormouse_ws::Opcode::Text,
+        &deflated,
+        MASK,
+    ))
+    .await;
+    peer.text("plain").await;
+    assert_eq!(
+        owner.wait_for(2).await,
+        [format!("text {long}"), "text plain".into()]
+    );
+
+    socket.send(Outgoing::Text(long)).unwrap();
+    socket.send(Outgoing::Text("short")).unwrap();
+    assert_eq!(
+        peer.next_raw_compressed().await,
+        (true, Message::Text(long.into()))
+    );
+    assert_eq!(
+        peer.next_raw_compressed().await,
+        (false, Message::Text("short".into()))
+    );
+    let counters = &group.settings().counters;
+    assert_eq!(counters.compressed_sent.load(Ordering::SeqCst), 1);
+    assert_eq!(counters.compressed_received.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_broadcast_is_compressed_for_those_who_agreed_and_plain_for_the_others() {
+    let owner = FakeOwner::new();
+    let group = group_of(
+        &owner,
+        settings(SocketLimits::default(), CloseReply::Immediate),
+    );
+    let (_compressed, mut deflating) = connect_compressed(&group).await;
+    let (_plain, mut plain) = connect(&group, &[]).await;
+    let news = "the same news for everyone, the same news for everyone, the same news";
+    assert_eq!(group.broadcast(None, Outgoing::Text(news), None), 2);
+    assert_eq!(
+        deflating.next_raw_compressed().await,
+        (true, Message::Text(news.into()))
+    );
+    assert_eq!(plain.next().await, Some(Message::Text(news.into())));
+}
+
+#[tokio::test]
+async fn a_decompression_bomb_closes_with_1009_before_it_is_inflated() {
+    let owner = FakeOwner::new();
+    let limits = SocketLimits {
+        max_message_bytes: 64 << 10,
+        ..SocketLimits::default()
+    };
+    let group = group_of(&owner, settings(limits, CloseReply::Immediate));
+    let (_socket, mut peer) = connect_compressed(&group).await;
+    let bomb = dormouse_ws::deflate::compress(&vec![0u8; 8 << 20]).unwrap();
+    assert!(bomb.len() < 64 << 10, "the bomb itself is under the limit");
+    peer.send(encode::compressed_frame(
+        dormouse_ws::Opcode::Binary,
+        &bomb,
+        MASK,
+    ))
+    .await;
+    let frame = peer.expect_close().await.expect("a code");
+    assert_eq!(frame.code, close::MESSAGE_TOO_BIG);
+    let events = owner.wait_for(1).await;
+    assert!(events[0].starts_with("error message of "), "{events:?}");
+}

@@ -1,6 +1,7 @@
 //! The SDK's [`SocketHost`] for a record: what `WebSocket` methods do, with Cloudflare's errors.
 
 use std::any::Any;
+use std::cell::OnceCell;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -8,8 +9,8 @@ use bytes::Bytes;
 use dormouse_sdk::host::SocketHost;
 use dormouse_sdk::{Error, ErrorKind, EventStream, Outgoing, ReadyState, WebSocketId};
 use dormouse_ws::close::{self, CloseFrame};
-use dormouse_ws::encode;
 use dormouse_ws::frame::Opcode;
+use dormouse_ws::{deflate, encode};
 
 use super::SocketRecord;
 use super::output::WriteNow;
@@ -41,12 +42,11 @@ impl SocketHost for SocketRecord {
         if inner.handshake.output_ended() {
             return Ok(());
         }
+        let compress = inner.compresses();
+        let (opcode, payload) = opcode_and_payload(message);
         let direct = inner.group.take_direct_send();
-        if direct && inner.held.is_none() && !inner.group.gate.is_closed() {
-            let (opcode, payload) = match message {
-                Outgoing::Text(text) => (Opcode::Text, text.as_bytes()),
-                Outgoing::Binary(data) => (Opcode::Binary, data),
-            };
+        let plain = !compress || payload.len() < deflate::MIN_COMPRESSED_BYTES;
+        if direct && plain && inner.held.is_none() && !inner.group.gate.is_closed() {
             let max = inner.max_outbound();
             match inner.write_now(opcode, payload, max) {
                 WriteNow::Done => return Ok(()),
@@ -58,7 +58,9 @@ impl SocketHost for SocketRecord {
                 WriteNow::NotStarted => {}
             }
         }
-        self.send_app(&mut inner, encode_outgoing(message), !direct);
+        let frame = encode::message_frame(opcode, payload, compress);
+        inner.count_if_compressed(&frame);
+        self.send_app(&mut inner, frame, !direct);
         Ok(())
     }
 
@@ -270,11 +272,45 @@ impl SocketHost for SocketRecord {
     }
 }
 
-/// Encodes an application message as a server frame (unmasked).
-pub fn encode_outgoing(message: Outgoing<'_>) -> Bytes {
+fn opcode_and_payload(message: Outgoing<'_>) -> (Opcode, &[u8]) {
     match message {
-        Outgoing::Text(text) => encode::text_frame(text, None),
-        Outgoing::Binary(data) => encode::binary_frame(data, None),
+        Outgoing::Text(text) => (Opcode::Text, text.as_bytes()),
+        Outgoing::Binary(data) => (Opcode::Binary, data),
+    }
+}
+
+/// One message sent to many sockets: encoded once plainly and, for the recipients that agreed
+/// to permessage-deflate, compressed once, on first need.
+#[derive(Debug)]
+pub(crate) struct BroadcastFrames<'a> {
+    opcode: Opcode,
+    payload: &'a [u8],
+    plain: OnceCell<Bytes>,
+    compressed: OnceCell<Bytes>,
+}
+
+impl<'a> BroadcastFrames<'a> {
+    /// The frames of `message`, encoded as recipients need them.
+    pub(crate) fn new(message: Outgoing<'a>) -> Self {
+        let (opcode, payload) = opcode_and_payload(message);
+        BroadcastFrames {
+            opcode,
+            payload,
+            plain: OnceCell::new(),
+            compressed: OnceCell::new(),
+        }
+    }
+
+    /// The frame for a connection that does (`compress`) or does not compress.
+    pub(crate) fn frame(&self, compress: bool) -> Bytes {
+        let plain = || encode::frame(true, self.opcode, self.payload, None);
+        if compress {
+            self.compressed
+                .get_or_init(|| encode::message_frame(self.opcode, self.payload, true))
+                .clone()
+        } else {
+            self.plain.get_or_init(plain).clone()
+        }
     }
 }
 

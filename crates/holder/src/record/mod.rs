@@ -31,7 +31,7 @@ use dormouse_ws::close::{self, CloseFrame};
 use dormouse_ws::encode;
 use tokio::net::TcpStream;
 
-pub use host::encode_outgoing;
+pub(crate) use host::BroadcastFrames;
 pub(crate) use host::validate_tags;
 pub(crate) use output::{Outbound, has_queued};
 use state::{EndCause, Handshake, Link, Mode, Reporting, Tick};
@@ -81,6 +81,20 @@ pub(crate) struct Inner {
 impl Inner {
     pub(crate) fn max_outbound(&self) -> usize {
         self.group.settings.limits.max_outbound_bytes
+    }
+
+    /// Counts `frame` if it goes out compressed (RSV1 set).
+    pub(crate) fn count_if_compressed(&self, frame: &[u8]) {
+        if frame.first().is_some_and(|b0| b0 & 0x40 != 0) {
+            let counters = &self.group.settings.counters;
+            counters.compressed_sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the connection agreed to permessage-deflate (known once attached; frames queued
+    /// before go out uncompressed, which is always allowed).
+    pub(crate) fn compresses(&self) -> bool {
+        matches!(&self.link, Link::Attached(connection) if connection.compression)
     }
 }
 
@@ -267,12 +281,12 @@ impl SocketRecord {
                 inner.reporting = Reporting::Silenced;
             }
             let max_message_bytes = settings.limits.max_message_bytes;
-            inner.protocol = negotiated.protocol.map(Box::new);
+            inner.protocol = negotiated.protocol.clone().map(Box::new);
             inner.link = Link::Attached(Connection::new(
                 stream,
                 &leftover,
                 max_message_bytes,
-                negotiated.lease,
+                negotiated,
             ));
         }
         self.driver.ensure_started();
@@ -325,13 +339,16 @@ impl SocketRecord {
         Ok(())
     }
 
-    /// Queues `frame` (already encoded) unless the socket can no longer send; true if queued.
-    /// Used by broadcast, which must not fail because one recipient is closing.
-    pub(crate) fn send_frame(&self, frame: Bytes) -> bool {
+    /// Queues a broadcast message, in the encoding this connection takes, unless the socket
+    /// can no longer send; true if queued. A broadcast must not fail because one recipient is
+    /// closing.
+    pub(crate) fn send_broadcast(&self, message: &BroadcastFrames<'_>) -> bool {
         let mut inner = self.lock();
         if inner.handshake.output_ended() || matches!(inner.mode, Mode::Unaccepted) {
             return false;
         }
+        let frame = message.frame(inner.compresses());
+        inner.count_if_compressed(&frame);
         self.send_app(&mut inner, frame, true);
         true
     }

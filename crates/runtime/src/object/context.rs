@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
-use dormouse_holder::{SocketRecord, encode_outgoing};
+use dormouse_holder::SocketRecord;
 use dormouse_sdk::host::{self, BoxFuture, ObjectHost, Reply};
 use dormouse_sdk::{
     Error, ErrorKind, ObjectId, Outgoing, Storage, WebSocket, WebSocketId,
@@ -423,9 +423,7 @@ impl ObjectHost for ObjectContext {
         message: Outgoing<'_>,
         except: Option<WebSocketId>,
     ) -> usize {
-        self.cell
-            .sockets
-            .broadcast(tag, &encode_outgoing(message), except)
+        self.cell.sockets.broadcast(tag, message, except)
     }
 }
 
