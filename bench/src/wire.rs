@@ -12,6 +12,7 @@ use std::ops::Range;
 use dormouse_ws::Role;
 use dormouse_ws::frame::{self, Opcode};
 use dormouse_ws::{deflate, handshake};
+use flate2::{Decompress, FlushDecompress};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
@@ -21,6 +22,9 @@ const MASK: [u8; 4] = [0x37, 0xfa, 0x21, 0x3d];
 
 /// Room reserved before each read: large enough for many small frames per system call.
 const READ_CHUNK: usize = 4096;
+
+/// The end of a sync flush, stripped from each compressed message (RFC 7692 §7.2.2).
+const SYNC_TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
 /// Longest handshake response accepted.
 const MAX_RESPONSE_HEAD: usize = 16 << 10;
@@ -36,6 +40,9 @@ pub struct Connection {
     out: Vec<u8>,
     /// The server agreed to permessage-deflate.
     compressed: bool,
+    /// The server keeps its window from message to message (it did not agree to
+    /// `server_no_context_takeover`, as workerd does not): the inflater must keep it too.
+    context: Option<Box<Decompress>>,
     /// The last message, inflated, when it came compressed.
     inflated: Vec<u8>,
 }
@@ -80,7 +87,7 @@ impl Connection {
         stream.write_all(request.as_bytes()).await?;
 
         let mut buffer = Vec::with_capacity(1024);
-        let (head_len, compressed) = loop {
+        let (head_len, compressed, keeps_context) = loop {
             if stream.read_buf(&mut buffer).await? == 0 {
                 return Err(error(
                     io::ErrorKind::UnexpectedEof,
@@ -92,11 +99,16 @@ impl Connection {
             match response.parse(&buffer) {
                 Ok(httparse::Status::Complete(len)) => {
                     check_upgrade(&response, &key)?;
-                    let agreed = response.headers.iter().any(|h| {
-                        h.name.eq_ignore_ascii_case("sec-websocket-extensions")
-                            && find(h.value, b"permessage-deflate").is_some()
-                    });
-                    break (len, agreed);
+                    let extensions = response
+                        .headers
+                        .iter()
+                        .find(|h| h.name.eq_ignore_ascii_case("sec-websocket-extensions"))
+                        .map(|h| h.value.to_vec())
+                        .unwrap_or_default();
+                    let agreed = find(&extensions, b"permessage-deflate").is_some();
+                    let keeps_context =
+                        agreed && find(&extensions, b"server_no_context_takeover").is_none();
+                    break (len, agreed, keeps_context);
                 }
                 Ok(httparse::Status::Partial) if buffer.len() < MAX_RESPONSE_HEAD => {}
                 Ok(httparse::Status::Partial) => {
@@ -114,6 +126,7 @@ impl Connection {
             start: head_len,
             out: Vec::with_capacity(128),
             compressed,
+            context: keeps_context.then(|| Box::new(Decompress::new(false))),
             inflated: Vec::new(),
         })
     }
@@ -152,8 +165,7 @@ impl Connection {
             if let Some((opcode, payload, compressed)) = self.parse_frame()? {
                 match opcode {
                     Opcode::Text | Opcode::Binary if compressed => {
-                        self.inflated = deflate::inflate(&self.buffer[payload], usize::MAX >> 1)
-                            .map_err(|e| error(io::ErrorKind::InvalidData, e.to_string()))?;
+                        self.inflate(payload)?;
                         return Ok(MessageAt::Inflated);
                     }
                     Opcode::Text | Opcode::Binary => return Ok(MessageAt::Buffer(payload)),
@@ -190,6 +202,39 @@ impl Connection {
                 ));
             }
         }
+    }
+
+    /// Inflates the compressed message at `payload` into `inflated`: statelessly, or keeping the
+    /// window of a server that keeps its own.
+    fn inflate(&mut self, payload: Range<usize>) -> io::Result<()> {
+        let bad = |e: String| error(io::ErrorKind::InvalidData, e);
+        let Some(context) = &mut self.context else {
+            self.inflated = deflate::inflate(&self.buffer[payload], usize::MAX >> 1)
+                .map_err(|e| bad(e.to_string()))?;
+            return Ok(());
+        };
+        self.inflated.clear();
+        for input in [&self.buffer[payload], &SYNC_TAIL[..]] {
+            let start = context.total_in();
+            loop {
+                let consumed = (context.total_in() - start) as usize;
+                if self.inflated.capacity() - self.inflated.len() < READ_CHUNK {
+                    self.inflated.reserve(READ_CHUNK);
+                }
+                context
+                    .decompress_vec(
+                        &input[consumed..],
+                        &mut self.inflated,
+                        FlushDecompress::Sync,
+                    )
+                    .map_err(|e| bad(e.to_string()))?;
+                let done = (context.total_in() - start) as usize == input.len();
+                if done && self.inflated.len() < self.inflated.capacity() {
+                    break;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The bytes of a payload returned by [`Connection::next_message`], until the next call.

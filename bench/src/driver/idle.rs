@@ -12,11 +12,14 @@ use crate::proc;
 
 /// workerd holds two files per connection; past 9,999 connections it would reach the 20,000
 /// open-files limit, where it aborts. It is measured at this many instead.
-const WORKERD_CONNECTIONS: usize = 8_000;
+pub(super) const WORKERD_CONNECTIONS: usize = 8_000;
 
 /// Connections per generator process: well under the per-process open-files limit, and each
 /// process connects from its own source address.
 const PER_GENERATOR: usize = 7_500;
+
+/// A chat message as realtime applications send them: verbose JSON, compressible.
+pub(super) const CHAT: &str = r#"{"type":"chat","room":"lobby","user":{"id":"u-1234","name":"alice"},"text":"hello everyone, how is the weather over there today?","sentAt":"2026-12-02T10:00:00.000Z","reactions":[],"mentions":[]}"#;
 
 /// Dormouse's budget per idle connection.
 const TARGET_BYTES: f64 = 2_000.0;
@@ -52,50 +55,9 @@ pub(super) async fn run(setup: &Setup, results: &mut Results) -> Result<()> {
         } else {
             connections
         };
-        let server = Server::start(setup, peer, Program::Echo).await?;
-        let (rss_before, files_before) = (proc::rss(server.pid)?, proc::open_files(server.pid)?);
-        // Two processes at least, so that spreading the load is always exercised.
-        let processes = count.div_ceil(PER_GENERATOR).max(2);
-        let mut generators = Vec::new();
-        for index in 0..processes {
-            let share = count / processes + usize::from(index < count % processes);
-            generators.push(Generator::spawn(
-                setup,
-                &[
-                    "hold".into(),
-                    "--addr".into(),
-                    server.addr.to_string(),
-                    "--path".into(),
-                    "/websocket".into(),
-                    "--connections".into(),
-                    share.to_string(),
-                    "--source-ip".into(),
-                    format!("127.0.0.{}", 11 + index),
-                ],
-            )?);
-        }
-        for generator in &mut generators {
-            generator.reached("holding").await?;
-        }
-        server.hibernate_all().await?;
-        if let Some(metrics) = server.metrics().await {
-            let binding = Program::Echo.binding();
-            anyhow::ensure!(
-                metrics.get("dormouse_objects_hibernated", binding) == 1.0
-                    && metrics.get("dormouse_websockets_open", binding) == count as f64,
-                "expected one hibernated object holding {count} sockets"
-            );
-        }
-        let rss = proc::rss(server.pid)?.saturating_sub(rss_before);
-        let open = proc::open_files(server.pid)?.saturating_sub(files_before);
-        let mut held = 0;
-        for mut generator in generators {
-            generator.go().await?;
-            held += generator.result::<HoldReport>().await?.connections;
-        }
-        anyhow::ensure!(held == count, "{held} of {count} connections were held");
-        memory.set(peer, rss as f64 / count as f64);
-        files.set(peer, open as f64 / count as f64);
+        let held = hold(setup, peer, count, false).await?;
+        memory.set(peer, held.rss_per_connection);
+        files.set(peer, held.files_per_connection);
         if peer == Peer::Workerd && count < connections {
             memory.metric = format!(
                 "server RSS per connection (workerd: at {} connections)",
@@ -105,4 +67,77 @@ pub(super) async fn run(setup: &Setup, results: &mut Results) -> Result<()> {
     }
     results.rows.extend([memory, files]);
     Ok(())
+}
+
+/// What `count` idle connections cost a server.
+pub(super) struct Held {
+    pub(super) rss_per_connection: f64,
+    pub(super) files_per_connection: f64,
+}
+
+/// Opens `count` connections to `peer`'s echo server (offering permessage-deflate when
+/// `compression`), hibernates its object, and measures what they hold.
+pub(super) async fn hold(
+    setup: &Setup,
+    peer: Peer,
+    count: usize,
+    compression: bool,
+) -> Result<Held> {
+    let server = Server::start(setup, peer, Program::Echo).await?;
+    let (rss_before, files_before) = (proc::rss(server.pid)?, proc::open_files(server.pid)?);
+    // Two processes at least, so that spreading the load is always exercised.
+    let processes = count.div_ceil(PER_GENERATOR).max(2);
+    let mut generators = Vec::new();
+    for index in 0..processes {
+        let share = count / processes + usize::from(index < count % processes);
+        let mut args = vec![
+            "hold".into(),
+            "--addr".into(),
+            server.addr.to_string(),
+            "--path".into(),
+            "/websocket".into(),
+            "--connections".into(),
+            share.to_string(),
+            "--source-ip".into(),
+            format!("127.0.0.{}", 11 + index),
+        ];
+        if compression {
+            // A message long enough to go out compressed both ways, so that whatever a
+            // connection keeps for compression is in use.
+            args.extend(["--compression".into(), "--message".into(), CHAT.into()]);
+        }
+        generators.push(Generator::spawn(setup, &args)?);
+    }
+    for generator in &mut generators {
+        generator.reached("holding").await?;
+    }
+    server.hibernate_all().await?;
+    if let Some(metrics) = server.metrics().await {
+        let binding = Program::Echo.binding();
+        anyhow::ensure!(
+            metrics.get("dormouse_objects_hibernated", binding) == 1.0
+                && metrics.get("dormouse_websockets_open", binding) == count as f64,
+            "expected one hibernated object holding {count} sockets"
+        );
+    }
+    let rss = proc::rss(server.pid)?.saturating_sub(rss_before);
+    let open = proc::open_files(server.pid)?.saturating_sub(files_before);
+    let mut held = 0;
+    let mut agreed = 0;
+    for mut generator in generators {
+        generator.go().await?;
+        let report = generator.result::<HoldReport>().await?;
+        held += report.connections;
+        agreed += report.compressed;
+    }
+    anyhow::ensure!(held == count, "{held} of {count} connections were held");
+    anyhow::ensure!(
+        !compression || agreed == count,
+        "{} agreed to permessage-deflate on {agreed} of {count} connections",
+        peer.name()
+    );
+    Ok(Held {
+        rss_per_connection: rss as f64 / count as f64,
+        files_per_connection: open as f64 / count as f64,
+    })
 }

@@ -4,6 +4,7 @@
 //! core of its own on a two-core machine, and the CPU each used is reported with the figures:
 //! a generator near a full core would mean the figure measures the generator, not the server.
 
+mod compression;
 mod fanout;
 mod generator;
 mod idle;
@@ -28,7 +29,7 @@ pub struct Options {
     #[arg(long)]
     pub smoke: bool,
     /// Scenarios to run (all by default): idle, echo, fanout, wake, auto-response, storage,
-    /// startup.
+    /// startup, compression.
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<Scenario>,
     /// Peers to run (all by default): dormouse, raw, workerd, workers (Dormouse's Workers mode).
@@ -60,6 +61,8 @@ pub enum Scenario {
     Storage,
     /// 7. Process start to the first answered request.
     Startup,
+    /// 8. permessage-deflate negotiated: idle memory, and the cost of compressing.
+    Compression,
 }
 
 /// A peer, as named on the command line.
@@ -125,6 +128,7 @@ pub async fn run(options: Options) -> Result<()> {
             Scenario::AutoResponse,
             Scenario::Storage,
             Scenario::Startup,
+            Scenario::Compression,
         ]
     } else {
         options.scenarios.clone()
@@ -141,6 +145,7 @@ pub async fn run(options: Options) -> Result<()> {
             Scenario::AutoResponse => throughput::auto_response(&setup, &mut results).await?,
             Scenario::Storage => throughput::storage(&setup, &mut results).await?,
             Scenario::Startup => startup::run(&setup, &mut results).await?,
+            Scenario::Compression => compression::run(&setup, &mut results).await?,
         }
     }
     println!("{}", table::render(&results.rows));

@@ -17,29 +17,31 @@ use crate::proc::CpuMeter;
 
 /// One closed-loop load.
 #[derive(Clone, Copy)]
-struct Load<'a> {
-    program: Program,
-    path: &'a str,
-    message: &'a str,
-    expect: Option<&'a str>,
-    connections: usize,
+pub(super) struct Load<'a> {
+    pub(super) program: Program,
+    pub(super) path: &'a str,
+    pub(super) message: &'a str,
+    pub(super) expect: Option<&'a str>,
+    pub(super) connections: usize,
     /// Force hibernation once connected; count object wakes during the load.
-    hibernated: bool,
+    pub(super) hibernated: bool,
+    /// Offer permessage-deflate, and compress what is sent once agreed.
+    pub(super) compression: bool,
 }
 
 /// What the rounds of one peer measured.
 #[derive(Default)]
-struct Rounds {
+pub(super) struct Rounds {
     rates: Vec<f64>,
     /// Server CPU time per round trip, in seconds.
-    costs: Vec<f64>,
+    pub(super) costs: Vec<f64>,
     latency: Histogram,
     server: Vec<f64>,
     generator: Vec<f64>,
     wakes: f64,
 }
 
-fn median(values: &[f64]) -> f64 {
+pub(super) fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
@@ -88,6 +90,9 @@ async fn round(setup: &Setup, server: &Server, load: Load<'_>) -> Result<(EchoRe
     if load.hibernated {
         args.push("--checkpoints".into());
     }
+    if load.compression {
+        args.push("--compression".into());
+    }
     let wakes = |metrics: Option<dormouse_testing::Metrics>| {
         metrics.map_or(0.0, |m| {
             m.get("dormouse_object_wakes_total", load.program.binding())
@@ -119,7 +124,7 @@ async fn round(setup: &Setup, server: &Server, load: Load<'_>) -> Result<(EchoRe
 
 /// Runs each load on every peer (the load `for_peer` gives it; `None`: the peer cannot run
 /// it), in interleaved rounds; one `Rounds` per load and peer.
-async fn measure<'a>(
+pub(super) async fn measure<'a>(
     setup: &Setup,
     loads: usize,
     for_peer: impl Fn(Peer, usize) -> Option<Load<'a>>,
@@ -146,7 +151,7 @@ async fn measure<'a>(
 }
 
 /// The rows of one load: rate, median and tail latency, CPU per round trip, and who was busy.
-fn rows(
+pub(super) fn rows(
     scenario: &str,
     rate: &str,
     rate_targets: Vec<Target>,
@@ -193,6 +198,7 @@ pub(super) async fn echo(setup: &Setup, results: &mut Results) -> Result<()> {
             expect: None,
             connections: counts[index],
             hibernated: false,
+            compression: false,
         })
     })
     .await?;
@@ -230,6 +236,7 @@ pub(super) async fn auto_response(setup: &Setup, results: &mut Results) -> Resul
                 expect: None,
                 connections,
                 hibernated: false,
+                compression: false,
             }
         } else {
             Load {
@@ -239,6 +246,7 @@ pub(super) async fn auto_response(setup: &Setup, results: &mut Results) -> Resul
                 expect: Some("pong"),
                 connections,
                 hibernated: true,
+                compression: false,
             }
         })
     })
@@ -297,6 +305,7 @@ pub(super) async fn storage(setup: &Setup, results: &mut Results) -> Result<()> 
             expect: None,
             connections: loads[index].0,
             hibernated: false,
+            compression: false,
         })
     })
     .await?;

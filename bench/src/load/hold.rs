@@ -54,6 +54,7 @@ pub(super) async fn run(args: HoldArgs) -> Result<HoldReport> {
     while let Some(joined) = holders.join_next().await {
         held.push(joined?.context("the first message")?);
     }
+    let compressed = held.iter().filter(|c| c.is_compressed()).count();
     let mut idle = tokio::task::JoinSet::new();
     for mut connection in held {
         // Runs until the connection fails, and returns why.
@@ -73,5 +74,6 @@ pub(super) async fn run(args: HoldArgs) -> Result<HoldReport> {
     idle.abort_all();
     Ok(HoldReport {
         connections: args.connections,
+        compressed,
     })
 }

@@ -134,6 +134,9 @@ fn chat_seq(payload: &[u8]) -> Option<u64> {
 pub struct HoldReport {
     /// Connections opened and held.
     pub connections: usize,
+    /// Of them, those on which the server agreed to permessage-deflate.
+    #[serde(default)]
+    pub compressed: usize,
 }
 
 /// Closed-loop round trips (scenarios 2, 5 and 6).

@@ -17,12 +17,15 @@
 //! - `record`: [`SocketRecord`], one WebSocket: its states (`record::state`, the close handshake
 //!   among them), its write path (`record::output`), the SDK's socket API (`record::host`) and
 //!   its liveness (`record::liveness`).
-//! - `io`: one driver step of a connected socket: flush, read, decode (`io::read`), deliver.
+//! - `io`: one driver step of a connected socket: flush, read, decode (`io::read`), deliver;
+//!   compressed messages are inflated there and compressed on the write path.
 //! - `driver`: [`Drivers`], the few tasks that poll every socket, so that no socket needs one.
 //! - `events`: the event stream of a standard (non-hibernatable) socket.
 //! - `progress`, `kernel`: how far output has got, so that a ping behind a backlog is not taken
 //!   for a dead peer.
 //! - `error`: [`HolderError`].
+//! - `testing` (tests only): a fake owner and a client on a real loopback connection, for the
+//!   unit tests beside `io` and `record`.
 //!
 //! Lock order: a group's set, then a socket's own lock, then the gate's. A socket's lock is never
 //! held while its owner is called.

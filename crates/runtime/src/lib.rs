@@ -4,7 +4,8 @@
 //! `dormouse-holder`, a layer below: each object cell is the owner of a group of them.
 //!
 //! # Layout
-//! - [`runtime`] — [`Runtime`], the handle the server and tests use, and [`RuntimeBuilder`].
+//! - [`runtime`] — [`Runtime`], the handle the server and tests use.
+//! - `builder`: [`RuntimeBuilder`], which registers classes and builds a runtime.
 //! - [`config`] — [`RuntimeConfig`] and [`Limits`], every timeout and limit with its default.
 //! - `guest`: [`GuestClass`], a class hosted for another guest (a JavaScript engine): its
 //!   factory, the executor its objects run on, its [`CloseReply`].
@@ -55,6 +56,7 @@
 //! ```
 
 mod alarms;
+mod builder;
 pub mod config;
 pub mod error;
 mod guest;
@@ -66,12 +68,11 @@ mod registry;
 pub mod runtime;
 mod storage;
 
+pub use builder::{RuntimeBuilder, StorageOptions};
 pub use config::{FlushAttempt, FlushFault, Limits, RuntimeConfig};
 pub use dormouse_holder::{CloseReply, ConnectionLease, Negotiated};
 pub use dormouse_storage::{Durability, Migration};
 pub use error::RuntimeError;
 pub use guest::GuestClass;
 pub use metrics::NamespaceGauges;
-pub use runtime::{
-    HibernateReport, ObjectState, ObjectStatus, Runtime, RuntimeBuilder, StorageOptions,
-};
+pub use runtime::{HibernateReport, ObjectState, ObjectStatus, Runtime};
