@@ -190,6 +190,62 @@ async fn a_standard_socket_streams_its_events_and_notes_activity() {
     );
     assert!(owner.activity.load(Ordering::SeqCst) >= 1);
     assert_eq!(group.sockets().standard_count(), 1);
+
+    // The stream ends after the close event, and the socket leaves its owner's set.
+    peer.send(encode::close_frame(None, MASK)).await;
+    let close = tokio::time::timeout(PATIENCE, events.next()).await.unwrap();
+    assert!(matches!(
+        close,
+        Some(Ok(dormouse_sdk::WebsocketEvent::Close(_)))
+    ));
+    let end = tokio::time::timeout(PATIENCE, events.next()).await.unwrap();
+    assert!(end.is_none(), "no event after the close");
+    assert_eq!(peer.next().await, Some(Message::Close(None)));
+    assert_eq!(peer.next().await, None);
+    assert_eq!(group.sockets().standard_count(), 0);
+}
+
+#[tokio::test]
+async fn a_standard_socket_whose_stream_was_dropped_keeps_reading_and_closes() {
+    let owner = FakeOwner::new();
+    let group = group_of(
+        &owner,
+        settings(SocketLimits::default(), CloseReply::Immediate),
+    );
+    let socket = group.new_socket();
+    socket.clone().accept().unwrap();
+    drop(socket.events().unwrap());
+    socket.couple().unwrap();
+    let (client, server) = pair().await;
+    socket.attach(server, Bytes::new(), Negotiated::default());
+    let mut peer = Peer::new(client);
+    // More than the stream's buffer: nobody consumes them, and they must not stall the socket.
+    for n in 0..200 {
+        peer.text(&n.to_string()).await;
+    }
+    peer.send(encode::close_frame(None, MASK)).await;
+    assert_eq!(peer.next().await, Some(Message::Close(None)));
+    assert_eq!(peer.next().await, None);
+}
+
+#[test]
+fn turns_are_numbered_and_output_waits_until_the_limit_passes_its_turn() {
+    let owner = FakeOwner::new();
+    let group = group_of(
+        &owner,
+        settings(SocketLimits::default(), CloseReply::Immediate),
+    );
+    let socket = group.new_socket();
+    let gate = &group.gate;
+    let first = gate.begin_turn();
+    assert_eq!((first, gate.tag()), (1, 1));
+    assert_eq!(gate.begin_turn(), 2, "each turn gets the next number");
+    gate.publish(2);
+    assert!(gate.is_closed(), "the running turn's output waits");
+    assert!(gate.hold(&socket, 2), "and a socket sending now holds it");
+    gate.publish(3);
+    assert!(!gate.is_closed());
+    assert!(!gate.hold(&socket, 2), "output below the limit is not held");
 }
 
 #[test]
