@@ -85,3 +85,28 @@ pub(crate) async fn deliver_waiting(
     })
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_weighs_its_payload_and_only_close_and_error_are_last() {
+        let text = SocketEvent::Message(WebSocketIncomingMessage::String("héllo".into()));
+        let binary = SocketEvent::Message(WebSocketIncomingMessage::Binary(vec![1, 2, 3]));
+        let close = SocketEvent::Close {
+            code: 1000,
+            reason: "a long reason that weighs nothing".into(),
+            was_clean: true,
+        };
+        let error = SocketEvent::Error(ProtocolError::ReservedBits);
+        assert_eq!(
+            [&text, &binary, &close, &error].map(SocketEvent::weight),
+            [6, 3, 0, 0]
+        );
+        assert_eq!(
+            [&text, &binary, &close, &error].map(SocketEvent::is_terminal),
+            [false, false, true, true]
+        );
+    }
+}

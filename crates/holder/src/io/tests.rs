@@ -277,6 +277,12 @@ async fn a_broadcast_is_compressed_for_those_who_agreed_and_plain_for_the_others
         (true, Message::Text(news.into()))
     );
     assert_eq!(plain.next().await, Some(Message::Text(news.into())));
+    let counters = &group.settings().counters;
+    assert_eq!(
+        counters.compressed_sent.load(Ordering::SeqCst),
+        1,
+        "the plain copy is not counted"
+    );
 }
 
 #[tokio::test]

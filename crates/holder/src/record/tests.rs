@@ -294,3 +294,60 @@ async fn the_negotiated_subprotocol_stays_and_the_lease_ends_before_the_peer_see
     );
     assert_eq!(socket.protocol().as_deref(), Some("mqtt"));
 }
+
+#[tokio::test]
+async fn terminating_closes_without_an_event_and_an_eviction_spares_hibernatable_sockets() {
+    use futures_util::StreamExt;
+    let owner = FakeOwner::new();
+    let group = group_of(
+        &owner,
+        settings(SocketLimits::default(), CloseReply::Immediate),
+    );
+    let (_hibernatable, mut kept) = connect(&group, &[]).await;
+    let standard = group.new_socket();
+    standard.clone().accept().unwrap();
+    let mut events = standard.events().unwrap();
+    standard.couple().unwrap();
+    let (client, server) = pair().await;
+    standard.attach(server, Bytes::new(), Negotiated::default());
+    let mut evicted = Peer::new(client);
+
+    group.terminate_standard(1001, "evicted");
+    let frame = evicted.expect_close().await.expect("a code");
+    assert_eq!((frame.code, frame.reason.as_str()), (1001, "evicted"));
+    let end = tokio::time::timeout(PATIENCE, events.next()).await.unwrap();
+    assert!(end.is_none(), "the stream ends without an event");
+    assert_eq!(group.sockets().hibernatable_count(), 1);
+    assert_eq!(group.sockets().standard_count(), 0);
+
+    group.terminate_all(1011, "reset");
+    let frame = kept.expect_close().await.expect("a code");
+    assert_eq!((frame.code, frame.reason.as_str()), (1011, "reset"));
+    assert!(group.sockets().is_empty());
+    kept.send(encode::close_frame(None, MASK)).await;
+    assert_eq!(kept.next().await, None);
+    assert!(
+        owner.describe().is_empty(),
+        "a terminated socket reports nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_reading_client_is_not_dropped_for_a_burst_under_the_bound() {
+    let owner = FakeOwner::new();
+    let group = group_of(
+        &owner,
+        settings(SocketLimits::default(), CloseReply::Immediate),
+    );
+    let (socket, mut peer) = connect(&group, &[]).await;
+    let chunk = vec![9u8; 16 << 10];
+    // 3.2 MB at once: more than the kernel takes, less than the 4 MiB bound.
+    for _ in 0..200 {
+        socket.send(Outgoing::Binary(&chunk)).unwrap();
+    }
+    for _ in 0..200 {
+        assert_eq!(peer.next().await, Some(Message::Binary(chunk.clone())));
+    }
+    assert_eq!(socket.ready_state(), dormouse_sdk::ReadyState::Open);
+    assert!(owner.describe().is_empty());
+}
