@@ -112,6 +112,38 @@ async fn output_waits_behind_the_gate_and_held_output_of_lost_writes_never_leave
 }
 
 #[tokio::test]
+async fn frames_of_later_turns_leave_when_their_own_turn_is_durable() {
+    let owner = FakeOwner::new();
+    let group = group_of(
+        &owner,
+        settings(SocketLimits::default(), CloseReply::Immediate),
+    );
+    let (socket, mut peer) = connect(&group, &[]).await;
+    let (other, mut other_peer) = connect(&group, &[]).await;
+    let gate = group.gate.clone();
+    // Turns 1 and 2 write while nothing is durable; both sockets hold frames of each.
+    let first = gate.begin_turn();
+    gate.publish(first);
+    socket.send(Outgoing::Text("turn 1")).unwrap();
+    let second = gate.begin_turn();
+    gate.publish(first);
+    other.send(Outgoing::Text("turn 2, other")).unwrap();
+    socket.send(Outgoing::Text("turn 2")).unwrap();
+    // Turn 1 is durable: its frame leaves, turn 2's stay.
+    gate.publish(second);
+    gate.release();
+    assert_eq!(peer.next().await, Some(Message::Text("turn 1".into())));
+    // Turn 2 is durable: the sockets still holding frames are visited again.
+    gate.publish(second + 1);
+    gate.release();
+    assert_eq!(peer.next().await, Some(Message::Text("turn 2".into())));
+    assert_eq!(
+        other_peer.next().await,
+        Some(Message::Text("turn 2, other".into()))
+    );
+}
+
+#[tokio::test]
 async fn rebinding_moves_a_live_socket_to_another_owner() {
     let (first, second) = (FakeOwner::new(), FakeOwner::new());
     let settings = settings(SocketLimits::default(), CloseReply::Immediate);
