@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 
-use super::idle::{self, CHAT, WORKERD_CONNECTIONS};
+use super::idle::{self, CHAT};
 use super::servers::{Peer, Program};
 use super::table::{Better, Goal, Row, Target, Unit, thousands};
 use super::throughput::{Load, measure, median, rows};
@@ -37,23 +37,8 @@ async fn idle_memory(setup: &Setup, results: &mut Results) -> Result<()> {
         if !setup.runs(peer) {
             continue;
         }
-        let count = if peer == Peer::Workerd {
-            connections.min(WORKERD_CONNECTIONS)
-        } else {
-            connections
-        };
-        memory.set(
-            peer,
-            idle::hold(setup, peer, count, true)
-                .await?
-                .rss_per_connection,
-        );
-        if peer == Peer::Workerd && count < connections {
-            memory.metric = format!(
-                "server RSS per connection (workerd: at {} connections)",
-                thousands(count as u64)
-            );
-        }
+        let held = idle::hold_capped(setup, peer, connections, true, &mut memory).await?;
+        memory.set(peer, held.rss_per_connection);
     }
     results.rows.push(memory);
     Ok(())

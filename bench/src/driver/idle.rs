@@ -12,7 +12,7 @@ use crate::proc;
 
 /// workerd holds two files per connection; past 9,999 connections it would reach the 20,000
 /// open-files limit, where it aborts. It is measured at this many instead.
-pub(super) const WORKERD_CONNECTIONS: usize = 8_000;
+const WORKERD_CONNECTIONS: usize = 8_000;
 
 /// Connections per generator process: well under the per-process open-files limit, and each
 /// process connects from its own source address.
@@ -50,23 +50,34 @@ pub(super) async fn run(setup: &Setup, results: &mut Results) -> Result<()> {
     .with_target(Target::dormouse(Goal::About(1.0)))
     .with_target(Target::workers(Goal::About(1.0)));
     for peer in Peer::ALL.into_iter().filter(|p| setup.runs(*p)) {
-        let count = if peer == Peer::Workerd {
-            connections.min(WORKERD_CONNECTIONS)
-        } else {
-            connections
-        };
-        let held = hold(setup, peer, count, false).await?;
+        let held = hold_capped(setup, peer, connections, false, &mut memory).await?;
         memory.set(peer, held.rss_per_connection);
         files.set(peer, held.files_per_connection);
-        if peer == Peer::Workerd && count < connections {
-            memory.metric = format!(
-                "server RSS per connection (workerd: at {} connections)",
-                thousands(count as u64)
-            );
-        }
     }
     results.rows.extend([memory, files]);
     Ok(())
+}
+
+/// [`hold`] at `connections`, or at workerd's cap, which then goes into `memory`'s label.
+pub(super) async fn hold_capped(
+    setup: &Setup,
+    peer: Peer,
+    connections: usize,
+    compression: bool,
+    memory: &mut Row,
+) -> Result<Held> {
+    let count = if peer == Peer::Workerd {
+        connections.min(WORKERD_CONNECTIONS)
+    } else {
+        connections
+    };
+    if count < connections {
+        memory.metric = format!(
+            "server RSS per connection (workerd: at {} connections)",
+            thousands(count as u64)
+        );
+    }
+    hold(setup, peer, count, compression).await
 }
 
 /// What `count` idle connections cost a server.

@@ -128,6 +128,16 @@ pub(crate) fn group_of(owner: &Arc<FakeOwner>, settings: Arc<SocketSettings>) ->
     SocketGroup::new(weak, settings, Arc::new(FrameGate::default()))
 }
 
+/// A fake owner and its group, with the default limits and immediate close replies.
+pub(crate) fn plain_group() -> (Arc<FakeOwner>, Arc<SocketGroup>) {
+    let owner = FakeOwner::new();
+    let group = group_of(
+        &owner,
+        settings(SocketLimits::default(), CloseReply::Immediate),
+    );
+    (owner, group)
+}
+
 /// A client connected to a socket of `group`, accepted as hibernatable with `tags`.
 pub(crate) struct Peer {
     stream: TcpStream,

@@ -8,16 +8,12 @@ use dormouse_sdk::{Outgoing, ReadyState, WebSocketRequestResponsePair};
 use dormouse_ws::close::{self, CloseFrame};
 use dormouse_ws::{Message, ProtocolError, encode};
 
-use crate::testing::{FakeOwner, MASK, PATIENCE, connect, group_of, settings};
+use crate::testing::{FakeOwner, MASK, PATIENCE, connect, group_of, plain_group, settings};
 use crate::{CloseReply, SocketLimits};
 
 #[tokio::test]
 async fn messages_reach_the_owner_in_order_and_pings_do_not() {
-    let owner = FakeOwner::new();
-    let group = group_of(
-        &owner,
-        settings(SocketLimits::default(), CloseReply::Immediate),
-    );
+    let (owner, group) = plain_group();
     let (_socket, mut peer) = connect(&group, &[]).await;
     peer.text("first").await;
     peer.send(encode::ping_frame(b"are you there", MASK)).await;
@@ -32,11 +28,7 @@ async fn messages_reach_the_owner_in_order_and_pings_do_not() {
 
 #[tokio::test]
 async fn an_auto_response_answers_without_the_owner() {
-    let owner = FakeOwner::new();
-    let group = group_of(
-        &owner,
-        settings(SocketLimits::default(), CloseReply::Immediate),
-    );
+    let (owner, group) = plain_group();
     group.set_auto_responses(vec![WebSocketRequestResponsePair::new("ping", "pong")]);
     let (socket, mut peer) = connect(&group, &[]).await;
     assert!(socket.auto_response_timestamp().is_none());
@@ -51,11 +43,7 @@ async fn an_auto_response_answers_without_the_owner() {
 
 #[tokio::test]
 async fn a_close_is_answered_at_once_with_the_clients_code_and_reason() {
-    let owner = FakeOwner::new();
-    let group = group_of(
-        &owner,
-        settings(SocketLimits::default(), CloseReply::Immediate),
-    );
+    let (owner, group) = plain_group();
     let (socket, mut peer) = connect(&group, &[]).await;
     let frame = CloseFrame {
         code: 4000,
@@ -109,11 +97,7 @@ async fn without_an_answer_from_the_handler_the_runtime_echoes_the_close() {
 
 #[tokio::test]
 async fn a_protocol_error_closes_with_its_code_and_is_reported_once() {
-    let owner = FakeOwner::new();
-    let group = group_of(
-        &owner,
-        settings(SocketLimits::default(), CloseReply::Immediate),
-    );
+    let (owner, group) = plain_group();
     let (_socket, mut peer) = connect(&group, &[]).await;
     peer.send(encode::text_frame("unmasked", None)).await;
     peer.text("after the error").await;
@@ -226,11 +210,7 @@ async fn connect_compressed(
 
 #[tokio::test]
 async fn with_compression_agreed_messages_inflate_and_long_ones_go_out_compressed() {
-    let owner = FakeOwner::new();
-    let group = group_of(
-        &owner,
-        settings(SocketLimits::default(), CloseReply::Immediate),
-    );
+    let (owner, group) = plain_group();
     let (socket, mut peer) = connect_compressed(&group).await;
     let long = r#"{"type":"chat","text":"hello hello hello hello hello hello hello hello"}"#;
     let deflated = dormouse_ws::deflate::compress(long.as_bytes()).unwrap();
@@ -263,11 +243,7 @@ async fn with_compression_agreed_messages_inflate_and_long_ones_go_out_compresse
 
 #[tokio::test]
 async fn a_broadcast_is_compressed_for_those_who_agreed_and_plain_for_the_others() {
-    let owner = FakeOwner::new();
-    let group = group_of(
-        &owner,
-        settings(SocketLimits::default(), CloseReply::Immediate),
-    );
+    let (_owner, group) = plain_group();
     let (_compressed, mut deflating) = connect_compressed(&group).await;
     let (_plain, mut plain) = connect(&group, &[]).await;
     let news = "the same news for everyone, the same news for everyone, the same news";

@@ -357,14 +357,15 @@ impl SocketRecord {
     /// it are not durable (or while earlier frames of this socket are held), sent otherwise,
     /// at once or (`defer`, for broadcasts) by the driver with whatever else queues up meanwhile.
     pub(crate) fn send_app(&self, inner: &mut Inner, frame: Bytes, defer: bool) {
-        let gate = inner.group.gate.clone();
-        let tag = gate.tag();
+        // Read through the group, not a clone of the gate: this runs per frame and per recipient.
+        let tag = inner.group.gate.tag();
         if let Some(held) = &mut inner.held {
             held.push_back((tag, frame));
-            self.release_below(inner, gate.limit());
+            let limit = inner.group.gate.limit();
+            self.release_below(inner, limit);
             return;
         }
-        if gate.is_closed() && gate.hold(&self.this(), tag) {
+        if inner.group.gate.is_closed() && inner.group.gate.hold(&self.this(), tag) {
             inner.held = Some(Box::new(VecDeque::from([(tag, frame)])));
             return;
         }
@@ -417,14 +418,14 @@ impl SocketRecord {
     /// the handler ([`CloseReply::AfterHandler`](crate::CloseReply::AfterHandler)).
     pub fn answer_close(&self, code: u16, reason: &str) {
         let mut inner = self.lock();
+        if inner.handshake.output_ended() {
+            return;
+        }
         let frame = (code != close::NO_STATUS).then(|| CloseFrame {
             code,
             reason: reason.to_owned(),
         });
         let timeout = inner.group.settings.close_timeout;
-        if inner.handshake.output_ended() {
-            return;
-        }
         inner.send_close(
             encode::close_frame(frame.as_ref(), None),
             usize::MAX,

@@ -10,16 +10,14 @@ use dormouse_sdk::Outgoing;
 use dormouse_sdk::host::SocketHost;
 use dormouse_ws::{Message, encode};
 
-use crate::testing::{FakeOwner, MASK, PATIENCE, Peer, connect, group_of, pair, settings};
+use crate::testing::{
+    FakeOwner, MASK, PATIENCE, Peer, connect, group_of, pair, plain_group, settings,
+};
 use crate::{CloseReply, ConnectionLease, HolderError, Negotiated, SocketLimits};
 
 #[tokio::test]
 async fn a_silent_peer_is_pinged_and_then_dropped() {
-    let owner = FakeOwner::new();
-    let group = group_of(
-        &owner,
-        settings(SocketLimits::default(), CloseReply::Immediate),
-    );
+    let (owner, group) = plain_group();
     let (socket, mut peer) = connect(&group, &[]).await;
     let (interval, timeout) = (Duration::from_secs(30), Duration::from_secs(10));
     let start = crate::clock_ms();
@@ -46,11 +44,7 @@ async fn a_silent_peer_is_pinged_and_then_dropped() {
 
 #[tokio::test]
 async fn traffic_from_the_peer_answers_for_its_liveness() {
-    let owner = FakeOwner::new();
-    let group = group_of(
-        &owner,
-        settings(SocketLimits::default(), CloseReply::Immediate),
-    );
+    let (owner, group) = plain_group();
     let (_socket, mut peer) = connect(&group, &[]).await;
     let (interval, timeout) = (Duration::from_secs(30), Duration::from_secs(10));
     let start = crate::clock_ms();
@@ -65,11 +59,7 @@ async fn traffic_from_the_peer_answers_for_its_liveness() {
 
 #[tokio::test]
 async fn a_close_handshake_past_its_deadline_drops_the_connection() {
-    let owner = FakeOwner::new();
-    let group = group_of(
-        &owner,
-        settings(SocketLimits::default(), CloseReply::Immediate),
-    );
+    let (owner, group) = plain_group();
     let (socket, mut peer) = connect(&group, &[]).await;
     socket.close(Some(4000), Some("leaving")).unwrap();
     assert_eq!(peer.expect_close().await.map(|f| f.code), Some(4000));
@@ -92,11 +82,7 @@ async fn a_close_handshake_past_its_deadline_drops_the_connection() {
 
 #[tokio::test]
 async fn output_waits_behind_the_gate_and_held_output_of_lost_writes_never_leaves() {
-    let owner = FakeOwner::new();
-    let group = group_of(
-        &owner,
-        settings(SocketLimits::default(), CloseReply::Immediate),
-    );
+    let (_owner, group) = plain_group();
     let (socket, mut peer) = connect(&group, &[]).await;
     let gate = group.gate.clone();
     // Turn 1 writes: its output waits for the owner.
@@ -122,11 +108,7 @@ async fn output_waits_behind_the_gate_and_held_output_of_lost_writes_never_leave
 
 #[tokio::test]
 async fn frames_of_later_turns_leave_when_their_own_turn_is_durable() {
-    let owner = FakeOwner::new();
-    let group = group_of(
-        &owner,
-        settings(SocketLimits::default(), CloseReply::Immediate),
-    );
+    let (_owner, group) = plain_group();
     let (socket, mut peer) = connect(&group, &[]).await;
     let (other, mut other_peer) = connect(&group, &[]).await;
     let gate = group.gate.clone();
@@ -207,11 +189,7 @@ async fn only_a_hibernatable_socket_that_has_not_ended_can_be_rebound() {
 #[tokio::test]
 async fn a_standard_socket_streams_its_events_and_notes_activity() {
     use futures_util::StreamExt;
-    let owner = FakeOwner::new();
-    let group = group_of(
-        &owner,
-        settings(SocketLimits::default(), CloseReply::Immediate),
-    );
+    let (owner, group) = plain_group();
     let socket = group.new_socket();
     socket.clone().accept().unwrap();
     let mut events = socket.events().unwrap();
@@ -248,11 +226,7 @@ async fn a_standard_socket_streams_its_events_and_notes_activity() {
 
 #[tokio::test]
 async fn a_standard_socket_whose_stream_was_dropped_keeps_reading_and_closes() {
-    let owner = FakeOwner::new();
-    let group = group_of(
-        &owner,
-        settings(SocketLimits::default(), CloseReply::Immediate),
-    );
+    let (_owner, group) = plain_group();
     let socket = group.new_socket();
     socket.clone().accept().unwrap();
     drop(socket.events().unwrap());
@@ -271,11 +245,7 @@ async fn a_standard_socket_whose_stream_was_dropped_keeps_reading_and_closes() {
 
 #[test]
 fn turns_are_numbered_and_output_waits_until_the_limit_passes_its_turn() {
-    let owner = FakeOwner::new();
-    let group = group_of(
-        &owner,
-        settings(SocketLimits::default(), CloseReply::Immediate),
-    );
+    let (_owner, group) = plain_group();
     let socket = group.new_socket();
     let gate = &group.gate;
     let first = gate.begin_turn();
@@ -305,11 +275,7 @@ async fn the_negotiated_subprotocol_stays_and_the_lease_ends_before_the_peer_see
             self.0.store(true, Ordering::SeqCst);
         }
     }
-    let owner = FakeOwner::new();
-    let group = group_of(
-        &owner,
-        settings(SocketLimits::default(), CloseReply::Immediate),
-    );
+    let (_owner, group) = plain_group();
     let socket = group.new_socket();
     socket.accept_hibernatable(&[]).unwrap();
     socket.couple().unwrap();
@@ -339,11 +305,7 @@ async fn the_negotiated_subprotocol_stays_and_the_lease_ends_before_the_peer_see
 #[tokio::test]
 async fn terminating_closes_without_an_event_and_an_eviction_spares_hibernatable_sockets() {
     use futures_util::StreamExt;
-    let owner = FakeOwner::new();
-    let group = group_of(
-        &owner,
-        settings(SocketLimits::default(), CloseReply::Immediate),
-    );
+    let (owner, group) = plain_group();
     let (_hibernatable, mut kept) = connect(&group, &[]).await;
     let standard = group.new_socket();
     standard.clone().accept().unwrap();
@@ -375,11 +337,7 @@ async fn terminating_closes_without_an_event_and_an_eviction_spares_hibernatable
 
 #[tokio::test]
 async fn a_reading_client_is_not_dropped_for_a_burst_under_the_bound() {
-    let owner = FakeOwner::new();
-    let group = group_of(
-        &owner,
-        settings(SocketLimits::default(), CloseReply::Immediate),
-    );
+    let (owner, group) = plain_group();
     let (socket, mut peer) = connect(&group, &[]).await;
     let chunk = vec![9u8; 16 << 10];
     // 3.2 MB at once: more than the kernel takes, less than the 4 MiB bound.
