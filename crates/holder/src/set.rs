@@ -105,3 +105,81 @@ impl SocketSet {
         self.entries.values().map(|(record, _)| record)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use dormouse_sdk::host::SocketHost;
+
+    use crate::testing::plain_group;
+
+    #[tokio::test]
+    async fn the_set_counts_each_kind_and_each_change() {
+        let (_owner, group) = plain_group();
+        let (first, second, standard) =
+            (group.new_socket(), group.new_socket(), group.new_socket());
+        assert!(group.sockets().is_empty());
+        assert_eq!(group.sockets().changes(), 0);
+        first.accept_hibernatable(&["red"]).unwrap();
+        second.accept_hibernatable(&["blue"]).unwrap();
+        standard.clone().accept().unwrap();
+        assert!(first.is_hibernatable() && !standard.is_hibernatable());
+        {
+            let set = group.sockets();
+            assert!(!set.is_empty());
+            assert_eq!(set.changes(), 3);
+            assert_eq!((set.hibernatable_count(), set.standard_count()), (2, 1));
+            assert!(set.contains(first.id()) && set.contains(standard.id()));
+            let listed: Vec<_> = set.hibernatable(None).map(|s| s.id()).collect();
+            assert_eq!(
+                listed,
+                [first.id(), second.id()],
+                "standard sockets are never listed"
+            );
+            let blue: Vec<_> = set.hibernatable(Some("blue")).map(|s| s.id()).collect();
+            assert_eq!(blue, [second.id()]);
+        }
+        let removed = group.sockets().remove(standard.id()).unwrap();
+        assert!(Arc::ptr_eq(&removed, &standard));
+        {
+            let set = group.sockets();
+            assert_eq!(set.changes(), 4);
+            assert_eq!((set.hibernatable_count(), set.standard_count()), (2, 0));
+            assert!(!set.contains(standard.id()));
+        }
+        assert!(
+            group.sockets().remove(standard.id()).is_none(),
+            "already gone"
+        );
+        assert_eq!(
+            group.sockets().changes(),
+            4,
+            "removing nothing changes nothing"
+        );
+        let all = group.sockets().take_all();
+        assert_eq!(all.len(), 2);
+        let set = group.sockets();
+        assert!(set.is_empty());
+        assert_eq!(set.changes(), 5);
+        assert_eq!((set.hibernatable_count(), set.standard_count()), (0, 0));
+    }
+
+    #[tokio::test]
+    async fn taking_the_standard_sockets_leaves_the_hibernatable_ones() {
+        let (_owner, group) = plain_group();
+        let (kept, standard) = (group.new_socket(), group.new_socket());
+        kept.accept_hibernatable(&[]).unwrap();
+        standard.clone().accept().unwrap();
+        let taken: Vec<_> = group
+            .sockets()
+            .take_standard()
+            .iter()
+            .map(|s| s.id())
+            .collect();
+        assert_eq!(taken, [standard.id()]);
+        let set = group.sockets();
+        assert_eq!((set.hibernatable_count(), set.standard_count()), (1, 0));
+        assert!(set.contains(kept.id()));
+    }
+}

@@ -146,12 +146,25 @@ pub(crate) struct Peer {
 }
 
 pub(crate) async fn connect(group: &Arc<SocketGroup>, tags: &[&str]) -> (Arc<SocketRecord>, Peer) {
+    connect_after(group, tags, Bytes::new(), |_| {}).await
+}
+
+/// [`connect`], with `leftover` as the bytes read past the handshake, and `before` run on the
+/// client before the socket is attached (to shut down its writing half, say).
+pub(crate) async fn connect_after(
+    group: &Arc<SocketGroup>,
+    tags: &[&str],
+    leftover: Bytes,
+    before: impl FnOnce(&mut Peer),
+) -> (Arc<SocketRecord>, Peer) {
     let socket = group.new_socket();
     socket.accept_hibernatable(tags).unwrap();
     socket.couple().unwrap();
     let (client, server) = pair().await;
-    socket.attach(server, Bytes::new(), Negotiated::default());
-    (socket, Peer::new(client))
+    let mut peer = Peer::new(client);
+    before(&mut peer);
+    socket.attach(server, leftover, Negotiated::default());
+    (socket, peer)
 }
 
 pub(crate) async fn pair() -> (TcpStream, TcpStream) {
@@ -201,6 +214,20 @@ impl Peer {
         })
         .await
         .expect("the server sent nothing in time")
+    }
+
+    /// Ends the client's writing half (the server reads end of file); it still reads.
+    pub(crate) fn shut_down_writing(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: the descriptor is the stream's own, open for as long as `self` lives.
+        #[allow(unsafe_code)]
+        let result = unsafe { libc::shutdown(self.stream.as_raw_fd(), libc::SHUT_WR) };
+        assert_eq!(result, 0, "shutdown: {}", std::io::Error::last_os_error());
+    }
+
+    /// Drops the connection without a close frame.
+    pub(crate) fn drop_connection(self) {
+        drop(self.stream);
     }
 
     pub(crate) async fn send(&mut self, frame: Bytes) {

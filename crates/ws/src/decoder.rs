@@ -202,6 +202,7 @@ fn finish(text: bool, data: Vec<u8>) -> Result<Message, ProtocolError> {
 mod tests {
     use super::*;
     use crate::encode;
+    use bytes::Bytes;
 
     const MASK: Option<[u8; 4]> = Some([0x37, 0xFA, 0x21, 0x3D]);
 
@@ -386,5 +387,34 @@ mod tests {
         let wire = encode::frame(true, Opcode::Close, &[], MASK).to_vec();
         let messages = decode_all(&mut MessageDecoder::new(Role::Server, 64), wire).unwrap();
         assert_eq!(messages, vec![Message::Close(None)]);
+    }
+
+    #[test]
+    fn a_step_says_inflated_only_for_the_end_of_a_compressed_message() {
+        let text = "the same words again, the same words again, the same words again";
+        let deflated = deflate::compress(text.as_bytes()).unwrap();
+        let mut decoder = MessageDecoder::new(Role::Server, 1 << 20).with_compression();
+        let mut inflated = |wire: Bytes| {
+            let mut wire = wire.to_vec();
+            let step = decoder.decode(&mut wire).unwrap();
+            (step.message.is_some(), step.inflated)
+        };
+        assert_eq!(inflated(encode::text_frame(text, MASK)), (true, false));
+        assert_eq!(
+            inflated(encode::compressed_frame(Opcode::Text, &deflated, MASK)),
+            (true, true)
+        );
+        let (head, tail) = deflated.split_at(deflated.len() / 2);
+        let (header, len) = frame::header_bytes_with(false, Opcode::Text, head.len(), MASK, true);
+        let mut first = header[..len].to_vec();
+        let start = first.len();
+        first.extend_from_slice(head);
+        frame::apply_mask(&mut first[start..], MASK.unwrap());
+        assert_eq!(inflated(Bytes::from(first)), (false, false));
+        assert_eq!(
+            inflated(encode::frame(true, Opcode::Continuation, tail, MASK)),
+            (true, true),
+            "the continuation ends a compressed message"
+        );
     }
 }

@@ -185,7 +185,7 @@ pub fn inflate(compressed: &[u8], max: usize) -> Result<Vec<u8>, ProtocolError> 
                 }
                 if !room {
                     let grown = out.capacity().saturating_mul(2).min(bound);
-                    out.reserve_exact(grown - out.len());
+                    out.reserve_exact(grown.saturating_sub(out.len()));
                 }
             }
         }
@@ -298,5 +298,72 @@ mod tests {
             inflate(&[0xff, 0xff, 0xff], 100),
             Err(ProtocolError::BadCompression(_))
         ));
+    }
+
+    /// Deterministic bytes drawn from the first `alphabet` letters: the fewer letters, the better
+    /// they compress.
+    fn letters(len: usize, alphabet: u8, seed: u64) -> Vec<u8> {
+        let mut state = seed | 1;
+        (0..len)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                b'a' + (state % u64::from(alphabet)) as u8
+            })
+            .collect()
+    }
+
+    /// What a fresh compressor with Dormouse's settings makes of `payload`, tail stripped.
+    fn deflated_len(payload: &[u8]) -> usize {
+        let mut compressor = Compress::new(Compression::fast(), false);
+        let mut out = Vec::with_capacity(payload.len() * 2 + 64);
+        compressor
+            .compress_vec(payload, &mut out, FlushCompress::Sync)
+            .unwrap();
+        assert!(out.ends_with(&SYNC_TAIL));
+        out.len() - SYNC_TAIL.len()
+    }
+
+    #[test]
+    fn output_that_outgrows_its_first_buffer_is_finished_and_loses_its_tail() {
+        // Sixteen letters compress to a bit over half: more than the first buffer holds.
+        let payload = letters(4_000, 16, 7);
+        let deflated = compress(&payload).expect("sixteen letters shrink");
+        assert!(
+            deflated.len() > payload.len() / 2 + 64,
+            "{} bytes",
+            deflated.len()
+        );
+        assert_eq!(
+            deflated.len(),
+            deflated_len(&payload),
+            "the tail is stripped"
+        );
+        assert_eq!(inflate(&deflated, payload.len()).unwrap(), payload);
+    }
+
+    #[test]
+    fn a_message_that_would_not_shrink_goes_plain() {
+        // Find a payload that compresses to exactly its own size.
+        let payload = (64..400)
+            .flat_map(|len| (1..40).map(move |seed| letters(len, 26, seed)))
+            .find(|payload| deflated_len(payload) == payload.len())
+            .expect("some payload compresses to its own size");
+        assert!(compress(&payload).is_none(), "{} bytes", payload.len());
+    }
+
+    #[test]
+    fn only_safari_15_0_to_15_3_is_refused() {
+        for (agent, refused) in [
+            ("AppleWebKit/605.1.15 Version/15.1 Safari/605.1.15", true),
+            ("AppleWebKit/605.1.15 Version/15.1 Mobile/15E148", false),
+            ("Chrome/120.0 Version/15.1 Safari/537.36", false),
+            ("Chromium/120.0 Version/15.1 Safari/537.36", false),
+        ] {
+            let mut headers = offering("permessage-deflate");
+            headers.insert(header::USER_AGENT, HeaderValue::from_static(agent));
+            assert_eq!(!negotiate(&headers), refused, "{agent}");
+        }
     }
 }

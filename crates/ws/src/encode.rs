@@ -157,4 +157,25 @@ mod tests {
         };
         assert_eq!(frame.reason.len(), close::MAX_REASON_BYTES);
     }
+
+    #[test]
+    fn a_message_frame_is_compressed_only_when_asked_and_worth_it() {
+        let long = "a message long enough to be worth compressing, a message long enough";
+        let mut decoder = MessageDecoder::new(Role::Client, 1 << 20).with_compression();
+        for (payload, compress, rsv1) in [
+            (long, true, true),
+            (long, false, false),
+            ("short", true, false),
+        ] {
+            let mut wire = message_frame(Opcode::Text, payload.as_bytes(), compress).to_vec();
+            assert_eq!(
+                wire[0] & 0x40 != 0,
+                rsv1,
+                "{payload:?}, compress: {compress}"
+            );
+            let step = decoder.decode(&mut wire).unwrap();
+            assert_eq!(step.consumed, wire.len());
+            assert_eq!(step.message, Some(Message::Text(payload.into())));
+        }
+    }
 }

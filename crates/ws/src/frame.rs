@@ -286,10 +286,13 @@ mod tests {
             parse_header(&masked, Role::Client),
             Err(ProtocolError::MaskedServerFrame)
         );
-        assert_eq!(
-            parse_header(&[0xC1, 0x80], Role::Server),
-            Err(ProtocolError::ReservedBits)
-        );
+        // RSV1 without permessage-deflate, RSV2, RSV3.
+        for b0 in [0xC1, 0xA1, 0x91] {
+            assert_eq!(
+                parse_header(&[b0, 0x80], Role::Server),
+                Err(ProtocolError::ReservedBits)
+            );
+        }
         assert_eq!(
             parse_header(&[0x83, 0x80], Role::Server),
             Err(ProtocolError::UnknownOpcode(3))

@@ -7,6 +7,8 @@
 //! delivered in order; when the owner has no room they wait in the socket (which stops reading)
 //! until the owner wakes it.
 
+#[cfg(test)]
+mod input_tests;
 mod read;
 #[cfg(test)]
 mod tests;

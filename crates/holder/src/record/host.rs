@@ -364,32 +364,5 @@ fn not_hibernatable() -> Error {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tags_follow_cloudflare_rules() {
-        let limits = SocketLimits::default();
-        let tags = validate_tags(&["a", "b", "a"], &limits).unwrap();
-        assert_eq!(&*tags, &["a".into(), "b".into()] as &[Box<str>]);
-
-        let ten: Vec<String> = (0..10).map(|i| i.to_string()).collect();
-        let mut refs: Vec<&str> = ten.iter().map(String::as_str).collect();
-        assert_eq!(validate_tags(&refs, &limits).unwrap().len(), 10);
-        // Once ten distinct tags are seen, even a duplicate fails.
-        refs.push("0");
-        let error = validate_tags(&refs, &limits).unwrap_err();
-        assert_eq!(
-            error.text(),
-            "a Hibernatable WebSocket cannot have more than 10 tags"
-        );
-
-        let long = "x".repeat(257);
-        let error = validate_tags(&[&long], &limits).unwrap_err();
-        assert_eq!(
-            error.text(),
-            format!("\"{long}\" is longer than the max tag length (256 characters).")
-        );
-        assert!(validate_tags(&[&"x".repeat(256)], &limits).is_ok());
-    }
-}
+#[path = "host_tests.rs"]
+mod tests;

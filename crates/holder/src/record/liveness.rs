@@ -70,3 +70,20 @@ impl SocketRecord {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::clock_ms;
+
+    #[tokio::test]
+    async fn the_clock_counts_real_milliseconds_and_is_never_zero() {
+        let before = clock_ms();
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        let after = clock_ms();
+        assert!(before >= 1);
+        assert!(
+            (30..5_000).contains(&(after - before)),
+            "{before} then {after}"
+        );
+    }
+}

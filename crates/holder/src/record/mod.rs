@@ -14,6 +14,8 @@
 mod host;
 pub(crate) mod liveness;
 mod output;
+#[cfg(test)]
+mod output_tests;
 pub(crate) mod state;
 #[cfg(test)]
 mod tests;
@@ -207,6 +209,22 @@ impl SocketRecord {
     /// Whether the socket is hibernatable and carries `tag`.
     pub fn has_tag(&self, tag: &str) -> bool {
         matches!(&self.lock().mode, Mode::Hibernatable { tags } if tags.iter().any(|t| &**t == tag))
+    }
+
+    /// Whether the socket was accepted as hibernatable (its events go to the owner).
+    pub fn is_hibernatable(&self) -> bool {
+        matches!(self.lock().mode, Mode::Hibernatable { .. })
+    }
+
+    /// Bytes waiting in the socket to be sent: queued for the kernel, or held by the output gate.
+    pub fn waiting_bytes(&self) -> usize {
+        let inner = self.lock();
+        let queued = inner.outbound.as_ref().map_or(0, |outbound| outbound.bytes);
+        let held = inner
+            .held
+            .as_ref()
+            .map_or(0, |held| held.iter().map(|(_, frame)| frame.len()).sum());
+        queued + held
     }
 
     /// When the last auto-response was sent.

@@ -89,6 +89,11 @@ async fn output_waits_behind_the_gate_and_held_output_of_lost_writes_never_leave
     let turn = gate.begin_turn();
     gate.publish(turn);
     socket.send(Outgoing::Text("durable")).unwrap();
+    assert_eq!(
+        socket.waiting_bytes(),
+        9,
+        "the held frame: 2 header bytes and 7"
+    );
     gate.publish(turn + 1);
     gate.release();
     assert_eq!(peer.next().await, Some(Message::Text("durable".into())));
@@ -120,6 +125,9 @@ async fn frames_of_later_turns_leave_when_their_own_turn_is_durable() {
     gate.publish(first);
     other.send(Outgoing::Text("turn 2, other")).unwrap();
     socket.send(Outgoing::Text("turn 2")).unwrap();
+    // Nothing is durable yet: the pong answering this ping is the first thing out.
+    peer.send(encode::ping_frame(b"barrier", MASK)).await;
+    assert_eq!(peer.next().await, Some(Message::Pong(b"barrier".to_vec())));
     // Turn 1 is durable: its frame leaves, turn 2's stay.
     gate.publish(second);
     gate.release();
@@ -349,4 +357,39 @@ async fn a_reading_client_is_not_dropped_for_a_burst_under_the_bound() {
     }
     assert_eq!(socket.ready_state(), dormouse_sdk::ReadyState::Open);
     assert!(owner.describe().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebinds_in_opposite_directions_at_once_do_not_deadlock() {
+    let (first, second) = (FakeOwner::new(), FakeOwner::new());
+    let settings = settings(SocketLimits::default(), CloseReply::Immediate);
+    let (a, b) = (
+        group_of(&first, settings.clone()),
+        group_of(&second, settings),
+    );
+    let (one, _one_peer) = connect(&a, &[]).await;
+    let (two, _two_peer) = connect(&b, &[]).await;
+    let back_and_forth = |socket: Arc<crate::SocketRecord>, there: Arc<crate::SocketGroup>| {
+        let here = socket.group();
+        std::thread::spawn(move || {
+            for _ in 0..20_000 {
+                socket.rebind(&there).unwrap();
+                socket.rebind(&here).unwrap();
+            }
+        })
+    };
+    let threads = [
+        back_and_forth(one, b.clone()),
+        back_and_forth(two, a.clone()),
+    ];
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    assert_eq!(
+        (
+            a.sockets().hibernatable_count(),
+            b.sockets().hibernatable_count()
+        ),
+        (1, 1)
+    );
 }
