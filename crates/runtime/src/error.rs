@@ -17,6 +17,9 @@ pub enum RuntimeError {
     /// The object is not in memory, or holds something that prevents hibernation.
     #[error("object cannot hibernate now: {0}")]
     NotHibernatable(String),
+    /// The runtime is shutting down: objects take no more instructions.
+    #[error("the runtime is shutting down")]
+    ShuttingDown,
     /// A 101 response whose socket is not one of this runtime's.
     #[error("the WebSocket in this response does not belong to this runtime")]
     ForeignSocket,

@@ -18,6 +18,8 @@
 //! - `alarms`: the alarm scheduler.
 //! - `liveness`: the sweep that pings silent sockets.
 //! - `metrics`: counters per namespace, rendered for Prometheus.
+//! - `inspector`: what the admin inspector reads and does: [`NamespaceSummary`],
+//!   [`ObjectDetail`], resets and alarm deletion.
 //! - [`error`] — [`RuntimeError`].
 //!
 //! # Where to look
@@ -60,6 +62,7 @@ mod builder;
 pub mod config;
 pub mod error;
 mod guest;
+mod inspector;
 mod liveness;
 mod metrics;
 mod namespace;
@@ -72,7 +75,9 @@ pub use builder::{RuntimeBuilder, StorageOptions};
 pub use config::{FlushAttempt, FlushFault, Limits, RuntimeConfig};
 pub use dormouse_holder::{CloseReply, ConnectionLease, Negotiated};
 pub use dormouse_storage::{Durability, Migration};
+pub use dormouse_storage::{InspectLimits, SqlValue, StorageView, TableView};
 pub use error::RuntimeError;
 pub use guest::GuestClass;
+pub use inspector::{NamespaceSummary, ObjectDetail, SocketView};
 pub use metrics::NamespaceGauges;
 pub use runtime::{HibernateReport, ObjectState, ObjectStatus, Runtime};

@@ -43,6 +43,13 @@ pub(crate) struct NamespaceStorage {
     pub(crate) alarms: Arc<AlarmScheduler>,
 }
 
+impl NamespaceStorage {
+    /// Where the database of object `id` is.
+    pub(crate) fn database_path(&self, id: &ObjectId) -> std::path::PathBuf {
+        self.dir.join(format!("{id}.sqlite"))
+    }
+}
+
 /// A bound class.
 pub(crate) struct Namespace {
     /// Position in the runtime's namespace list; part of every registry key.

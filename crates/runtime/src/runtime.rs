@@ -73,6 +73,9 @@ pub struct ObjectStatus {
     pub queued_events: usize,
     /// What keeps it from hibernating now; empty when nothing does.
     pub hibernation_blockers: Vec<String>,
+    /// When it last handled an event, in milliseconds since the epoch (since this process
+    /// started).
+    pub last_event_ms: Option<u64>,
 }
 
 /// The memory state of an object.
@@ -193,30 +196,24 @@ impl Runtime {
             .registry
             .cells()
             .into_iter()
-            .map(|cell| {
-                let (queued, hibernatable, standard) = cell.counts();
-                let state = match cell.phase() {
-                    Phase::Running => ObjectState::Active,
-                    _ if hibernatable + standard > 0 => ObjectState::Hibernated,
-                    _ => ObjectState::Idle,
-                };
-                let id = cell.id();
-                ObjectStatus {
-                    binding: cell.namespace.binding.clone(),
-                    id: id.to_string(),
-                    name: id.name().map(str::to_owned),
-                    state,
-                    hibernatable_sockets: hibernatable,
-                    standard_sockets: standard,
-                    queued_events: queued,
-                    hibernation_blockers: cell.hibernation_blockers(),
-                }
-            })
+            .map(|cell| status_of(&cell))
             .collect()
     }
 
     /// The metrics of every namespace, in the Prometheus text format.
     pub fn metrics(&self) -> String {
+        let rows: Vec<_> = self
+            .shared
+            .namespaces
+            .iter()
+            .zip(self.gauges())
+            .map(|(ns, g)| (ns.binding.as_str(), &ns.metrics, &ns.sockets.counters, g))
+            .collect();
+        metrics::render(&rows)
+    }
+
+    /// The gauges of every namespace, in binding order, counted from the registry now.
+    pub(crate) fn gauges(&self) -> Vec<NamespaceGauges> {
         let mut gauges = vec![NamespaceGauges::default(); self.shared.namespaces.len()];
         for cell in self.shared.registry.cells() {
             let gauge = &mut gauges[cell.namespace.index as usize];
@@ -228,14 +225,7 @@ impl Runtime {
                 _ => {}
             }
         }
-        let rows: Vec<_> = self
-            .shared
-            .namespaces
-            .iter()
-            .zip(gauges)
-            .map(|(ns, g)| (ns.binding.as_str(), &ns.metrics, &ns.sockets.counters, g))
-            .collect();
-        metrics::render(&rows)
+        gauges
     }
 
     /// Stops every object: refuses new requests, lets each running turn finish (and commit),
@@ -306,6 +296,28 @@ impl Runtime {
     /// Whether an instance was dropped since the last call (and resets the flag).
     pub fn take_memory_to_return(&self) -> bool {
         self.shared.memory_to_return.swap(false, Ordering::Relaxed)
+    }
+}
+
+/// What [`Runtime::objects`] says of one object.
+pub(crate) fn status_of(cell: &ObjectCell) -> ObjectStatus {
+    let (queued, hibernatable, standard) = cell.counts();
+    let state = match cell.phase() {
+        Phase::Running => ObjectState::Active,
+        _ if hibernatable + standard > 0 => ObjectState::Hibernated,
+        _ => ObjectState::Idle,
+    };
+    let id = cell.id();
+    ObjectStatus {
+        binding: cell.namespace.binding.clone(),
+        id: id.to_string(),
+        name: id.name().map(str::to_owned),
+        state,
+        hibernatable_sockets: hibernatable,
+        standard_sockets: standard,
+        queued_events: queued,
+        hibernation_blockers: cell.hibernation_blockers(),
+        last_event_ms: cell.last_event_ms(),
     }
 }
 

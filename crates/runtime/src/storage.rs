@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use dormouse_sdk::host::StorageHost;
 use dormouse_sdk::{Error, ErrorKind, ListOptions, SqlCursor, SqlStorageValue};
-use dormouse_storage::{ListQuery, LogFlusher, ObjectStore, SqlValue, StorageError};
+use dormouse_storage::{
+    InspectLimits, ListQuery, LogFlusher, ObjectStore, SqlValue, StorageError, StorageView,
+};
 
 use crate::alarms::AlarmScheduler;
 use crate::namespace::NamespaceStorage;
@@ -36,7 +38,7 @@ impl ObjectStorage {
         site: &NamespaceStorage,
         in_turn: bool,
     ) -> Result<Arc<Self>, StorageError> {
-        let path = site.dir.join(format!("{}.sqlite", cell.id()));
+        let path = site.database_path(&cell.id());
         let mut store = ObjectStore::open(&path, site.durability)?;
         if in_turn {
             store.begin_turn();
@@ -50,6 +52,22 @@ impl ObjectStorage {
             alarm_running: AtomicBool::new(false),
             alarm_told: Mutex::new(None),
         }))
+    }
+
+    /// Deletes the alarm between turns (the inspector's action): committed, flushed, and the
+    /// scheduler told.
+    pub(crate) fn clear_alarm(&self) -> Result<(), StorageError> {
+        self.store().set_alarm(None)?;
+        if let Some(flusher) = &self.flusher {
+            flusher.flush()?;
+        }
+        self.tell_scheduler(None);
+        Ok(())
+    }
+
+    /// What the inspector shows of the storage; between turns.
+    pub(crate) fn inspect(&self, limits: &InspectLimits) -> Result<StorageView, StorageError> {
+        self.store().inspect(limits)
     }
 
     fn store(&self) -> MutexGuard<'_, ObjectStore> {

@@ -20,7 +20,8 @@ pub struct ServeArgs {
     )]
     pub listen: SocketAddr,
 
-    /// Address of the admin endpoint: /metrics (Prometheus), /objects, /healthz.
+    /// Address of the admin endpoint: the inspector page (/), /metrics (Prometheus), /objects,
+    /// /healthz. Off loopback it needs `--admin-token`.
     #[arg(
         long,
         value_name = "ADDR",
@@ -28,6 +29,17 @@ pub struct ServeArgs {
         env = "DORMOUSE_ADMIN_LISTEN"
     )]
     pub admin_listen: SocketAddr,
+
+    /// Token every admin request must carry (`Authorization: Bearer …`, or the cookie the
+    /// inspector page sets once asked for it). Required when the admin address is not on
+    /// loopback.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "DORMOUSE_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
 
     /// Idle time after which an object that can hibernate leaves memory (e.g. 300ms, 10s).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration, env = "DORMOUSE_HIBERNATE_AFTER")]
@@ -101,6 +113,7 @@ impl ServeArgs {
             socket_send_buffer: self.socket_send_buffer,
             max_connections_per_ip: self.max_connections_per_ip,
             compression: self.compression,
+            admin_token: self.admin_token.clone(),
         }
     }
 

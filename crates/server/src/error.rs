@@ -25,6 +25,14 @@ pub enum ServerError {
         /// What went wrong.
         message: String,
     },
+    /// The admin address is reachable from other machines but has no token.
+    #[error(
+        "the admin address {addr} is not on loopback, and anyone who reaches it could read and reset every object: set --admin-token (or DORMOUSE_ADMIN_TOKEN), or bind it to 127.0.0.1"
+    )]
+    AdminWithoutToken {
+        /// The admin address.
+        addr: std::net::SocketAddr,
+    },
     /// The runtime refused its configuration.
     #[error(transparent)]
     Runtime(#[from] dormouse_runtime::RuntimeError),

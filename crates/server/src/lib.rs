@@ -8,7 +8,7 @@
 //! - `listener`: the accept loop (survives running out of file descriptors) and connections.
 //! - `upgrade`: the WebSocket handshake around the Worker (subprotocol checks included).
 //! - `per_address`: `--max-connections-per-ip`, WebSocket connections per client address.
-//! - `admin`: `/metrics`, `/objects`, forced hibernation.
+//! - `admin`: the inspector page and its JSON, `/metrics`, `/objects`, actions, who may use them.
 //! - [`DataDir`]: the locked data directory.
 //! - `memory`: returns freed memory to the OS after hibernation.
 //! - [`signals`] — [`shutdown_signal`]: SIGINT, SIGTERM and SIGHUP, with their close codes.
@@ -47,7 +47,7 @@ pub use signals::shutdown_signal;
 pub const SHUTDOWN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How connections are set up.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// Kernel send buffer per connection (SO_SNDBUF); the kernel's autotuning when `None`.
     pub socket_send_buffer: Option<usize>,
@@ -55,6 +55,8 @@ pub struct ServerOptions {
     pub max_connections_per_ip: Option<usize>,
     /// Whether permessage-deflate is agreed with clients that offer it.
     pub compression: bool,
+    /// The token admin requests must carry; without one the admin address must be on loopback.
+    pub admin_token: Option<String>,
 }
 
 impl Default for ServerOptions {
@@ -63,6 +65,7 @@ impl Default for ServerOptions {
             socket_send_buffer: None,
             max_connections_per_ip: None,
             compression: true,
+            admin_token: None,
         }
     }
 }
@@ -94,6 +97,13 @@ impl Server {
             addr: ([0, 0, 0, 0], 0).into(),
             source,
         })?;
+        let admin_access = match &admin {
+            Some(admin) => Some(admin::Access::for_listener(
+                admin,
+                options.admin_token.as_deref(),
+            )?),
+            None => None,
+        };
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let address_limit = options.max_connections_per_ip.map(AddressLimit::new);
@@ -107,11 +117,12 @@ impl Server {
             tracker.clone(),
         ));
         tokio::spawn(memory::trim_loop(runtime.clone(), shutdown.clone()));
-        let admin_addr = match admin {
+        let admin_addr = match admin.zip(admin_access) {
             None => None,
-            Some(admin) => {
+            Some((admin, access)) => {
                 let admin_addr = admin.local_addr().ok();
-                let router = admin::router(runtime.clone(), address_limit);
+                let router =
+                    admin::router(runtime.clone(), address_limit, access, shutdown.clone());
                 let stop = shutdown.clone();
                 tokio::spawn(async move {
                     let serve = axum::serve(admin, router)

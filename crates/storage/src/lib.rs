@@ -14,6 +14,7 @@
 //! - [`kv`] — the key-value API over the hidden table, with [`ListQuery`].
 //! - [`sql`] — application SQL under a guard (no `BEGIN`, no reserved tables, a pragma allow-list).
 //! - `alarm` — the object's alarm.
+//! - [`inspect`] — [`StorageView`]: what the inspector shows of an object's storage.
 //! - [`catalog`] — [`Catalog`]: classes, applied migrations, the index of pending alarms.
 //! - [`error`] — [`StorageError`].
 //!
@@ -36,6 +37,7 @@
 mod alarm;
 pub mod catalog;
 pub mod error;
+pub mod inspect;
 pub mod kv;
 pub mod log;
 pub mod sql;
@@ -49,6 +51,7 @@ mod guard;
 pub use catalog::{Catalog, ClassInfo};
 pub use dormouse_config::{Migration, Rename};
 pub use error::{Result, StorageError};
+pub use inspect::{InspectLimits, StorageView, TableView};
 pub use kv::{Entry, ListQuery, MAX_KEYS_PER_OPERATION};
 pub use log::{CHECKPOINT_PAGES, LogFlusher};
 pub use sql::{SqlResult, SqlValue};

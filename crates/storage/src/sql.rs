@@ -137,7 +137,7 @@ fn to_sqlite(value: &SqlValue) -> Value {
     }
 }
 
-fn from_sqlite(value: ValueRef<'_>) -> SqlValue {
+pub(crate) fn from_sqlite(value: ValueRef<'_>) -> SqlValue {
     match value {
         ValueRef::Null => SqlValue::Null,
         ValueRef::Integer(i) => SqlValue::Integer(i),

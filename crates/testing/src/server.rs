@@ -45,6 +45,7 @@ pub fn test_args(data_dir: &Path) -> ServeArgs {
     ServeArgs {
         listen: "127.0.0.1:0".parse().expect("address"),
         admin_listen: "127.0.0.1:0".parse().expect("address"),
+        admin_token: None,
         hibernate_after: Duration::from_secs(3600),
         evict_after: Duration::from_secs(3600),
         data_dir: data_dir.to_owned(),
@@ -178,6 +179,13 @@ impl TestServer {
     /// A `POST` with a body to the application.
     pub async fn post(&self, path: &str, body: &str) -> HttpReply {
         http_request(self.running.addr(), "POST", path, &[], body).await
+    }
+
+    /// The admin endpoint's address.
+    pub fn admin_addr(&self) -> std::net::SocketAddr {
+        self.running
+            .admin_addr()
+            .expect("test servers have an admin endpoint")
     }
 
     /// An HTTP request to the admin endpoint.

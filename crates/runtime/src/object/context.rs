@@ -117,7 +117,7 @@ impl ObjectContext {
         Ok(storage)
     }
 
-    fn opened_storage(&self) -> Option<Arc<ObjectStorage>> {
+    pub(crate) fn opened_storage(&self) -> Option<Arc<ObjectStorage>> {
         self.storage.lock().expect("storage slot lock").clone()
     }
 

@@ -14,12 +14,13 @@
 //!
 //! - `task`: the runner of turns; `context`: `State`'s host; `alarm`: the alarm event;
 //!   `socket_event`: a socket's event; `gate`: the output gate; `commit`: flushes and
-//!   checkpoints.
+//!   checkpoints; `inspection`: what the inspector reads and does between turns.
 
 mod alarm;
 mod commit;
 mod context;
 mod gate;
+mod inspection;
 mod socket_event;
 mod task;
 
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use dormouse_holder::{FrameGate, SocketEvent, SocketGroup, SocketOwner, SocketRecord};
 use dormouse_sdk::{ObjectId, Request, Response};
+use dormouse_storage::{InspectLimits, StorageError, StorageView};
 use tokio::sync::{Notify, oneshot};
 
 pub(crate) use context::ObjectContext;
@@ -112,6 +114,26 @@ pub(crate) enum Control {
     /// memory) so that the next event constructs one from the new code. Hibernatable sockets stay
     /// open; standard sockets, which belong to the old instance, close with 1012.
     Refresh(oneshot::Sender<()>),
+    /// The inspector reads the object's storage, between turns. Never constructs an instance.
+    Inspect {
+        limits: InspectLimits,
+        reply: oneshot::Sender<Result<Option<StorageView>, StorageError>>,
+    },
+    /// The inspector deletes the object's alarm. Never constructs an instance.
+    DeleteAlarm(oneshot::Sender<Result<(), StorageError>>),
+    /// The inspector resets the object, as a failed turn would.
+    Reset(oneshot::Sender<()>),
+}
+
+impl Control {
+    /// Whether it is the inspector's: it leaves a hibernated object's instance unmade, and the
+    /// object counts as hibernated still.
+    fn leaves_instance_alone(&self) -> bool {
+        matches!(
+            self,
+            Control::Inspect { .. } | Control::DeleteAlarm(_) | Control::Reset(_)
+        )
+    }
 }
 
 /// Why a delivery was not accepted; the envelope is handed back.
@@ -156,6 +178,8 @@ pub(crate) struct ObjectCell {
     pub(crate) gate: OutputGate,
     /// The WebSocket event timeout in milliseconds; 0 when unset.
     event_timeout_ms: AtomicU64,
+    /// When the object last handled an event, in milliseconds since the epoch; 0: never.
+    last_event_ms: AtomicU64,
 }
 
 impl ObjectCell {
@@ -178,6 +202,7 @@ impl ObjectCell {
                     woken_at: None,
                 }),
                 work: Notify::new(),
+                last_event_ms: AtomicU64::new(0),
                 space_waiters: Mutex::new(VecDeque::new()),
                 event_timeout_ms: AtomicU64::new(0),
             }
@@ -208,6 +233,19 @@ impl ObjectCell {
     /// Wakes the object's task to look at its gate (a flush failed: it must reset the object).
     pub(crate) fn wake_task(&self) {
         self.work.notify_one();
+    }
+
+    /// An event was handled just now.
+    fn note_event(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        self.last_event_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// When the object last handled an event, in milliseconds since the epoch.
+    pub(crate) fn last_event_ms(&self) -> Option<u64> {
+        Some(self.last_event_ms.load(Ordering::Relaxed)).filter(|&ms| ms > 0)
     }
 
     pub(crate) fn phase(&self) -> Phase {
@@ -245,11 +283,13 @@ impl ObjectCell {
             if !is_control && (over_count || over_bytes) {
                 return Err(Refused::Full(envelope));
             }
+            let wakes =
+                !matches!(&envelope, Envelope::Control(control) if control.leaves_instance_alone());
             state.mailbox.push_back(envelope);
             state.mailbox_bytes += weight;
             if state.phase == Phase::Dormant {
                 state.phase = Phase::Running;
-                if std::mem::take(&mut state.hibernated) {
+                if wakes && std::mem::take(&mut state.hibernated) {
                     state.woken_at = Some(Instant::now());
                 }
                 true

@@ -91,8 +91,12 @@ impl Runner {
             notified.as_mut().enable();
             self.commit_between_turns().await;
             if let Some(envelope) = self.cell.pop() {
+                let event = !matches!(envelope, Envelope::Control(_));
                 if let Flow::Exit = self.handle(envelope).await {
                     return;
+                }
+                if event {
+                    self.cell.note_event();
                 }
                 self.idle_since = Instant::now();
                 continue;
@@ -222,6 +226,15 @@ impl Runner {
                 self.settle().await;
                 self.refresh();
                 let _ = done.send(());
+            }
+            Envelope::Control(
+                control @ (Control::Inspect { .. } | Control::DeleteAlarm(_) | Control::Reset(_)),
+            ) => {
+                self.settle().await;
+                self.serve_inspector(control).await;
+                if self.rest_after_inspection() {
+                    return Flow::Exit;
+                }
             }
             Envelope::Fetch { request, reply } => self.handle_fetch(request, reply).await,
             Envelope::Call {

@@ -1,4 +1,14 @@
-//! The admin endpoint: metrics, object diagnostics, forced hibernation.
+//! The admin endpoint: the inspector page, metrics, object diagnostics and actions.
+//!
+//! - `auth`: who may use it (loopback, the token, actions from the page itself only).
+//! - `api`: the inspector's JSON; `live`: its feed of counts; `value`: stored bytes made
+//!   readable; `page`: the page itself.
+
+mod api;
+mod auth;
+mod live;
+mod page;
+mod value;
 
 use std::sync::Arc;
 
@@ -7,20 +17,36 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use dormouse_runtime::{ObjectState, Runtime, RuntimeError};
+use dormouse_runtime::{Runtime, RuntimeError};
 use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+pub(crate) use auth::Access;
 
 use crate::per_address::{self, AddressLimit};
 
 /// The admin routes:
+/// - `GET /`: the inspector page (namespaces, objects, an object's sockets and storage).
 /// - `GET /metrics`: Prometheus text.
 /// - `GET /healthz`: `ok`.
 /// - `GET /objects`: every known object as JSON, with what keeps it from hibernating.
 /// - `POST /objects/hibernate`: hibernates every object that can.
 /// - `POST /objects/{binding}/{id}/hibernate`: hibernates one object (`id`: 64 hex digits, or
 ///   `name:<name>`); 409 with the reasons if it cannot.
-pub(crate) fn router(runtime: Runtime, address_limit: Option<Arc<AddressLimit>>) -> Router {
+/// - `POST /objects/{binding}/{id}/reset`: resets one object (its sockets close with 1011).
+/// - `POST /objects/{binding}/{id}/alarm/delete`: deletes its alarm.
+/// - `GET /api/summary`, `GET /api/objects`, `GET /api/objects/{binding}/{id}`: the inspector's
+///   JSON; `GET /api/live`: its Server-Sent Events.
+///
+/// Every route passes [`auth::check`] first. Server-Sent Events end when `stop` is cancelled.
+pub(crate) fn router(
+    runtime: Runtime,
+    address_limit: Option<Arc<AddressLimit>>,
+    access: Access,
+    stop: CancellationToken,
+) -> Router {
     Router::new()
+        .route("/", get(page::index))
         .route(
             "/metrics",
             get(move |State(runtime): State<Runtime>| metrics(runtime, address_limit.clone())),
@@ -29,6 +55,16 @@ pub(crate) fn router(runtime: Runtime, address_limit: Option<Arc<AddressLimit>>)
         .route("/objects", get(objects))
         .route("/objects/hibernate", post(hibernate_all))
         .route("/objects/{binding}/{id}/hibernate", post(hibernate_one))
+        .route("/objects/{binding}/{id}/reset", post(reset_one))
+        .route("/objects/{binding}/{id}/alarm/delete", post(delete_alarm))
+        .route("/api/summary", get(api::get_summary))
+        .route("/api/objects", get(api::get_objects))
+        .route("/api/objects/{binding}/{id}", get(api::get_object))
+        .route(
+            "/api/live",
+            get(move |State(runtime): State<Runtime>| live::feed(runtime, stop.clone())),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(access, auth::check))
         .with_state(runtime)
 }
 
@@ -39,22 +75,7 @@ async fn metrics(runtime: Runtime, address_limit: Option<Arc<AddressLimit>>) -> 
 }
 
 async fn objects(State(runtime): State<Runtime>) -> Response {
-    let objects: Vec<_> = runtime
-        .objects()
-        .into_iter()
-        .map(|o| {
-            let state = match o.state {
-                ObjectState::Active => "active",
-                ObjectState::Hibernated => "hibernated",
-                ObjectState::Idle => "idle",
-            };
-            json!({
-                "binding": o.binding, "id": o.id, "name": o.name, "state": state,
-                "hibernatable_sockets": o.hibernatable_sockets, "standard_sockets": o.standard_sockets,
-                "queued_events": o.queued_events, "hibernation_blockers": o.hibernation_blockers,
-            })
-        })
-        .collect();
+    let objects: Vec<_> = runtime.objects().iter().map(api::status_json).collect();
     axum::Json(objects).into_response()
 }
 
@@ -72,23 +93,43 @@ async fn hibernate_one(
     State(runtime): State<Runtime>,
     Path((binding, id)): Path<(String, String)>,
 ) -> Response {
-    let namespace = match runtime.env().durable_object(&binding) {
-        Ok(namespace) => namespace,
-        Err(error) => return (StatusCode::NOT_FOUND, error.to_string()).into_response(),
-    };
-    let id = match id.strip_prefix("name:") {
-        Some(name) => namespace.id_from_name(name),
-        None => namespace.id_from_string(&id),
-    };
-    let id = match id {
+    let id = match api::object_id(&runtime, &binding, &id) {
         Ok(id) => id,
-        Err(error) => return (StatusCode::BAD_REQUEST, error.to_string()).into_response(),
+        Err(refusal) => return refusal.into_response(),
     };
     match runtime.hibernate_now(&binding, &id).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(error @ RuntimeError::NotHibernatable(_)) => {
             (StatusCode::CONFLICT, error.to_string()).into_response()
         }
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
+}
+
+async fn reset_one(
+    State(runtime): State<Runtime>,
+    Path((binding, id)): Path<(String, String)>,
+) -> Response {
+    let id = match api::object_id(&runtime, &binding, &id) {
+        Ok(id) => id,
+        Err(refusal) => return refusal.into_response(),
+    };
+    match runtime.reset_object(&binding, &id).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
+}
+
+async fn delete_alarm(
+    State(runtime): State<Runtime>,
+    Path((binding, id)): Path<(String, String)>,
+) -> Response {
+    let id = match api::object_id(&runtime, &binding, &id) {
+        Ok(id) => id,
+        Err(refusal) => return refusal.into_response(),
+    };
+    match runtime.delete_alarm(&binding, &id).await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
     }
 }
