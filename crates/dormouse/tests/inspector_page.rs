@@ -1,0 +1,68 @@
+//! The inspector page in headless Chromium: its counts move, an object's page shows its socket's
+//! tags and attachment (a hostile one as text), and "Hibernate now" works.
+
+mod common;
+
+use common::PROBE;
+use dormouse_testing::{Browser, TestServer};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_page_shows_an_object_and_hibernates_it() {
+    let server = TestServer::start(common::app()).await;
+    let browser = Browser::launch().await;
+    let mut page = browser.page().await;
+    page.navigate(&format!("http://{}/", server.admin_addr()))
+        .await;
+    let websockets = format!(
+        "document.querySelector('#namespaces tr[data-binding=\"{PROBE}\"] td.websockets')?.textContent"
+    );
+    page.wait_for(&format!("{websockets} === '0'")).await;
+
+    // An attachment that would run script if it were put in the page as markup.
+    let mut client = server
+        .connect("/probe/on-the-page?tags=room:1,user:mallory&attach=%3Cimg%20src=x%20onerror=%22window.pwned=1%22%3E")
+        .await;
+    client.send_text("my-id").await;
+    client.recv_text().await;
+    page.wait_for(&format!("{websockets} === '1'")).await;
+    let row = "document.querySelector('#objects tr[data-name=\"on-the-page\"]')";
+    page.wait_for(&format!("{row}?.textContent.includes('active')"))
+        .await;
+
+    page.eval(&format!("{row}.click()")).await;
+    page.wait_for("document.querySelector('#sockets tbody tr .attachment pre')")
+        .await;
+    let tags = page
+        .eval("document.querySelector('#sockets tbody tr .tags').textContent")
+        .await;
+    assert_eq!(tags, "room:1user:mallory");
+    let attachment = page
+        .eval("document.querySelector('#sockets tbody tr .attachment pre').textContent")
+        .await;
+    assert!(
+        attachment.as_str().unwrap().contains("<img src=x onerror="),
+        "{attachment}"
+    );
+    assert_eq!(
+        page.eval("document.querySelector('#object img') === null && window.pwned === undefined")
+            .await,
+        true,
+        "the attachment stayed text"
+    );
+    if let Some(path) = std::env::var_os("DORMOUSE_INSPECTOR_SCREENSHOT") {
+        std::fs::write(path, page.screenshot().await).unwrap();
+    }
+
+    page.eval("document.querySelector('#hibernate').click()")
+        .await;
+    page.wait_for("document.querySelector('#object-state')?.textContent === 'hibernated'")
+        .await;
+    page.eval("location.hash = '#/'").await;
+    let hibernated = format!(
+        "document.querySelector('#namespaces tr[data-binding=\"{PROBE}\"] td.hibernated')?.textContent"
+    );
+    page.wait_for(&format!("{hibernated} === '1'")).await;
+    // The socket stayed open through it all.
+    client.send_text("tags").await;
+    assert_eq!(client.recv_text().await, "room:1,user:mallory");
+}
