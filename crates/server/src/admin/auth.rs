@@ -66,11 +66,36 @@ impl Access {
             .filter_map(|pair| pair.trim().split_once('='))
             .find(|(name, _)| *name == TOKEN_COOKIE)
             .map(|(_, value)| value);
-        [bearer, cookie]
+        let cookie = cookie.map(percent_decoded);
+        [bearer.map(|b| b.as_bytes().to_vec()), cookie]
             .into_iter()
             .flatten()
-            .any(|offered| same_secret(offered.as_bytes(), token.as_bytes()))
+            .any(|offered| same_secret(&offered, token.as_bytes()))
     }
+}
+
+/// A cookie value as the page wrote it (`encodeURIComponent`), decoded.
+fn percent_decoded(value: &str) -> Vec<u8> {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        let hex = bytes
+            .get(at + 1..at + 3)
+            .and_then(|pair| std::str::from_utf8(pair).ok())
+            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
+        match (bytes[at], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                at += 3;
+            }
+            (byte, _) => {
+                out.push(byte);
+                at += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Compares in time that depends on the lengths only, not on where the first difference is.
@@ -189,6 +214,13 @@ mod tests {
         assert!(!access.admits(&headers(&[("authorization", "s3cret")])));
         assert!(!access.admits(&headers(&[("cookie", "other=s3cret")])));
         assert!(!access.admits(&HeaderMap::new()));
+        // What the page's `encodeURIComponent` makes of a base64 token.
+        let base64 = Access::for_address("0.0.0.0:1".parse().unwrap(), Some("a+b/c==")).unwrap();
+        assert!(base64.admits(&headers(&[(
+            "cookie",
+            "dormouse_admin_token=a%2Bb%2Fc%3D%3D"
+        )])));
+        assert!(!base64.admits(&headers(&[("cookie", "dormouse_admin_token=a%2Bb%2Fc%3D")])));
     }
 
     #[test]
