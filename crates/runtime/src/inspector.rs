@@ -16,7 +16,7 @@ use tokio::sync::oneshot;
 
 use crate::error::{Result, RuntimeError};
 use crate::namespace::Namespace;
-use crate::object::{Control, Envelope, ObjectCell, Refused};
+use crate::object::{Control, Envelope, Inspection, ObjectCell, Refused};
 use crate::runtime::{ObjectStatus, Runtime, status_of};
 
 /// One namespace at a glance: its gauges now and its counters since the process started (the
@@ -119,17 +119,26 @@ impl Runtime {
         sockets: Range<usize>,
     ) -> Result<ObjectDetail> {
         let namespace = self.namespace_of(binding)?;
-        let (cell, storage) = instruct(&self.shared, namespace, id, |reply| Control::Inspect {
+        let (cell, storage) = instruct(&self.shared, namespace, id, |reply| Inspection::Read {
             limits,
             reply,
         })
         .await?;
         let storage = storage.unwrap_or(Ok(None))?;
-        let records: Vec<_> = cell.sockets.sockets().all().cloned().collect();
-        let socket_count = records.len();
-        let sockets = records
-            .get(sockets.start.min(socket_count)..sockets.end.min(socket_count))
-            .unwrap_or_default()
+        // Only the page asked for is copied out of the set (which is not held while each socket
+        // is read).
+        let (socket_count, page): (usize, Vec<_>) = {
+            let set = cell.sockets.sockets();
+            let count = set.standard_count() + set.hibernatable_count();
+            let page = set
+                .all()
+                .skip(sockets.start)
+                .take(sockets.len())
+                .cloned()
+                .collect();
+            (count, page)
+        };
+        let sockets = page
             .iter()
             .map(|record| SocketView {
                 id: record.id().0,
@@ -163,14 +172,14 @@ impl Runtime {
     /// with 1011. Its storage stays.
     pub async fn reset_object(&self, binding: &str, id: &ObjectId) -> Result<()> {
         let namespace = self.namespace_of(binding)?;
-        instruct(&self.shared, namespace, id, Control::Reset).await?;
+        instruct(&self.shared, namespace, id, Inspection::Reset).await?;
         Ok(())
     }
 
     /// Deletes the object's alarm.
     pub async fn delete_alarm(&self, binding: &str, id: &ObjectId) -> Result<()> {
         let namespace = self.namespace_of(binding)?;
-        let (_, outcome) = instruct(&self.shared, namespace, id, Control::DeleteAlarm).await?;
+        let (_, outcome) = instruct(&self.shared, namespace, id, Inspection::DeleteAlarm).await?;
         outcome.unwrap_or(Ok(()))?;
         Ok(())
     }
@@ -182,19 +191,19 @@ impl Runtime {
     }
 }
 
-/// Hands the object an instruction made by `control` around its reply channel, and waits for
+/// Hands the object an inspector's instruction made around its reply channel, and waits for
 /// the reply (`None` if the object's task ended without one, as a shutdown does).
 async fn instruct<T>(
     shared: &crate::runtime::Shared,
     namespace: &Arc<Namespace>,
     id: &ObjectId,
-    control: impl FnOnce(oneshot::Sender<T>) -> Control,
+    inspection: impl FnOnce(oneshot::Sender<T>) -> Inspection,
 ) -> Result<(Arc<ObjectCell>, Option<T>)> {
     if shared.closing.load(std::sync::atomic::Ordering::SeqCst) {
         return Err(RuntimeError::ShuttingDown);
     }
     let (reply, outcome) = oneshot::channel();
-    let mut envelope = Envelope::Control(control(reply));
+    let mut envelope = Envelope::Control(Control::Inspector(inspection(reply)));
     loop {
         let cell = shared.registry.get_or_create(namespace, id);
         match cell.try_deliver(envelope, &namespace.config.limits) {

@@ -38,7 +38,7 @@ fn send_burst(socket: &crate::SocketRecord, count: usize) {
 async fn a_burst_larger_than_the_kernel_takes_arrives_whole_and_in_order() {
     let (_owner, group) = plain_group();
     let (socket, mut peer) = connect(&group, &[]).await;
-    // About 3 MB while the peer does not read: the kernel takes part, the socket queues the rest,
+    // About 2 MB while the peer does not read: the kernel takes part, the socket queues the rest,
     // and writes stop part-way through frames.
     let count = 150;
     send_burst(&socket, count);

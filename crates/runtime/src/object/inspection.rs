@@ -5,26 +5,25 @@
 use dormouse_storage::{InspectLimits, ObjectStore, StorageError, StorageView};
 
 use super::task::Runner;
-use super::{Control, Phase};
+use super::{Inspection, Phase};
 
 /// Why the inspector reset an object, for its log.
 const RESET_BY_INSPECTOR: &str = "reset from the inspector";
 
 impl Runner {
     /// Serves one of the inspector's instructions (after the object's writes settled).
-    pub(super) async fn serve_inspector(&mut self, control: Control) {
-        match control {
-            Control::Inspect { limits, reply } => {
+    pub(super) async fn serve_inspector(&mut self, inspection: Inspection) {
+        match inspection {
+            Inspection::Read { limits, reply } => {
                 let _ = reply.send(self.inspect_storage(&limits));
             }
-            Control::DeleteAlarm(reply) => {
+            Inspection::DeleteAlarm(reply) => {
                 let _ = reply.send(self.delete_alarm());
             }
-            Control::Reset(done) => {
+            Inspection::Reset(done) => {
                 self.reset(RESET_BY_INSPECTOR).await;
                 let _ = done.send(());
             }
-            _ => unreachable!("only the inspector's instructions come here"),
         }
     }
 

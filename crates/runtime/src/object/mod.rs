@@ -114,26 +114,22 @@ pub(crate) enum Control {
     /// memory) so that the next event constructs one from the new code. Hibernatable sockets stay
     /// open; standard sockets, which belong to the old instance, close with 1012.
     Refresh(oneshot::Sender<()>),
-    /// The inspector reads the object's storage, between turns. Never constructs an instance.
-    Inspect {
+    /// An instruction of the inspector, served between turns; it never constructs an instance,
+    /// so a hibernated object stays hibernated.
+    Inspector(Inspection),
+}
+
+/// What the inspector asks of an object.
+pub(crate) enum Inspection {
+    /// Read its storage.
+    Read {
         limits: InspectLimits,
         reply: oneshot::Sender<Result<Option<StorageView>, StorageError>>,
     },
-    /// The inspector deletes the object's alarm. Never constructs an instance.
+    /// Delete its alarm.
     DeleteAlarm(oneshot::Sender<Result<(), StorageError>>),
-    /// The inspector resets the object, as a failed turn would.
+    /// Reset it, as a failed turn would.
     Reset(oneshot::Sender<()>),
-}
-
-impl Control {
-    /// Whether it is the inspector's: it leaves a hibernated object's instance unmade, and the
-    /// object counts as hibernated still.
-    fn leaves_instance_alone(&self) -> bool {
-        matches!(
-            self,
-            Control::Inspect { .. } | Control::DeleteAlarm(_) | Control::Reset(_)
-        )
-    }
 }
 
 /// Why a delivery was not accepted; the envelope is handed back.
@@ -235,12 +231,18 @@ impl ObjectCell {
         self.work.notify_one();
     }
 
-    /// An event was handled just now.
-    fn note_event(&self) {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |since| since.as_millis() as u64);
-        self.last_event_ms.store(now, Ordering::Relaxed);
+    /// An event was handled at `at` (an instant the task read anyway): stored as wall-clock
+    /// milliseconds without reading the wall clock per event.
+    fn note_event(&self, at: Instant) {
+        static ORIGIN: OnceLock<(Instant, u64)> = OnceLock::new();
+        let (origin, origin_ms) = *ORIGIN.get_or_init(|| {
+            let wall = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_millis() as u64);
+            (Instant::now(), wall)
+        });
+        let ms = origin_ms + at.saturating_duration_since(origin).as_millis() as u64;
+        self.last_event_ms.store(ms.max(1), Ordering::Relaxed);
     }
 
     /// When the object last handled an event, in milliseconds since the epoch.
@@ -283,8 +285,7 @@ impl ObjectCell {
             if !is_control && (over_count || over_bytes) {
                 return Err(Refused::Full(envelope));
             }
-            let wakes =
-                !matches!(&envelope, Envelope::Control(control) if control.leaves_instance_alone());
+            let wakes = !matches!(envelope, Envelope::Control(Control::Inspector(_)));
             state.mailbox.push_back(envelope);
             state.mailbox_bytes += weight;
             if state.phase == Phase::Dormant {

@@ -95,10 +95,11 @@ impl Runner {
                 if let Flow::Exit = self.handle(envelope).await {
                     return;
                 }
+                let now = Instant::now();
                 if event {
-                    self.cell.note_event();
+                    self.cell.note_event(now.into_std());
                 }
-                self.idle_since = Instant::now();
+                self.idle_since = now;
                 continue;
             }
             // The deadline moves earlier when what kept the object in memory is gone (its
@@ -227,11 +228,9 @@ impl Runner {
                 self.refresh();
                 let _ = done.send(());
             }
-            Envelope::Control(
-                control @ (Control::Inspect { .. } | Control::DeleteAlarm(_) | Control::Reset(_)),
-            ) => {
+            Envelope::Control(Control::Inspector(inspection)) => {
                 self.settle().await;
-                self.serve_inspector(control).await;
+                self.serve_inspector(inspection).await;
                 if self.rest_after_inspection() {
                     return Flow::Exit;
                 }

@@ -2,8 +2,9 @@
 //! paged) and one object's sockets and storage.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use dormouse_runtime::{
     InspectLimits, ObjectDetail, ObjectState, ObjectStatus, Runtime, SqlValue, StorageView,
@@ -137,13 +138,9 @@ pub(crate) struct DetailQuery {
 
 pub(crate) async fn get_object(
     State(runtime): State<Runtime>,
-    Path((binding, id)): Path<(String, String)>,
+    Target { binding, id }: Target,
     Query(query): Query<DetailQuery>,
 ) -> Response {
-    let id = match object_id(&runtime, &binding, &id) {
-        Ok(id) => id,
-        Err(refusal) => return refusal.into_response(),
-    };
     let limits = InspectLimits {
         kv_start_after: query.kv_after,
         ..InspectLimits::default()
@@ -210,19 +207,31 @@ fn cell_json(value: &SqlValue) -> Value {
     }
 }
 
-/// The object named by a path: 64 hex digits, or `name:<name>`.
-pub(crate) fn object_id(
-    runtime: &Runtime,
-    binding: &str,
-    id: &str,
-) -> Result<ObjectId, (StatusCode, String)> {
-    let namespace = runtime
-        .env()
-        .durable_object(binding)
-        .map_err(|error| (StatusCode::NOT_FOUND, error.to_string()))?;
-    match id.strip_prefix("name:") {
-        Some(name) => namespace.id_from_name(name),
-        None => namespace.id_from_string(id),
+/// The object a route's path names: `/{binding}/{id}`, the id as 64 hex digits or `name:<name>`.
+pub(crate) struct Target {
+    pub(crate) binding: String,
+    pub(crate) id: ObjectId,
+}
+
+impl FromRequestParts<Runtime> for Target {
+    type Rejection = (StatusCode, String);
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        runtime: &Runtime,
+    ) -> Result<Self, Self::Rejection> {
+        let Path((binding, id)) = Path::<(String, String)>::from_request_parts(parts, runtime)
+            .await
+            .map_err(|rejection| (StatusCode::BAD_REQUEST, rejection.body_text()))?;
+        let namespace = runtime
+            .env()
+            .durable_object(&binding)
+            .map_err(|error| (StatusCode::NOT_FOUND, error.to_string()))?;
+        let id = match id.strip_prefix("name:") {
+            Some(name) => namespace.id_from_name(name),
+            None => namespace.id_from_string(&id),
+        }
+        .map_err(|error| (StatusCode::BAD_REQUEST, error.to_string()))?;
+        Ok(Target { binding, id })
     }
-    .map_err(|error| (StatusCode::BAD_REQUEST, error.to_string()))
 }

@@ -13,7 +13,7 @@ mod value;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,6 +21,7 @@ use dormouse_runtime::{Runtime, RuntimeError};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use api::Target;
 pub(crate) use auth::Access;
 
 use crate::per_address::{self, AddressLimit};
@@ -89,47 +90,25 @@ async fn hibernate_all(State(runtime): State<Runtime>) -> Response {
     axum::Json(json!({"hibernated": report.hibernated, "refused": refused})).into_response()
 }
 
-async fn hibernate_one(
-    State(runtime): State<Runtime>,
-    Path((binding, id)): Path<(String, String)>,
-) -> Response {
-    let id = match api::object_id(&runtime, &binding, &id) {
-        Ok(id) => id,
-        Err(refusal) => return refusal.into_response(),
-    };
-    match runtime.hibernate_now(&binding, &id).await {
+async fn hibernate_one(State(runtime): State<Runtime>, target: Target) -> Response {
+    answer(runtime.hibernate_now(&target.binding, &target.id).await)
+}
+
+async fn reset_one(State(runtime): State<Runtime>, target: Target) -> Response {
+    answer(runtime.reset_object(&target.binding, &target.id).await)
+}
+
+async fn delete_alarm(State(runtime): State<Runtime>, target: Target) -> Response {
+    answer(runtime.delete_alarm(&target.binding, &target.id).await)
+}
+
+/// An action's outcome: 204 when done, 409 with the reasons when the object cannot do it now.
+fn answer(outcome: Result<(), RuntimeError>) -> Response {
+    match outcome {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(error @ RuntimeError::NotHibernatable(_)) => {
             (StatusCode::CONFLICT, error.to_string()).into_response()
         }
-        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
-    }
-}
-
-async fn reset_one(
-    State(runtime): State<Runtime>,
-    Path((binding, id)): Path<(String, String)>,
-) -> Response {
-    let id = match api::object_id(&runtime, &binding, &id) {
-        Ok(id) => id,
-        Err(refusal) => return refusal.into_response(),
-    };
-    match runtime.reset_object(&binding, &id).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
-    }
-}
-
-async fn delete_alarm(
-    State(runtime): State<Runtime>,
-    Path((binding, id)): Path<(String, String)>,
-) -> Response {
-    let id = match api::object_id(&runtime, &binding, &id) {
-        Ok(id) => id,
-        Err(refusal) => return refusal.into_response(),
-    };
-    match runtime.delete_alarm(&binding, &id).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
     }
 }
