@@ -144,6 +144,37 @@ async fn storage_kv_sql_transactions_and_the_kv_backed_class() {
     assert_eq!(sql["blobIsBuffer"], true);
     assert_eq!(sql["size"], true);
 
+    // The inspector reads what the guest stored: V8's structured clone, decoded.
+    let reply = server.admin("GET", "/api/objects/PROBE/name:s").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let detail: Value = serde_json::from_str(&reply.body).unwrap();
+    let storage = &detail["storage"];
+    let shown = |key: &str| {
+        let entry = storage["kv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|entry| entry["key"] == key)
+            .unwrap_or_else(|| panic!("no {key} in {storage}"));
+        assert_eq!(entry["value"]["format"], "structured-clone", "{entry}");
+        entry["value"]["text"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(shown("c"), "Map {\n  1 => 2\n}");
+    assert_eq!(shown("d"), "Date(5)");
+    assert_eq!(shown("e"), "[\n  1,\n  2,\n  3\n]");
+    assert_eq!(shown("sync"), "{\n  \"ok\": true\n}");
+    assert_eq!(shown("txn"), "\"kept\"");
+    let items = storage["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|table| table["name"] == "items")
+        .unwrap_or_else(|| panic!("no table items in {storage}"));
+    assert_eq!(items["columns"], json!(["id", "name", "weight", "data"]));
+    assert_eq!(items["row_count"], 2);
+    assert_eq!(items["rows"][0][1], "apple");
+    assert_eq!(items["rows"][0][2], 2.5);
+
     let legacy = get_json(&server, "/legacy/l").await;
     assert!(
         legacy["sql"]

@@ -80,6 +80,41 @@ async fn an_object_shows_its_sockets_and_stays_hibernated_while_looked_at() {
     // The socket still works, and its next message wakes the object.
     client.send_text("tags").await;
     assert_eq!(client.recv_text().await, "room:1,user:eve");
+
+    // Asked to hibernate twice, then looked at while a request arrives: the request's instance
+    // is a wake, timed from the request, not from the second instruction.
+    let hibernate = format!("/objects/{PROBE}/name:inspected/hibernate");
+    for _ in 0..2 {
+        assert_eq!(server.admin("POST", &hibernate).await.status, 204);
+    }
+    let before = server.metrics().await;
+    let runtime = server.runtime();
+    let namespace = runtime.env().durable_object(PROBE).unwrap();
+    let id = namespace.id_from_name("inspected").unwrap();
+    let stub = namespace.get(id.clone()).unwrap();
+    // Both are delivered before the object's task runs: the look starts it, the request finds
+    // it running without an instance.
+    let (look, _) = tokio::join!(
+        runtime.inspect(PROBE, &id, Default::default(), 0..1),
+        stub.fetch_with_str("http://do/probe/inspected")
+    );
+    assert_eq!(look.unwrap().socket_count, 1);
+    let after = server.metrics().await;
+    let wake_count = "dormouse_object_wake_seconds_count";
+    assert_eq!(
+        (
+            after.get("dormouse_object_wakes_total", PROBE)
+                - before.get("dormouse_object_wakes_total", PROBE),
+            after.get(wake_count, PROBE) - before.get(wake_count, PROBE),
+        ),
+        (1.0, 1.0)
+    );
+    let wake_seconds =
+        |m: &dormouse_testing::Metrics| m.get("dormouse_object_wake_seconds_sum", PROBE);
+    assert!(
+        wake_seconds(&after) - wake_seconds(&before) < 1.0,
+        "timed from the request"
+    );
 }
 
 #[tokio::test]
@@ -163,4 +198,75 @@ async fn with_a_token_every_request_needs_it() {
         let with = http_request(admin, "GET", "/api/summary", &headers, "").await;
         assert_eq!(with.status, 200, "{headers:?}");
     }
+}
+
+/// Reads a Server-Sent Events response from the admin address until its text holds `needle`.
+async fn read_until(stream: &mut tokio::net::TcpStream, seen: &mut String, needle: &str) {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0u8; 4096];
+    while !seen.contains(needle) {
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buffer))
+                .await
+                .unwrap_or_else(|_| panic!("no {needle} in the feed so far: {seen}"))
+                .unwrap();
+        assert!(read > 0, "the feed ended before {needle}: {seen}");
+        seen.push_str(&String::from_utf8_lossy(&buffer[..read]));
+    }
+}
+
+#[tokio::test]
+async fn an_objects_live_log_follows_it_through_hibernation() {
+    use tokio::io::AsyncWriteExt;
+    let server = TestServer::start(common::app()).await;
+    let mut client = server.connect("/probe/logged").await;
+    client.send_text("my-id").await;
+    let socket = client.recv_text().await;
+
+    let mut feed = tokio::net::TcpStream::connect(server.admin_addr())
+        .await
+        .unwrap();
+    feed.write_all(
+        format!("GET /api/objects/{PROBE}/name:logged/log HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut seen = String::new();
+    read_until(&mut feed, &mut seen, "text/event-stream").await;
+
+    client.send_text("echo hello").await;
+    assert_eq!(client.recv_text().await, "hello");
+    read_until(&mut feed, &mut seen, r#""kind":"websocket_message""#).await;
+    read_until(
+        &mut feed,
+        &mut seen,
+        &format!("socket {socket}: text, 10 bytes"),
+    )
+    .await;
+    let reply = server
+        .admin("POST", &format!("/objects/{PROBE}/name:logged/hibernate"))
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    read_until(&mut feed, &mut seen, r#""kind":"hibernated""#).await;
+    client.send_text("tags").await;
+    client.recv_text().await;
+    read_until(&mut feed, &mut seen, r#""kind":"woken""#).await;
+    client.send_text("panic").await;
+    read_until(&mut feed, &mut seen, r#""kind":"reset""#).await;
+    read_until(
+        &mut feed,
+        &mut seen,
+        "websocket_message handler panicked: handler panics on request",
+    )
+    .await;
+
+    // Another object's events are not in this log.
+    let mut other = server.connect("/probe/not-logged").await;
+    other.send_text("echo elsewhere").await;
+    other.recv_text().await;
+    assert!(
+        !seen.contains("elsewhere") && !seen.contains("14 bytes"),
+        "{seen}"
+    );
 }

@@ -1,5 +1,6 @@
 //! The inspector page in headless Chromium: its counts move, an object's page shows its socket's
-//! tags and attachment (a hostile one as text), and "Hibernate now" works.
+//! tags and attachment (a hostile one as text), a value the object stored and its live log, and
+//! "Hibernate now" works.
 
 mod common;
 
@@ -23,7 +24,9 @@ async fn the_page_shows_an_object_and_hibernates_it() {
         .connect("/probe/on-the-page?tags=room:1,user:mallory&attach=%3Cimg%20src=x%20onerror=%22window.pwned=1%22%3E")
         .await;
     client.send_text("my-id").await;
-    client.recv_text().await;
+    let socket = client.recv_text().await;
+    client.send_text("put greeting <b>hello</b>").await;
+    assert_eq!(client.recv_text().await, "stored");
     page.wait_for(&format!("{websockets} === '1'")).await;
     let row = "document.querySelector('#objects tr[data-name=\"on-the-page\"]')";
     page.wait_for(&format!("{row}?.textContent.includes('active')"))
@@ -49,6 +52,23 @@ async fn the_page_shows_an_object_and_hibernates_it() {
         true,
         "the attachment stayed text"
     );
+    page.wait_for("document.querySelector('#kv tr[data-key=\"greeting\"] .value')?.textContent === '\"<b>hello</b>\"'")
+        .await;
+    assert_eq!(
+        page.eval("document.querySelector('#kv b') === null").await,
+        true,
+        "the value stayed text"
+    );
+
+    // The live log shows what happens from now on.
+    page.wait_for("document.querySelector('#log-state').textContent.startsWith('live')")
+        .await;
+    client.send_text("echo seen on the page").await;
+    client.recv_text().await;
+    page.wait_for(&format!(
+        "document.querySelector('#log tbody tr.websocket_message')?.textContent.includes('socket {socket}: text, 21 bytes')"
+    ))
+    .await;
     if let Some(path) = std::env::var_os("DORMOUSE_INSPECTOR_SCREENSHOT") {
         std::fs::write(path, page.screenshot().await).unwrap();
     }
@@ -57,6 +77,10 @@ async fn the_page_shows_an_object_and_hibernates_it() {
         .await;
     page.wait_for("document.querySelector('#object-state')?.textContent === 'hibernated'")
         .await;
+    page.wait_for(
+        "document.querySelector('#log tbody tr.hibernated')?.textContent.includes('on request')",
+    )
+    .await;
     page.eval("location.hash = '#/'").await;
     let hibernated = format!(
         "document.querySelector('#namespaces tr[data-binding=\"{PROBE}\"] td.hibernated')?.textContent"

@@ -9,12 +9,13 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::UNIX_EPOCH;
 
 use bytes::Bytes;
-use dormouse_sdk::ObjectId;
 use dormouse_sdk::host::SocketHost;
+use dormouse_sdk::{ObjectId, WebSocketId};
 use dormouse_storage::{InspectLimits, StorageView};
 use tokio::sync::oneshot;
 
 use crate::error::{Result, RuntimeError};
+use crate::event_log::EventWatch;
 use crate::namespace::Namespace;
 use crate::object::{Control, Envelope, Inspection, ObjectCell, Refused};
 use crate::runtime::{ObjectStatus, Runtime, status_of};
@@ -57,8 +58,8 @@ pub struct ObjectDetail {
 /// One socket of an object.
 #[derive(Debug, Clone)]
 pub struct SocketView {
-    /// The socket's id, unique in the process.
-    pub id: u64,
+    /// The socket's id, unique in the process (what `WebSocket::id` returns to the object).
+    pub id: WebSocketId,
     /// Accepted with `accept_web_socket` (its events go to the object's handlers).
     pub hibernatable: bool,
     /// Its tags (hibernatable sockets only).
@@ -141,7 +142,7 @@ impl Runtime {
         let sockets = page
             .iter()
             .map(|record| SocketView {
-                id: record.id().0,
+                id: record.id(),
                 hibernatable: record.is_hibernatable(),
                 tags: record.tags().unwrap_or_default(),
                 attachment: record.attachment(),
@@ -182,6 +183,12 @@ impl Runtime {
         let (_, outcome) = instruct(&self.shared, namespace, id, Inspection::DeleteAlarm).await?;
         outcome.unwrap_or(Ok(()))?;
         Ok(())
+    }
+
+    /// Starts watching the object's live log: its events, wakes, hibernations and resets from
+    /// now on. Watching neither wakes the object nor keeps it in memory.
+    pub fn watch_events(&self, binding: &str, id: &ObjectId) -> Result<EventWatch> {
+        Ok(self.namespace_of(binding)?.event_log.watch(id))
     }
 
     fn namespace_of(&self, binding: &str) -> Result<&Arc<Namespace>> {

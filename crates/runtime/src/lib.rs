@@ -17,9 +17,12 @@
 //! - `storage`: an object's storage as the SDK sees it, over `dormouse-storage`.
 //! - `alarms`: the alarm scheduler.
 //! - `liveness`: the sweep that pings silent sockets.
-//! - `metrics`: counters per namespace, rendered for Prometheus.
+//! - `metrics`: counters per namespace, encoded for Prometheus by `prometheus-client`
+//!   ([`RuntimeMetrics`]).
 //! - `inspector`: what the admin inspector reads and does: [`NamespaceSummary`],
 //!   [`ObjectDetail`], resets and alarm deletion.
+//! - `event_log`: the live log of a watched object's events ([`EventWatch`]), kept only while
+//!   somebody watches.
 //! - [`error`] — [`RuntimeError`].
 //!
 //! # Where to look
@@ -61,6 +64,7 @@ mod alarms;
 mod builder;
 pub mod config;
 pub mod error;
+mod event_log;
 mod guest;
 mod inspector;
 mod liveness;
@@ -77,7 +81,8 @@ pub use dormouse_holder::{CloseReply, ConnectionLease, Negotiated};
 pub use dormouse_storage::{Durability, Migration};
 pub use dormouse_storage::{InspectLimits, SqlValue, StorageView, TableView};
 pub use error::RuntimeError;
+pub use event_log::{EventKind, EventWatch, LoggedEvent, Watched};
 pub use guest::GuestClass;
 pub use inspector::{NamespaceSummary, ObjectDetail, SocketView};
 pub use metrics::NamespaceGauges;
-pub use runtime::{HibernateReport, ObjectState, ObjectStatus, Runtime};
+pub use runtime::{HibernateReport, ObjectState, ObjectStatus, Runtime, RuntimeMetrics};

@@ -1,14 +1,17 @@
-//! Counters per namespace and their Prometheus text rendering.
+//! Counters per namespace, and their encoding for Prometheus by `prometheus-client`.
 //!
-//! Counters are atomics bumped on the hot path. Gauges (objects active or hibernated, sockets
-//! open) are read from the registry when metrics are scraped, so they can never drift from the
-//! truth.
+//! Counters are plain atomics bumped on the hot path, read only when metrics are scraped; the
+//! crate encodes them (OpenMetrics text) through a collector, so an event costs what it cost
+//! before. Gauges (objects active or hibernated, sockets open) are counted from the registry at
+//! scrape time, so they can never drift from the truth.
 
-use std::fmt::Write as _;
+use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use dormouse_holder::SocketCounters;
+use prometheus_client::encoding::{DescriptorEncoder, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 
 /// Upper bounds (seconds) of the wake-latency histogram buckets: wakes are expected to take tens of
 /// microseconds, so the buckets are fine-grained there.
@@ -89,7 +92,7 @@ pub struct NamespaceGauges {
     pub websockets: u64,
 }
 
-/// One namespace's metrics, as rendered: (binding, counters, its sockets' counters, gauges).
+/// One namespace's metrics, as encoded: (binding, counters, its sockets' counters, gauges).
 pub(crate) type NamespaceRow<'a> = (
     &'a str,
     &'a NamespaceMetrics,
@@ -100,241 +103,314 @@ pub(crate) type NamespaceRow<'a> = (
 /// A gauge: name, help text, how to read it.
 type GaugeSpec = (&'static str, &'static str, fn(&NamespaceGauges) -> u64);
 
-/// A counter: name, help text, where it is.
+/// A counter: name (without the `_total` the encoder appends), help text, where it is.
 type CounterSpec = (
     &'static str,
     &'static str,
     fn(&NamespaceMetrics) -> &AtomicU64,
 );
 
-/// A counter of the socket holder: name, help text, where it is.
+/// A counter of the socket holder: name (without `_total`), help text, where it is.
 type SocketCounterSpec = (
     &'static str,
     &'static str,
     fn(&SocketCounters) -> &AtomicU64,
 );
 
-/// Renders every namespace's metrics in the Prometheus text exposition format.
-pub(crate) fn render(namespaces: &[NamespaceRow<'_>]) -> String {
-    let mut out = String::with_capacity(4096);
-    let gauges: [GaugeSpec; 3] = [
-        (
-            "dormouse_objects_active",
-            "Objects with an instance in memory.",
-            |g| g.active,
-        ),
-        (
-            "dormouse_objects_hibernated",
-            "Objects without an instance whose hibernatable sockets are open.",
-            |g| g.hibernated,
-        ),
-        (
-            "dormouse_websockets_open",
-            "Accepted WebSockets that are open.",
-            |g| g.websockets,
-        ),
-    ];
-    for (name, help, get) in gauges {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-        for (ns, _, _, g) in namespaces {
-            let _ = writeln!(out, "{name}{{namespace=\"{ns}\"}} {}", get(g));
+const GAUGES: [GaugeSpec; 3] = [
+    (
+        "dormouse_objects_active",
+        "Objects with an instance in memory.",
+        |g| g.active,
+    ),
+    (
+        "dormouse_objects_hibernated",
+        "Objects without an instance whose hibernatable sockets are open.",
+        |g| g.hibernated,
+    ),
+    (
+        "dormouse_websockets_open",
+        "Accepted WebSockets that are open.",
+        |g| g.websockets,
+    ),
+];
+
+const COUNTERS: [CounterSpec; 11] = [
+    (
+        "dormouse_object_starts",
+        "Object instances constructed.",
+        |m| &m.starts,
+    ),
+    (
+        "dormouse_object_wakes",
+        "Instances constructed for hibernated objects.",
+        |m| &m.wakes,
+    ),
+    (
+        "dormouse_object_hibernations",
+        "Idle instances dropped while their sockets stayed open.",
+        |m| &m.hibernations,
+    ),
+    (
+        "dormouse_object_evictions",
+        "Idle instances dropped that could not hibernate.",
+        |m| &m.evictions,
+    ),
+    (
+        "dormouse_object_resets",
+        "Objects reset after a panic or a timeout.",
+        |m| &m.resets,
+    ),
+    (
+        "dormouse_mailbox_overloaded",
+        "Requests refused because an object's mailbox was full.",
+        |m| &m.overloaded,
+    ),
+    ("dormouse_alarms", "Alarm handler invocations.", |m| {
+        &m.alarms
+    }),
+    (
+        "dormouse_alarm_retries",
+        "Failed alarm attempts scheduled again.",
+        |m| &m.alarm_retries,
+    ),
+    (
+        "dormouse_storage_commits",
+        "Turns whose writes were committed and handed to a flush.",
+        |m| &m.commits,
+    ),
+    (
+        "dormouse_storage_flushes",
+        "Flushes of the log that made commits durable (several turns each under load).",
+        |m| &m.flushes,
+    ),
+    ("dormouse_events_fetch", "fetch handler invocations.", |m| {
+        &m.events.fetch
+    }),
+];
+
+const SOCKET_COUNTERS: [SocketCounterSpec; 5] = [
+    (
+        "dormouse_websocket_auto_responses",
+        "Messages answered by an auto-response without waking the object.",
+        |s| &s.auto_responses,
+    ),
+    (
+        "dormouse_websocket_pongs",
+        "Protocol pings answered by the runtime.",
+        |s| &s.pongs,
+    ),
+    (
+        "dormouse_websockets_accepted",
+        "WebSockets accepted.",
+        |s| &s.accepted,
+    ),
+    (
+        "dormouse_websocket_compressed_sent",
+        "Messages sent compressed (permessage-deflate), per recipient.",
+        |s| &s.compressed_sent,
+    ),
+    (
+        "dormouse_websocket_compressed_received",
+        "Messages received compressed (permessage-deflate) and inflated.",
+        |s| &s.compressed_received,
+    ),
+];
+
+/// Encodes every namespace's metrics: a family per metric, a series per namespace.
+pub(crate) fn encode(
+    encoder: &mut DescriptorEncoder<'_>,
+    namespaces: &[NamespaceRow<'_>],
+) -> fmt::Result {
+    for (name, help, get) in GAUGES {
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for (ns, _, _, gauges) in namespaces {
+            family
+                .encode_family(&[("namespace", *ns)])?
+                .encode_gauge(&get(gauges))?;
         }
     }
-    let counters: [CounterSpec; 11] = [
-        (
-            "dormouse_object_starts_total",
-            "Object instances constructed.",
-            |m| &m.starts,
-        ),
-        (
-            "dormouse_object_wakes_total",
-            "Instances constructed for hibernated objects.",
-            |m| &m.wakes,
-        ),
-        (
-            "dormouse_object_hibernations_total",
-            "Idle instances dropped while their sockets stayed open.",
-            |m| &m.hibernations,
-        ),
-        (
-            "dormouse_object_evictions_total",
-            "Idle instances dropped that could not hibernate.",
-            |m| &m.evictions,
-        ),
-        (
-            "dormouse_object_resets_total",
-            "Objects reset after a panic or a timeout.",
-            |m| &m.resets,
-        ),
-        (
-            "dormouse_mailbox_overloaded_total",
-            "Requests refused because an object's mailbox was full.",
-            |m| &m.overloaded,
-        ),
-        ("dormouse_alarms_total", "Alarm handler invocations.", |m| {
-            &m.alarms
-        }),
-        (
-            "dormouse_alarm_retries_total",
-            "Failed alarm attempts scheduled again.",
-            |m| &m.alarm_retries,
-        ),
-        (
-            "dormouse_storage_commits_total",
-            "Turns whose writes were committed and handed to a flush.",
-            |m| &m.commits,
-        ),
-        (
-            "dormouse_storage_flushes_total",
-            "Flushes of the log that made commits durable (several turns each under load).",
-            |m| &m.flushes,
-        ),
-        (
-            "dormouse_events_fetch_total",
-            "fetch handler invocations.",
-            |m| &m.events.fetch,
-        ),
-    ];
-    for (name, help, get) in counters {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
-        for (ns, m, _, _) in namespaces {
-            let _ = writeln!(out, "{name}{{namespace=\"{ns}\"}} {}", get(m).load(Relaxed));
+    for (name, help, get) in COUNTERS {
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
+        for (ns, metrics, _, _) in namespaces {
+            counter(&mut family, &[("namespace", *ns)], get(metrics))?;
         }
     }
-    let socket_counters: [SocketCounterSpec; 5] = [
-        (
-            "dormouse_websocket_auto_responses_total",
-            "Messages answered by an auto-response without waking the object.",
-            |s| &s.auto_responses,
-        ),
-        (
-            "dormouse_websocket_pongs_total",
-            "Protocol pings answered by the runtime.",
-            |s| &s.pongs,
-        ),
-        (
-            "dormouse_websockets_accepted_total",
-            "WebSockets accepted.",
-            |s| &s.accepted,
-        ),
-        (
-            "dormouse_websocket_compressed_sent_total",
-            "Messages sent compressed (permessage-deflate), per recipient.",
-            |s| &s.compressed_sent,
-        ),
-        (
-            "dormouse_websocket_compressed_received_total",
-            "Messages received compressed (permessage-deflate) and inflated.",
-            |s| &s.compressed_received,
-        ),
-    ];
-    for (name, help, get) in socket_counters {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    for (name, help, get) in SOCKET_COUNTERS {
+        let mut family = encoder.encode_descriptor(name, help, None, MetricType::Counter)?;
         for (ns, _, sockets, _) in namespaces {
-            let _ = writeln!(
-                out,
-                "{name}{{namespace=\"{ns}\"}} {}",
-                get(sockets).load(Relaxed)
-            );
+            counter(&mut family, &[("namespace", *ns)], get(sockets))?;
         }
     }
-    let name = "dormouse_events_total";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Handler invocations by event kind.\n# TYPE {name} counter"
-    );
+    let mut family = encoder.encode_descriptor(
+        "dormouse_events",
+        "Handler invocations by event kind.",
+        None,
+        MetricType::Counter,
+    )?;
     for (ns, m, _, _) in namespaces {
-        for (kind, counter) in [
+        for (kind, value) in [
             ("fetch", &m.events.fetch),
             ("call", &m.events.call),
             ("websocket_message", &m.events.message),
             ("websocket_close", &m.events.close),
             ("websocket_error", &m.events.error),
         ] {
-            let _ = writeln!(
-                out,
-                "{name}{{namespace=\"{ns}\",kind=\"{kind}\"}} {}",
-                counter.load(Relaxed)
-            );
+            counter(&mut family, &[("namespace", *ns), ("kind", kind)], value)?;
         }
     }
-    let name = "dormouse_websockets_dropped_total";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Connections the runtime dropped, by cause.\n# TYPE {name} counter"
-    );
+    let mut family = encoder.encode_descriptor(
+        "dormouse_websockets_dropped",
+        "Connections the runtime dropped, by cause.",
+        None,
+        MetricType::Counter,
+    )?;
     for (ns, _, sockets, _) in namespaces {
-        for (cause, counter) in [
+        for (cause, value) in [
             ("slow_reader", &sockets.dropped_slow_reader),
             ("unresponsive", &sockets.dropped_unresponsive),
             ("close_timeout", &sockets.dropped_close_timeout),
         ] {
-            let _ = writeln!(
-                out,
-                "{name}{{namespace=\"{ns}\",cause=\"{cause}\"}} {}",
-                counter.load(Relaxed)
-            );
+            counter(&mut family, &[("namespace", *ns), ("cause", cause)], value)?;
         }
     }
-    let name = "dormouse_object_wake_seconds";
-    let _ = writeln!(
-        out,
-        "# HELP {name} Time from an event's arrival at a hibernated object to its handler starting.\n# TYPE {name} histogram"
-    );
+    let mut family = encoder.encode_descriptor(
+        "dormouse_object_wake_seconds",
+        "Time from an event's arrival at a hibernated object to its handler starting.",
+        None,
+        MetricType::Histogram,
+    )?;
     for (ns, m, _, _) in namespaces {
-        let h = &m.wake_latency;
-        for (bound, bucket) in WAKE_BUCKETS.iter().zip(&h.buckets) {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{namespace=\"{ns}\",le=\"{bound}\"}} {}",
-                bucket.load(Relaxed)
-            );
-        }
-        let count = h.count.load(Relaxed);
-        let _ = writeln!(
-            out,
-            "{name}_bucket{{namespace=\"{ns}\",le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(
-            out,
-            "{name}_sum{{namespace=\"{ns}\"}} {}",
-            h.sum_nanos.load(Relaxed) as f64 / 1e9
-        );
-        let _ = writeln!(out, "{name}_count{{namespace=\"{ns}\"}} {count}");
+        let histogram = &m.wake_latency;
+        let count = histogram.count.load(Relaxed);
+        // The encoder wants each bucket's own count; ours are cumulative.
+        let mut below = 0;
+        let mut buckets: Vec<(f64, u64)> = WAKE_BUCKETS
+            .iter()
+            .zip(&histogram.buckets)
+            .map(|(bound, bucket)| {
+                let cumulative = bucket.load(Relaxed);
+                let own = cumulative.saturating_sub(below);
+                below = cumulative;
+                (*bound, own)
+            })
+            .collect();
+        buckets.push((f64::MAX, count.saturating_sub(below)));
+        family
+            .encode_family(&[("namespace", *ns)])?
+            .encode_histogram::<NoLabelSet>(
+                histogram.sum_nanos.load(Relaxed) as f64 / 1e9,
+                count,
+                &buckets,
+                None,
+            )?;
     }
-    out
+    Ok(())
+}
+
+/// One labelled series of a counter family.
+pub(crate) fn counter(
+    family: &mut MetricEncoder<'_>,
+    labels: &[(&str, &str)],
+    value: &AtomicU64,
+) -> fmt::Result {
+    family
+        .encode_family(&labels)?
+        .encode_counter::<NoLabelSet, u64, u64>(&value.load(Relaxed), None)
 }
 
 #[cfg(test)]
 mod tests {
+    use prometheus_client::collector::Collector;
+    use prometheus_client::registry::Registry;
+
     use super::*;
 
+    #[derive(Debug, Default)]
+    struct Fixture {
+        metrics: NamespaceMetrics,
+        sockets: SocketCounters,
+        gauges: NamespaceGauges,
+    }
+
+    impl Collector for Fixture {
+        fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+            encode(
+                &mut encoder,
+                &[("ROOMS", &self.metrics, &self.sockets, self.gauges)],
+            )
+        }
+    }
+
+    fn text(fixture: &std::sync::Arc<Fixture>) -> String {
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(fixture.clone()));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        text
+    }
+
     #[test]
-    fn renders_labelled_series() {
-        let metrics = NamespaceMetrics::default();
-        let sockets = SocketCounters::default();
-        metrics.wakes.fetch_add(3, Relaxed);
-        sockets.dropped_slow_reader.fetch_add(1, Relaxed);
-        metrics.observe_wake(Duration::from_micros(40));
-        let gauges = NamespaceGauges {
-            active: 1,
-            hibernated: 2,
-            websockets: 5,
-        };
-        let text = render(&[("ROOMS", &metrics, &sockets, gauges)]);
-        assert!(text.contains("dormouse_object_wakes_total{namespace=\"ROOMS\"} 3"));
-        assert!(text.contains("dormouse_objects_hibernated{namespace=\"ROOMS\"} 2"));
-        assert!(text.contains("dormouse_websockets_open{namespace=\"ROOMS\"} 5"));
-        assert!(text.contains(
-            "dormouse_websockets_dropped_total{namespace=\"ROOMS\",cause=\"slow_reader\"} 1"
-        ));
+    fn every_series_keeps_its_name_and_labels() {
+        let fixture = std::sync::Arc::new(Fixture {
+            gauges: NamespaceGauges {
+                active: 1,
+                hibernated: 2,
+                websockets: 5,
+            },
+            ..Fixture::default()
+        });
+        fixture.metrics.wakes.fetch_add(3, Relaxed);
+        fixture.metrics.events.message.fetch_add(7, Relaxed);
+        fixture.sockets.dropped_slow_reader.fetch_add(1, Relaxed);
+        fixture.sockets.accepted.fetch_add(4, Relaxed);
+        let text = text(&fixture);
+        for line in [
+            "dormouse_object_wakes_total{namespace=\"ROOMS\"} 3",
+            "dormouse_objects_active{namespace=\"ROOMS\"} 1",
+            "dormouse_objects_hibernated{namespace=\"ROOMS\"} 2",
+            "dormouse_websockets_open{namespace=\"ROOMS\"} 5",
+            "dormouse_websockets_accepted_total{namespace=\"ROOMS\"} 4",
+            "dormouse_events_total{namespace=\"ROOMS\",kind=\"websocket_message\"} 7",
+            "dormouse_websockets_dropped_total{namespace=\"ROOMS\",cause=\"slow_reader\"} 1",
+            "# TYPE dormouse_object_wake_seconds histogram",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"));
+    }
+
+    #[test]
+    fn the_wake_histogram_is_cumulative_with_every_bucket() {
+        let fixture = std::sync::Arc::new(Fixture::default());
+        fixture.metrics.observe_wake(Duration::from_micros(40));
+        fixture.metrics.observe_wake(Duration::from_micros(40));
+        fixture.metrics.observe_wake(Duration::from_millis(3));
+        fixture.metrics.observe_wake(Duration::from_secs(1));
+        let text = text(&fixture);
+        let buckets: Vec<u64> = text
+            .lines()
+            .filter(|l| l.starts_with("dormouse_object_wake_seconds_bucket{"))
+            .map(|l| l.rsplit_once(' ').unwrap().1.parse().unwrap())
+            .collect();
+        // ≤25 µs, ≤50 µs … ≤2.5 ms, ≤10 ms … ≤250 ms, +Inf.
+        assert_eq!(buckets, [0, 2, 2, 2, 2, 2, 2, 3, 3, 3, 4], "{text}");
+        // The bucket's bound comes first, then the namespace: label order carries no meaning.
         assert!(
             text.contains(
-                "dormouse_object_wake_seconds_bucket{namespace=\"ROOMS\",le=\"0.00005\"} 1"
+                "dormouse_object_wake_seconds_bucket{le=\"0.00005\",namespace=\"ROOMS\"} 2"
             )
         );
-        assert!(text.contains(
-            "dormouse_object_wake_seconds_bucket{namespace=\"ROOMS\",le=\"0.000025\"} 0"
-        ));
+        assert!(
+            text.contains("dormouse_object_wake_seconds_bucket{le=\"+Inf\",namespace=\"ROOMS\"} 4")
+        );
+        assert!(text.contains("dormouse_object_wake_seconds_count{namespace=\"ROOMS\"} 4"));
+        let sum: f64 = text
+            .lines()
+            .find(|l| l.starts_with("dormouse_object_wake_seconds_sum"))
+            .and_then(|l| l.rsplit_once(' '))
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap();
+        assert!((sum - 1.003_08).abs() < 1e-9, "{sum}");
     }
 }

@@ -13,6 +13,7 @@ use tokio::sync::oneshot;
 
 use crate::alarms::AlarmScheduler;
 use crate::config::{Limits, RuntimeConfig};
+use crate::event_log::EventLog;
 use crate::guest::Factory;
 use crate::metrics::NamespaceMetrics;
 use crate::object::{Envelope, Refused};
@@ -73,6 +74,8 @@ pub(crate) struct Namespace {
     /// The runtime's configuration (immutable), reachable from every cell and socket.
     pub(crate) config: Arc<RuntimeConfig>,
     pub(crate) metrics: NamespaceMetrics,
+    /// The live logs of its watched objects.
+    pub(crate) event_log: Arc<EventLog>,
     /// The runtime; weak because the runtime owns its namespaces.
     pub(crate) shared: Weak<Shared>,
 }
@@ -104,6 +107,7 @@ impl Namespace {
             }),
             config,
             metrics: NamespaceMetrics::default(),
+            event_log: Arc::default(),
             shared,
         }
     }

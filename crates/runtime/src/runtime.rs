@@ -200,16 +200,20 @@ impl Runtime {
             .collect()
     }
 
-    /// The metrics of every namespace, in the Prometheus text format.
+    /// The metrics of every namespace, in the OpenMetrics text format (which Prometheus reads).
     pub fn metrics(&self) -> String {
-        let rows: Vec<_> = self
-            .shared
-            .namespaces
-            .iter()
-            .zip(self.gauges())
-            .map(|(ns, g)| (ns.binding.as_str(), &ns.metrics, &ns.sockets.counters, g))
-            .collect();
-        metrics::render(&rows)
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(self.metrics_collector()));
+        let mut text = String::with_capacity(8192);
+        prometheus_client::encoding::text::encode(&mut text, &registry)
+            .expect("writing to a String cannot fail");
+        text
+    }
+
+    /// The runtime's metrics as a collector, to register in a `prometheus-client` registry next
+    /// to the embedder's own; each scrape reads them anew.
+    pub fn metrics_collector(&self) -> RuntimeMetrics {
+        RuntimeMetrics(self.clone())
     }
 
     /// The gauges of every namespace, in binding order, counted from the registry now.
@@ -337,5 +341,27 @@ async fn hibernate_cell(cell: &Arc<ObjectCell>) -> Result<()> {
         Ok(Err(blockers)) => Err(RuntimeError::NotHibernatable(blockers.to_string())),
         // The task ended (or was reset) without answering: it is not in memory.
         Err(_) => Ok(()),
+    }
+}
+
+/// The runtime's metrics, registered in a `prometheus-client` registry
+/// ([`Runtime::metrics_collector`]).
+#[derive(Debug)]
+pub struct RuntimeMetrics(Runtime);
+
+impl prometheus_client::collector::Collector for RuntimeMetrics {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> std::fmt::Result {
+        let rows: Vec<_> = self
+            .0
+            .shared
+            .namespaces
+            .iter()
+            .zip(self.0.gauges())
+            .map(|(ns, g)| (ns.binding.as_str(), &ns.metrics, &ns.sockets.counters, g))
+            .collect();
+        metrics::encode(&mut encoder, &rows)
     }
 }

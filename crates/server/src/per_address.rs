@@ -6,6 +6,10 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+
 /// Open WebSocket connections per client address, against a bound.
 #[derive(Debug)]
 pub(crate) struct AddressLimit {
@@ -79,12 +83,26 @@ impl Drop for AddressLease {
 }
 
 /// The refusals, for `/metrics`.
-pub(crate) fn render_metrics(limit: Option<&AddressLimit>) -> String {
-    let name = "dormouse_websocket_upgrades_refused_total";
-    format!(
-        "# HELP {name} WebSocket upgrades refused before reaching an object, by cause.\n# TYPE {name} counter\n{name}{{cause=\"per_ip_limit\"}} {}\n",
-        limit.map_or(0, AddressLimit::refused)
-    )
+/// The refusals of `--max-connections-per-ip`, as a metric: zero without the bound, so that
+/// dashboards find the series either way.
+#[derive(Debug)]
+pub(crate) struct RefusedUpgrades(pub(crate) Option<Arc<AddressLimit>>);
+
+impl Collector for RefusedUpgrades {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> std::fmt::Result {
+        encoder
+            .encode_descriptor(
+                "dormouse_websocket_upgrades_refused",
+                "WebSocket upgrades refused before reaching an object, by cause.",
+                None,
+                MetricType::Counter,
+            )?
+            .encode_family(&[("cause", "per_ip_limit")])?
+            .encode_counter::<NoLabelSet, u64, u64>(
+                &self.0.as_deref().map_or(0, AddressLimit::refused),
+                None,
+            )
+    }
 }
 
 #[cfg(test)]
@@ -109,9 +127,13 @@ mod tests {
         drop(first);
         assert_eq!(limit.open(client), 1);
         assert!(limit.acquire(client).is_some());
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(RefusedUpgrades(Some(limit))));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(
-            render_metrics(Some(&limit))
-                .contains("dormouse_websocket_upgrades_refused_total{cause=\"per_ip_limit\"} 2")
+            text.contains("dormouse_websocket_upgrades_refused_total{cause=\"per_ip_limit\"} 2"),
+            "{text}"
         );
     }
 }

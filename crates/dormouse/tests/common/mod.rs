@@ -303,6 +303,11 @@ impl DurableObject for Probe {
                 .deserialize_attachment::<serde_json::Value>()?
                 .map_or("none".into(), |v| v.to_string()),
             "tags" => self.state.get_tags(&ws)?.join(","),
+            "put" => {
+                let (key, value) = rest.split_once(' ').unwrap_or((rest, ""));
+                self.state.storage()?.put(key, value)?;
+                "stored".into()
+            }
             "add-tag" => match ws.add_tag(rest) {
                 Ok(()) => "added".into(),
                 Err(error) => format!("error: {error}"),

@@ -5,7 +5,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dormouse_sdk::AlarmInfo;
 
-use super::task::{Outcome, Runner, guard};
+use super::guard::{Outcome, guard};
+use super::task::Runner;
 use crate::alarms::now_ms;
 use crate::config::{ALARM_RETRIES, ALARM_WALL_TIME};
 

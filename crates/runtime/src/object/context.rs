@@ -393,7 +393,7 @@ impl ObjectHost for ObjectContext {
             match tokio::time::timeout(limit, AssertUnwindSafe(work).catch_unwind()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(panic)) => {
-                    tracing::error!(panic = %super::task::panic_message(&*panic), "wait_until work panicked")
+                    tracing::error!(panic = %super::guard::panic_message(&*panic), "wait_until work panicked")
                 }
                 Err(_) => tracing::warn!(?limit, "wait_until work cancelled after its time limit"),
             }

@@ -4,8 +4,8 @@
 
 use dormouse_storage::{InspectLimits, ObjectStore, StorageError, StorageView};
 
+use super::Inspection;
 use super::task::Runner;
-use super::{Inspection, Phase};
 
 /// Why the inspector reset an object, for its log.
 const RESET_BY_INSPECTOR: &str = "reset from the inspector";
@@ -79,7 +79,8 @@ impl Runner {
             if !state.mailbox.is_empty() {
                 return false;
             }
-            state.phase = Phase::Dormant;
+            let any_socket = self.cell.blockers(&state).any_socket;
+            state.go_dormant(false, any_socket);
         }
         self.shared.registry.retire_if_empty(&self.cell);
         true

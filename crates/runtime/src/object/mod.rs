@@ -12,15 +12,18 @@
 //! The cell is its sockets' [`SocketOwner`]: the holder hands it their events and knows nothing
 //! else of it.
 //!
-//! - `task`: the runner of turns; `context`: `State`'s host; `alarm`: the alarm event;
-//!   `socket_event`: a socket's event; `gate`: the output gate; `commit`: flushes and
-//!   checkpoints; `inspection`: what the inspector reads and does between turns.
+//! - `task`: the runner of turns; `guard`: one handler call, its panics caught and its time
+//!   bounded; `context`: `State`'s host; `alarm`: the alarm event; `socket_event`: a socket's
+//!   event; `gate`: the output gate; `commit`: flushes and checkpoints; `inspection`: what the
+//!   inspector reads and does between turns; `logged`: the entries of the object's live log.
 
 mod alarm;
 mod commit;
 mod context;
 mod gate;
+mod guard;
 mod inspection;
+mod logged;
 mod socket_event;
 mod task;
 
@@ -154,6 +157,19 @@ struct CellState {
     woken_at: Option<Instant>,
 }
 
+impl CellState {
+    /// The task leaves the object: it is hibernated if the task just dropped an instance with
+    /// sockets open (`dropped_with_sockets`), or if it was hibernated before and the task made no
+    /// instance (it served the inspector, or the event that woke it was dropped) while its
+    /// sockets stay open.
+    fn go_dormant(&mut self, dropped_with_sockets: bool, any_socket: bool) {
+        self.phase = Phase::Dormant;
+        let woken_in_vain = self.woken_at.take().is_some();
+        self.hibernated =
+            dropped_with_sockets || ((self.hibernated || woken_in_vain) && any_socket);
+    }
+}
+
 /// One object: its identity, mailbox, sockets and the settings that survive hibernation.
 pub(crate) struct ObjectCell {
     pub(crate) namespace: Arc<Namespace>,
@@ -285,18 +301,24 @@ impl ObjectCell {
             if !is_control && (over_count || over_bytes) {
                 return Err(Refused::Full(envelope));
             }
-            let wakes = !matches!(envelope, Envelope::Control(Control::Inspector(_)));
+            // Only an event makes an instance: the runtime's instructions and the guest's own
+            // turns leave a hibernated object hibernated. A task may already run without an
+            // instance (serving the inspector) when the event comes; it is a wake all the same.
+            let wakes = matches!(
+                envelope,
+                Envelope::Fetch { .. }
+                    | Envelope::Socket { .. }
+                    | Envelope::Call { .. }
+                    | Envelope::Alarm { .. }
+            );
+            if wakes && std::mem::take(&mut state.hibernated) {
+                state.woken_at = Some(Instant::now());
+            }
             state.mailbox.push_back(envelope);
             state.mailbox_bytes += weight;
-            if state.phase == Phase::Dormant {
-                state.phase = Phase::Running;
-                if wakes && std::mem::take(&mut state.hibernated) {
-                    state.woken_at = Some(Instant::now());
-                }
-                true
-            } else {
-                false
-            }
+            let start_task = state.phase == Phase::Dormant;
+            state.phase = Phase::Running;
+            start_task
         };
         if start_task {
             let run = task::run(self.clone());

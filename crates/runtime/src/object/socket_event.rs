@@ -6,7 +6,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use dormouse_holder::{CloseReply, SocketEvent, SocketRecord};
 use dormouse_sdk::{Error, ErrorKind, WebSocket};
 
-use super::task::{Outcome, Runner, guard};
+use super::guard::{Outcome, guard};
+use super::task::Runner;
 
 impl Runner {
     /// Hands `event` of `socket` to the instance's handler, constructing the instance first if

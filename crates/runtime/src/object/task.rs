@@ -6,23 +6,21 @@
 //! the object: its instance is dropped and its sockets are closed with 1011; other objects never
 //! notice.
 
-use std::any::Any;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
 
 use dormouse_sdk::host::{self, ObjectHost};
 use dormouse_sdk::{Error, ErrorKind, Guest, State};
 use dormouse_ws::close;
-use futures_util::FutureExt;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::context::{ReplySlot, reset_error};
+use super::guard::{Outcome, guard, panic_message};
 use super::{Control, Envelope, NotHibernatable, ObjectCell, ObjectContext, Phase};
+use crate::event_log::EventKind;
 use crate::runtime::Shared;
 
 /// Reason sent to clients whose socket is closed by a reset. Details go to the log only.
@@ -52,13 +50,6 @@ pub(super) async fn run(cell: Arc<ObjectCell>) {
     .run()
     .instrument(span)
     .await
-}
-
-/// How a guarded handler call ended.
-pub(super) enum Outcome<T> {
-    Done(T),
-    Panicked(String),
-    TimedOut,
 }
 
 enum Flow {
@@ -92,10 +83,18 @@ impl Runner {
             self.commit_between_turns().await;
             if let Some(envelope) = self.cell.pop() {
                 let event = !matches!(envelope, Envelope::Control(_));
+                let logged = if self.cell.is_logged() {
+                    envelope.describe().map(|entry| (entry, Instant::now()))
+                } else {
+                    None
+                };
                 if let Flow::Exit = self.handle(envelope).await {
                     return;
                 }
                 let now = Instant::now();
+                if let Some((entry, started)) = logged {
+                    self.cell.log_handled(entry, now - started);
+                }
                 if event {
                     self.cell.note_event(now.into_std());
                 }
@@ -185,20 +184,24 @@ impl Runner {
             return false;
         }
         let evicted = blockers.pin_instance();
-        state.phase = Phase::Dormant;
-        state.hibernated = !evicted && self.instance.is_some() && blockers.any_socket;
-        let hibernated = state.hibernated;
+        let hibernated = !evicted && self.instance.is_some() && blockers.any_socket;
+        state.go_dormant(hibernated, blockers.any_socket);
         drop(state);
         let metrics = &self.cell.namespace.metrics;
         if evicted {
             metrics.evictions.fetch_add(1, Relaxed);
             tracing::debug!("evicting idle object that cannot hibernate");
             self.cell
+                .log(EventKind::Evicted, || blockers.words().join("; "));
+            self.cell
                 .sockets
                 .terminate_standard(close::GOING_AWAY, EVICTED_REASON);
         } else if hibernated {
             metrics.hibernations.fetch_add(1, Relaxed);
             tracing::debug!("hibernating");
+            self.cell.log(EventKind::Hibernated, || "idle".to_owned());
+        } else if self.instance.is_some() {
+            self.cell.log(EventKind::Unloaded, || "idle".to_owned());
         }
         self.drop_instance();
         self.shared.registry.retire_if_empty(&self.cell);
@@ -378,9 +381,16 @@ impl Runner {
                 self.context = Some(context);
                 let metrics = &self.cell.namespace.metrics;
                 metrics.starts.fetch_add(1, Relaxed);
-                if let Some(arrived) = self.cell.state().woken_at.take() {
+                let woken_at = self.cell.state().woken_at.take();
+                if let Some(arrived) = woken_at {
+                    let latency = arrived.elapsed();
                     metrics.wakes.fetch_add(1, Relaxed);
-                    metrics.observe_wake(arrived.elapsed());
+                    metrics.observe_wake(latency);
+                    self.cell.log(EventKind::Woken, || {
+                        format!("{} µs after the event arrived", latency.as_micros())
+                    });
+                } else {
+                    self.cell.log(EventKind::Started, String::new);
                 }
                 return Ok(());
             }
@@ -436,9 +446,8 @@ impl Runner {
             return Err(NotHibernatable(blockers));
         }
         let any = blockers.any_socket;
-        state.phase = Phase::Dormant;
-        state.hibernated = any && self.instance.is_some();
-        let counted = state.hibernated;
+        let counted = any && self.instance.is_some();
+        state.go_dormant(counted, any);
         drop(state);
         if counted {
             self.cell
@@ -446,6 +455,11 @@ impl Runner {
                 .metrics
                 .hibernations
                 .fetch_add(1, Relaxed);
+            self.cell
+                .log(EventKind::Hibernated, || "on request".to_owned());
+        } else if self.instance.is_some() {
+            self.cell
+                .log(EventKind::Unloaded, || "on request".to_owned());
         }
         self.drop_instance();
         self.shared.registry.retire_if_empty(&self.cell);
@@ -520,41 +534,12 @@ impl Runner {
         }
         self.cell.namespace.metrics.resets.fetch_add(1, Relaxed);
         tracing::error!(%reason, "object reset");
+        self.cell.log(EventKind::Reset, || reason.to_owned());
         self.cell.gate.discard(&reset_error(Some(reason)));
         self.drop_instance();
         self.cell
             .sockets
             .terminate_all(close::INTERNAL_ERROR, RESET_REASON);
         self.shared.after_instance_dropped();
-    }
-}
-
-/// Runs one handler with the object as the current one, catching panics and applying `timeout`.
-pub(super) async fn guard<T>(
-    context: Arc<dyn ObjectHost>,
-    handler: impl Future<Output = T>,
-    timeout: Option<Duration>,
-) -> Outcome<T> {
-    let call = host::scope_object(context, AssertUnwindSafe(handler).catch_unwind());
-    let result = match timeout {
-        Some(limit) => match tokio::time::timeout(limit, call).await {
-            Ok(result) => result,
-            Err(_) => return Outcome::TimedOut,
-        },
-        None => call.await,
-    };
-    match result {
-        Ok(value) => Outcome::Done(value),
-        Err(panic) => Outcome::Panicked(panic_message(&*panic)),
-    }
-}
-
-pub(crate) fn panic_message(panic: &(dyn Any + Send)) -> String {
-    if let Some(text) = panic.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = panic.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "non-string panic payload".to_owned()
     }
 }

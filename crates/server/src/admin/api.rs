@@ -104,11 +104,11 @@ pub(crate) async fn get_objects(
                     .is_some_and(|name| name.to_lowercase().contains(&needle))
         })
         .collect();
-    let label = |o: &ObjectStatus| o.name.clone().unwrap_or_else(|| o.id.clone());
     match query.sort {
         Sort::LastEvent => objects.sort_by_key(|o| std::cmp::Reverse(o.last_event_ms)),
-        Sort::Name => objects.sort_by_key(label),
-        Sort::State => objects.sort_by_key(|o| (state_name(o.state), label(o))),
+        Sort::Name => objects.sort_by(|a, b| label(a).cmp(label(b))),
+        Sort::State => objects
+            .sort_by(|a, b| (state_name(a.state), label(a)).cmp(&(state_name(b.state), label(b)))),
         Sort::Sockets => {
             objects.sort_by_key(|o| std::cmp::Reverse(o.hibernatable_sockets + o.standard_sockets))
         }
@@ -126,6 +126,11 @@ pub(crate) async fn get_objects(
         .map(status_json)
         .collect();
     Json(json!({ "total": total, "offset": query.offset, "objects": page })).into_response()
+}
+
+/// What the objects table shows and sorts an object by: its name, or its id if it has none.
+fn label(o: &ObjectStatus) -> &str {
+    o.name.as_deref().unwrap_or(&o.id)
 }
 
 /// An object's page: which sockets, and where its KV listing starts.
@@ -158,7 +163,7 @@ fn detail_json(detail: &ObjectDetail) -> Value {
         .iter()
         .map(|s| {
             json!({
-                "id": s.id, "hibernatable": s.hibernatable, "tags": s.tags,
+                "id": s.id.to_string(), "hibernatable": s.hibernatable, "tags": s.tags,
                 "attachment": s.attachment.as_deref().map(show),
                 "auto_response_ms": s.auto_response_ms, "waiting_bytes": s.waiting_bytes,
                 "ready_state": s.ready_state, "protocol": s.protocol,

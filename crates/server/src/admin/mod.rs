@@ -1,8 +1,8 @@
 //! The admin endpoint: the inspector page, metrics, object diagnostics and actions.
 //!
 //! - `auth`: who may use it (loopback, the token, actions from the page itself only).
-//! - `api`: the inspector's JSON; `live`: its feed of counts; `value`: stored bytes made
-//!   readable; `page`: the page itself.
+//! - `api`: the inspector's JSON; `live`: its feeds (counts, an object's log); `value`: stored
+//!   bytes made readable; `page`: the page itself.
 
 mod api;
 mod auth;
@@ -18,17 +18,18 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use dormouse_runtime::{Runtime, RuntimeError};
+use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use api::Target;
 pub(crate) use auth::Access;
 
-use crate::per_address::{self, AddressLimit};
+use crate::per_address::{AddressLimit, RefusedUpgrades};
 
 /// The admin routes:
 /// - `GET /`: the inspector page (namespaces, objects, an object's sockets and storage).
-/// - `GET /metrics`: Prometheus text.
+/// - `GET /metrics`: the runtime's metrics and the server's, as OpenMetrics text.
 /// - `GET /healthz`: `ok`.
 /// - `GET /objects`: every known object as JSON, with what keeps it from hibernating.
 /// - `POST /objects/hibernate`: hibernates every object that can.
@@ -37,7 +38,8 @@ use crate::per_address::{self, AddressLimit};
 /// - `POST /objects/{binding}/{id}/reset`: resets one object (its sockets close with 1011).
 /// - `POST /objects/{binding}/{id}/alarm/delete`: deletes its alarm.
 /// - `GET /api/summary`, `GET /api/objects`, `GET /api/objects/{binding}/{id}`: the inspector's
-///   JSON; `GET /api/live`: its Server-Sent Events.
+///   JSON; `GET /api/live`: its Server-Sent Events of counts; `GET /api/objects/{binding}/{id}/log`:
+///   an object's live log, as Server-Sent Events.
 ///
 /// Every route passes [`auth::check`] first. Server-Sent Events end when `stop` is cancelled.
 pub(crate) fn router(
@@ -46,12 +48,13 @@ pub(crate) fn router(
     access: Access,
     stop: CancellationToken,
 ) -> Router {
+    let mut metrics_registry = Registry::default();
+    metrics_registry.register_collector(Box::new(runtime.metrics_collector()));
+    metrics_registry.register_collector(Box::new(RefusedUpgrades(address_limit)));
+    let registry = Arc::new(metrics_registry);
     Router::new()
         .route("/", get(page::index))
-        .route(
-            "/metrics",
-            get(move |State(runtime): State<Runtime>| metrics(runtime, address_limit.clone())),
-        )
+        .route("/metrics", get(move || metrics(registry.clone())))
         .route("/healthz", get(|| async { "ok" }))
         .route("/objects", get(objects))
         .route("/objects/hibernate", post(hibernate_all))
@@ -63,16 +66,37 @@ pub(crate) fn router(
         .route("/api/objects/{binding}/{id}", get(api::get_object))
         .route(
             "/api/live",
-            get(move |State(runtime): State<Runtime>| live::feed(runtime, stop.clone())),
+            get({
+                let stop = stop.clone();
+                move |State(runtime): State<Runtime>| live::feed(runtime, stop.clone())
+            }),
+        )
+        .route(
+            "/api/objects/{binding}/{id}/log",
+            get(move |State(runtime): State<Runtime>, target: Target| {
+                object_log(runtime, target, stop.clone())
+            }),
         )
         .route_layer(axum::middleware::from_fn_with_state(access, auth::check))
         .with_state(runtime)
 }
 
-async fn metrics(runtime: Runtime, address_limit: Option<Arc<AddressLimit>>) -> Response {
-    let mut text = runtime.metrics();
-    text.push_str(&per_address::render_metrics(address_limit.as_deref()));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+/// The OpenMetrics content type, which Prometheus asks for first and reads.
+const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+async fn metrics(registry: Arc<Registry>) -> Response {
+    let mut text = String::with_capacity(8192);
+    match prometheus_client::encoding::text::encode(&mut text, &registry) {
+        Ok(()) => ([(header::CONTENT_TYPE, OPENMETRICS)], text).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+async fn object_log(runtime: Runtime, target: Target, stop: CancellationToken) -> Response {
+    match runtime.watch_events(&target.binding, &target.id) {
+        Ok(watch) => live::object_log(watch, stop).into_response(),
+        Err(error) => (StatusCode::NOT_FOUND, error.to_string()).into_response(),
+    }
 }
 
 async fn objects(State(runtime): State<Runtime>) -> Response {

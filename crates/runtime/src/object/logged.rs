@@ -1,0 +1,94 @@
+//! What the object's live log says of its envelopes and of its lifecycle, in words; described
+//! only while somebody watches the object.
+
+use std::time::Duration;
+
+use dormouse_holder::SocketEvent;
+use dormouse_sdk::WebSocketIncomingMessage;
+
+use super::{Envelope, ObjectCell};
+use crate::event_log::{EventKind, LoggedEvent};
+
+impl Envelope {
+    /// The log entry's kind and detail for this envelope, if it is an event of the object's.
+    pub(super) fn describe(&self) -> Option<(EventKind, String)> {
+        Some(match self {
+            Envelope::Fetch { request, .. } => (
+                EventKind::Fetch,
+                format!("{} {}", request.method(), request.uri()),
+            ),
+            Envelope::Call { method, args, .. } => (
+                EventKind::Call,
+                format!("{method}(), {} bytes of arguments", args.len()),
+            ),
+            Envelope::Socket { socket, event } => {
+                let socket = socket.id();
+                match event {
+                    SocketEvent::Message(WebSocketIncomingMessage::String(text)) => (
+                        EventKind::Message,
+                        format!("socket {socket}: text, {} bytes", text.len()),
+                    ),
+                    SocketEvent::Message(WebSocketIncomingMessage::Binary(data)) => (
+                        EventKind::Message,
+                        format!("socket {socket}: binary, {} bytes", data.len()),
+                    ),
+                    SocketEvent::Close {
+                        code,
+                        reason,
+                        was_clean,
+                    } => (
+                        EventKind::Close,
+                        format!(
+                            "socket {socket}: code {code}{}{}",
+                            if reason.is_empty() { "" } else { ", " },
+                            reason
+                        ) + if *was_clean { "" } else { " (connection lost)" },
+                    ),
+                    SocketEvent::Error(error) => {
+                        (EventKind::Error, format!("socket {socket}: {error}"))
+                    }
+                }
+            }
+            Envelope::Alarm {
+                scheduled_ms,
+                retry,
+            } => (
+                EventKind::Alarm,
+                match retry {
+                    0 => format!("set for {scheduled_ms} ms since the epoch"),
+                    n => format!("set for {scheduled_ms} ms since the epoch, retry {n}"),
+                },
+            ),
+            Envelope::Resume | Envelope::Control(_) => return None,
+        })
+    }
+}
+
+impl ObjectCell {
+    /// Adds an entry to the object's live log, if somebody watches it; `detail` is only built
+    /// then.
+    pub(super) fn log(&self, kind: EventKind, detail: impl FnOnce() -> String) {
+        if self.is_logged() {
+            self.namespace
+                .event_log
+                .record(&self.id(), || LoggedEvent::now(kind, detail()));
+        }
+    }
+
+    /// Adds the entry of an envelope whose handling took `took`, dated from its start.
+    pub(super) fn log_handled(&self, (kind, detail): (EventKind, String), took: Duration) {
+        self.namespace.event_log.record(&self.id(), || {
+            let ended = LoggedEvent::now(kind, detail);
+            LoggedEvent {
+                at_ms: ended.at_ms.saturating_sub(took.as_millis() as u64),
+                took: Some(took),
+                ..ended
+            }
+        });
+    }
+
+    /// Whether entries of this object's namespace are being watched at all.
+    pub(super) fn is_logged(&self) -> bool {
+        self.namespace.event_log.is_watched()
+    }
+}
