@@ -1,6 +1,6 @@
 //! The inspector page in headless Chromium: its counts move, an object's page shows its socket's
 //! tags and attachment (a hostile one as text), a value the object stored and its live log, and
-//! "Hibernate now" works.
+//! "Hibernate now" works. Off loopback, the page shows nothing before it is given its token.
 
 mod common;
 
@@ -89,4 +89,46 @@ async fn the_page_shows_an_object_and_hibernates_it() {
     // The socket stayed open through it all.
     client.send_text("tags").await;
     assert_eq!(client.recv_text().await, "room:1,user:mallory");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn off_loopback_the_page_asks_for_its_token_once() {
+    // Characters a cookie cannot hold as they are: the page encodes them, the server decodes.
+    let token = "s3cr+t/=";
+    let server = TestServer::start_with(common::app(), |args| {
+        args.admin_listen = "0.0.0.0:0".parse().unwrap();
+        args.admin_token = Some(token.into());
+    })
+    .await;
+    let port = server.admin_addr().port();
+    let browser = Browser::launch().await;
+    let mut page = browser.page().await;
+    page.navigate(&format!("http://127.0.0.1:{port}/")).await;
+    page.wait_for("document.querySelector('#login') !== null")
+        .await;
+    assert_eq!(
+        page.eval("document.querySelector('#namespaces') === null")
+            .await,
+        true,
+        "nothing of the inspector before the token"
+    );
+
+    // Submitting reloads the page, so the form is submitted after the evaluation returns; the
+    // mark tells the reloaded page from the old one.
+    let submit = |guess: &str| {
+        format!(
+            "window.beforeReload = true; setTimeout(() => {{ document.querySelector('#token').value = {guess:?}; document.querySelector('#login').requestSubmit(); }}, 0)"
+        )
+    };
+    page.eval(&submit("wrong")).await;
+    page.wait_for("window.beforeReload === undefined && document.querySelector('#login') !== null")
+        .await;
+    page.eval(&submit(token)).await;
+    page.wait_for(&format!(
+        "document.querySelector('#namespaces tr[data-binding=\"{PROBE}\"]') !== null"
+    ))
+    .await;
+    // The feed and the API answer the page, through the cookie it set.
+    page.wait_for("document.querySelector('#feed').textContent === 'live'")
+        .await;
 }

@@ -112,6 +112,13 @@ pub struct Page {
 impl Page {
     /// Sends a DevTools command and returns its result.
     pub async fn call(&mut self, method: &str, params: Value) -> Value {
+        self.request(method, params)
+            .await
+            .unwrap_or_else(|error| panic!("{method} failed: {error}"))
+    }
+
+    /// Sends a DevTools command: its result, or the error DevTools answered with.
+    async fn request(&mut self, method: &str, params: Value) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let command = json!({ "id": id, "method": method, "params": params }).to_string();
@@ -131,15 +138,13 @@ impl Page {
             }
             panic!("DevTools connection closed")
         };
-        let reply = tokio::time::timeout(DEADLINE, answer)
+        let mut reply = tokio::time::timeout(DEADLINE, answer)
             .await
             .unwrap_or_else(|_| panic!("{method}: no answer"));
-        assert!(
-            reply.get("error").is_none(),
-            "{method} failed: {}",
-            reply["error"]
-        );
-        reply["result"].clone()
+        match reply.get_mut("error") {
+            Some(error) => Err(error.take()),
+            None => Ok(reply["result"].take()),
+        }
     }
 
     /// Loads `url` and waits until its document is ready.
@@ -165,11 +170,24 @@ impl Page {
         result["result"]["value"].clone()
     }
 
-    /// Waits until `condition` (a JavaScript expression) is true in the page.
+    /// Waits until `condition` (a JavaScript expression) is true in the page. A page that is
+    /// navigating (a reload, a form sent) cannot answer yet: that is asked again, while an
+    /// exception thrown by the condition fails at once.
     pub async fn wait_for(&mut self, condition: &str) {
         let expression = format!("!!({condition})");
         let wait = async {
-            while self.eval(&expression).await != Value::Bool(true) {
+            loop {
+                let params = json!({ "expression": expression, "returnByValue": true });
+                if let Ok(result) = self.request("Runtime.evaluate", params).await {
+                    assert!(
+                        result.get("exceptionDetails").is_none(),
+                        "{condition}: {}",
+                        result["exceptionDetails"]
+                    );
+                    if result["result"]["value"] == Value::Bool(true) {
+                        return;
+                    }
+                }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         };
