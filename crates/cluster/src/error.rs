@@ -1,0 +1,45 @@
+//! [`ClusterError`]: what can go wrong between a node and the cluster database.
+
+/// An error of cluster mode.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The database could not be reached or refused the connection.
+    #[error("cannot connect to the cluster database: {0}")]
+    Connect(#[source] tokio_postgres::Error),
+    /// A statement failed.
+    #[error("cluster database: {0}")]
+    Database(#[from] tokio_postgres::Error),
+    /// The database holds a schema written by a newer Dormouse.
+    #[error(
+        "the cluster database's schema is version {found}, newer than this binary knows ({known}): upgrade this node"
+    )]
+    SchemaTooNew {
+        /// The version found.
+        found: i32,
+        /// The newest version this binary writes.
+        known: i32,
+    },
+    /// This node's lease lapsed: the cluster may have given its objects to others. It owns
+    /// nothing any more and must register again, as a new incarnation.
+    #[error("the lease of node {node} (incarnation {incarnation}) has lapsed: it owns nothing")]
+    LeaseLapsed {
+        /// The node.
+        node: String,
+        /// Its incarnation whose lease lapsed.
+        incarnation: i64,
+    },
+    /// A commit was refused: the object is no longer owned under this epoch (another node
+    /// claimed it), or the commit does not follow the last one.
+    #[error("commit fenced: {object} is no longer owned under epoch {epoch} at commit {head}")]
+    Fenced {
+        /// The object.
+        object: String,
+        /// The epoch the commit was made under.
+        epoch: i64,
+        /// The commit it was meant to follow.
+        head: i64,
+    },
+}
+
+/// Results of this crate.
+pub type Result<T> = std::result::Result<T, ClusterError>;

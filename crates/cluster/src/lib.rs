@@ -1,0 +1,29 @@
+//! Cluster mode's agreement with PostgreSQL: which nodes are alive, which node owns each object
+//! and under which epoch, and each object's commits, fenced by that epoch. It is what keeps
+//! Cloudflare's promise across machines: each object runs in one place at a time, and a write
+//! whose output was released is never lost, through crashes, pauses and partitions.
+//!
+//! Every time compared is the database's (`clock_timestamp()`); a node's clock only decides when
+//! it gives up on its own lease, earlier than the database would.
+//!
+//! # Layout
+//! - `session`: [`Session`], one connection of a node to the database.
+//! - `schema`: the tables, created or migrated on connect, versioned ([`SCHEMA_VERSION`]).
+//! - `nodes`: node leases ([`NodeLease`], [`LeaseSettings`]): register, renew, deregister.
+//! - `ownership`: claims of objects ([`Claim`], [`Ownership`], [`Owner`]), releases, lookups.
+//! - `log`: fenced appends of an object's commits, and reading them back ([`LoggedCommit`]).
+//! - `error`: [`ClusterError`].
+
+mod error;
+mod log;
+mod nodes;
+mod ownership;
+mod schema;
+mod session;
+
+pub use error::{ClusterError, Result};
+pub use log::LoggedCommit;
+pub use nodes::{LeaseSettings, NodeLease};
+pub use ownership::{Claim, ObjectKey, Owner, Ownership};
+pub use schema::SCHEMA_VERSION;
+pub use session::Session;
