@@ -15,6 +15,8 @@
 //! - [`sql`] — application SQL under a guard (no `BEGIN`, no reserved tables, a pragma allow-list).
 //! - `alarm` — the object's alarm.
 //! - [`inspect`] — [`StorageView`]: what the inspector shows of an object's storage.
+//! - [`wal`] — [`WalCursor`]: each commit's pages read back from the write-ahead log, and
+//!   [`restore`], a database rebuilt from them (cluster mode ships and replays them).
 //! - [`catalog`] — [`Catalog`]: classes, applied migrations, the index of pending alarms.
 //! - [`error`] — [`StorageError`].
 //!
@@ -43,6 +45,7 @@ pub mod log;
 pub mod sql;
 pub mod store;
 pub mod turn;
+pub mod wal;
 
 mod fk;
 
@@ -56,6 +59,7 @@ pub use kv::{Entry, ListQuery, MAX_KEYS_PER_OPERATION};
 pub use log::{CHECKPOINT_PAGES, LogFlusher};
 pub use sql::{SqlResult, SqlValue};
 pub use store::{Durability, ObjectStore};
+pub use wal::{CommitPages, WalCursor, restore};
 
 #[cfg(test)]
 mod test_support {
