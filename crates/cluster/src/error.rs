@@ -28,6 +28,12 @@ pub enum ClusterError {
         /// Its incarnation whose lease lapsed.
         incarnation: i64,
     },
+    /// A renewal of the node's lease did not come back in time.
+    #[error("renewing the lease took longer than {after:?}")]
+    RenewalTimedOut {
+        /// How long it was given.
+        after: std::time::Duration,
+    },
     /// A commit was refused: the object is no longer owned under this epoch (another node
     /// claimed it), or the commit does not follow the last one.
     #[error("commit fenced: {object} is no longer owned under epoch {epoch} at commit {head}")]

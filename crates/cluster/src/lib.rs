@@ -10,12 +10,15 @@
 //! - `session`: [`Session`], one connection of a node to the database.
 //! - `schema`: the tables, created or migrated on connect, versioned ([`SCHEMA_VERSION`]).
 //! - `nodes`: node leases ([`NodeLease`], [`LeaseSettings`]): register, renew, deregister.
+//! - `membership`: [`Membership`], the task that keeps a node's lease and says when it is lost
+//!   ([`MemberState`]).
 //! - `ownership`: claims of objects ([`Claim`], [`Ownership`], [`Owner`]), releases, lookups.
 //! - `log`: fenced appends of an object's commits, and reading them back ([`LoggedCommit`]).
 //! - `error`: [`ClusterError`].
 
 mod error;
 mod log;
+mod membership;
 mod nodes;
 mod ownership;
 mod schema;
@@ -23,6 +26,7 @@ mod session;
 
 pub use error::{ClusterError, Result};
 pub use log::LoggedCommit;
+pub use membership::{MemberState, Membership};
 pub use nodes::{LeaseSettings, NodeLease};
 pub use ownership::{Claim, ObjectKey, Owner, Ownership};
 pub use schema::SCHEMA_VERSION;

@@ -42,7 +42,7 @@ impl LeaseSettings {
 }
 
 /// A node's registration: who it is, and until when it may act on its own lease.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeLease {
     node: String,
     incarnation: i64,
@@ -79,6 +79,20 @@ impl NodeLease {
 
     fn held_from(&mut self, sent: Instant) {
         self.holds_until = sent + self.settings.ttl.saturating_sub(self.settings.margin);
+    }
+
+    /// A lease of node `node` renewed at `sent`, with the default settings.
+    #[cfg(test)]
+    pub(crate) fn for_tests(node: &str, incarnation: i64, sent: Instant) -> NodeLease {
+        let mut lease = NodeLease {
+            node: node.to_owned(),
+            incarnation,
+            addr: "127.0.0.2:8787".to_owned(),
+            settings: LeaseSettings::default(),
+            holds_until: sent,
+        };
+        lease.held_from(sent);
+        lease
     }
 
     pub(crate) fn lapsed(&self) -> ClusterError {
@@ -163,14 +177,7 @@ mod tests {
     #[test]
     fn the_local_deadline_comes_a_margin_before_the_lease_ends() {
         let sent = Instant::now();
-        let mut lease = NodeLease {
-            node: "a".into(),
-            incarnation: 1,
-            addr: "127.0.0.2:8787".into(),
-            settings: LeaseSettings::default(),
-            holds_until: sent,
-        };
-        lease.held_from(sent);
+        let lease = NodeLease::for_tests("a", 1, sent);
         assert!(lease.holds_at(sent + Duration::from_millis(7_999)));
         assert!(!lease.holds_at(sent + Duration::from_secs(8)));
         assert_eq!(
