@@ -34,6 +34,12 @@ pub enum ClusterError {
         /// How long it was given.
         after: std::time::Duration,
     },
+    /// An object's database could not be read for shipping or rebuilt from its commits.
+    #[error("object storage: {0}")]
+    Storage(#[source] dormouse_storage::StorageError),
+    /// Rebuilding an object's database stopped unexpectedly.
+    #[error("restoring an object's database failed: {0}")]
+    Restore(String),
     /// A commit was refused: the object is no longer owned under this epoch (another node
     /// claimed it), or the commit does not follow the last one.
     #[error("commit fenced: {object} is no longer owned under epoch {epoch} at commit {head}")]
@@ -45,6 +51,16 @@ pub enum ClusterError {
         /// The commit it was meant to follow.
         head: i64,
     },
+}
+
+impl ClusterError {
+    /// Whether the error means the node lost the object (or all its objects) and must drop it.
+    pub fn is_fenced(&self) -> bool {
+        matches!(
+            self,
+            ClusterError::Fenced { .. } | ClusterError::LeaseLapsed { .. }
+        )
+    }
 }
 
 /// Results of this crate.

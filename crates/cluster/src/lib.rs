@@ -14,6 +14,8 @@
 //!   ([`MemberState`]).
 //! - `ownership`: claims of objects ([`Claim`], [`Ownership`], [`Owner`]), releases, lookups.
 //! - `log`: fenced appends of an object's commits, and reading them back ([`LoggedCommit`]).
+//! - `shipping`: an object's commits from its write-ahead log to the cluster database, and its
+//!   database file rebuilt from them on the node that claims it.
 //! - `error`: [`ClusterError`].
 
 mod error;
@@ -23,6 +25,7 @@ mod nodes;
 mod ownership;
 mod schema;
 mod session;
+mod shipping;
 
 pub use error::{ClusterError, Result};
 pub use log::LoggedCommit;

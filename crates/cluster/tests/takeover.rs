@@ -1,0 +1,139 @@
+//! An object's storage moving between nodes through PostgreSQL: its owner ships each commit, a
+//! node that takes it over rebuilds the same database, and the old owner, back from a pause,
+//! cannot ship anything more.
+
+use dormouse_cluster::{Claim, LeaseSettings, NodeLease, ObjectKey, Ownership, Session};
+use dormouse_storage::{Durability, ObjectStore, SqlValue, WalCursor};
+use dormouse_testing::{Postgres, TempDir};
+
+fn key() -> ObjectKey {
+    ObjectKey {
+        namespace: "COUNTER".into(),
+        id: [42; 32],
+    }
+}
+
+async fn node(db: &Postgres, name: &str) -> (Session, NodeLease) {
+    let mut session = Session::connect(&db.url()).await.unwrap();
+    let lease = session
+        .register(name, "127.0.0.2:8787", LeaseSettings::default())
+        .await
+        .unwrap();
+    (session, lease)
+}
+
+async fn claim(session: &mut Session, lease: &NodeLease) -> Ownership {
+    match session.claim(lease, &key()).await.unwrap() {
+        Claim::Granted(ownership) => ownership,
+        Claim::OwnedElsewhere(owner) => panic!("owned by {owner:?}"),
+    }
+}
+
+/// One turn of a counter object: the count in KV and a line in a table, committed together.
+fn turn(store: &mut ObjectStore, count: i64, by: &str) {
+    store.begin_turn();
+    store.kv_put("count", count.to_string().as_bytes()).unwrap();
+    store
+        .exec(
+            "CREATE TABLE IF NOT EXISTS history (count INTEGER, node TEXT)",
+            &[],
+        )
+        .unwrap();
+    store
+        .exec(
+            "INSERT INTO history VALUES (?, ?)",
+            &[SqlValue::Integer(count), SqlValue::Text(by.into())],
+        )
+        .unwrap();
+    assert!(store.commit_turn().unwrap());
+}
+
+fn history(store: &mut ObjectStore) -> Vec<String> {
+    store
+        .exec(
+            "SELECT count || ':' || node FROM history ORDER BY count",
+            &[],
+        )
+        .unwrap()
+        .rows
+        .into_iter()
+        .map(|row| match &row[0] {
+            SqlValue::Text(text) => text.clone(),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
+async fn lapse(db: &Postgres, node: &str) {
+    let (client, connection) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .execute(
+            "UPDATE dormouse_nodes SET lease_expires = clock_timestamp() - interval '1 minute'
+             WHERE node_id = $1",
+            &[&node],
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_new_owner_restores_every_shipped_commit_and_the_old_one_is_fenced() {
+    let db = Postgres::start();
+    let (mut a, lease_a) = node(&db, "a").await;
+    let (mut b, lease_b) = node(&db, "b").await;
+    let (dir_a, dir_b, dir_c) = (
+        TempDir::new("node-a"),
+        TempDir::new("node-b"),
+        TempDir::new("node-c"),
+    );
+    let file = |dir: &TempDir| dir.path().join("object.sqlite");
+
+    let mut owned_by_a = claim(&mut a, &lease_a).await;
+    let mut store_a = ObjectStore::open(&file(&dir_a), Durability::Full).unwrap();
+    let mut cursor_a = WalCursor::for_database(&file(&dir_a));
+    for count in 1..=6 {
+        turn(&mut store_a, count, "a");
+        assert!(a.ship(&mut owned_by_a, &mut cursor_a).await.unwrap() >= 1);
+        if count == 3 {
+            // Shipped first: a checkpoint lets the log start again.
+            store_a.checkpoint().unwrap();
+        }
+    }
+
+    // The owner stops renewing (it paused); another node takes the object over.
+    lapse(&db, "a").await;
+    let mut owned_by_b = claim(&mut b, &lease_b).await;
+    assert_eq!(owned_by_b.epoch, 2);
+    let restored = b.restore(&key(), &file(&dir_b)).await.unwrap();
+    assert_eq!(restored, owned_by_b.head_seq, "the copy is current");
+    let mut store_b = ObjectStore::open(&file(&dir_b), Durability::Full).unwrap();
+    assert_eq!(store_b.kv_get("count").unwrap(), Some(b"6".to_vec()));
+    assert_eq!(
+        history(&mut store_b),
+        ["1:a", "2:a", "3:a", "4:a", "5:a", "6:a"]
+    );
+
+    // The old owner comes back and writes: nothing of it can reach the cluster.
+    turn(&mut store_a, 7, "a");
+    let error = a.ship(&mut owned_by_a, &mut cursor_a).await.unwrap_err();
+    assert!(error.is_fenced(), "{error}");
+
+    let mut cursor_b = WalCursor::for_database(&file(&dir_b));
+    turn(&mut store_b, 7, "b");
+    assert!(b.ship(&mut owned_by_b, &mut cursor_b).await.unwrap() >= 1);
+    assert!(b.release(&lease_b, &owned_by_b).await.unwrap());
+
+    // A third node sees the new owner's seventh write, not the fenced one.
+    let (mut c, lease_c) = node(&db, "c").await;
+    claim(&mut c, &lease_c).await;
+    c.restore(&key(), &file(&dir_c)).await.unwrap();
+    let mut store_c = ObjectStore::open(&file(&dir_c), Durability::Full).unwrap();
+    assert_eq!(store_c.kv_get("count").unwrap(), Some(b"7".to_vec()));
+    assert_eq!(
+        history(&mut store_c).last().map(String::as_str),
+        Some("7:b")
+    );
+}
