@@ -28,9 +28,11 @@ pub enum ClusterError {
         /// Its incarnation whose lease lapsed.
         incarnation: i64,
     },
-    /// A renewal of the node's lease did not come back in time.
-    #[error("renewing the lease took longer than {after:?}")]
-    RenewalTimedOut {
+    /// The database did not answer in time.
+    #[error("{operation} took longer than {after:?}")]
+    TimedOut {
+        /// What was being done.
+        operation: &'static str,
         /// How long it was given.
         after: std::time::Duration,
     },

@@ -66,7 +66,7 @@ impl Membership {
         let lease = session.register(node, addr, settings).await?;
         let (state_tx, state) = watch::channel(MemberState::Member(lease.clone()));
         let (renew_now, requests) = mpsc::channel(4);
-        let task = tokio::spawn(keep(session, lease, state_tx, requests));
+        let task = tokio::spawn(keep(url.to_owned(), session, lease, state_tx, requests));
         Ok(Membership {
             state,
             renew_now,
@@ -111,16 +111,28 @@ impl Drop for Membership {
     }
 }
 
-/// The renewing task.
+/// Where the renewing task stands.
+enum Standing {
+    /// It holds this lease and renews it.
+    Holding(NodeLease),
+    /// It lost this lease and registers again: never renews it, so that the objects announced
+    /// lost stay lost.
+    Lost(NodeLease),
+}
+
+/// The renewing task: a renewal per tick (or per [`Membership::renew_now`]); after a loss, a new
+/// registration per tick until one succeeds. Its session is opened again if its connection ended.
 async fn keep(
+    url: String,
     mut session: Session,
-    mut lease: NodeLease,
+    lease: NodeLease,
     state: watch::Sender<MemberState>,
     mut requests: mpsc::Receiver<oneshot::Sender<()>>,
 ) {
     let every = lease.settings().renew_every();
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut standing = Standing::Holding(lease);
     loop {
         let done = tokio::select! {
             _ = ticks.tick() => None,
@@ -129,44 +141,66 @@ async fn keep(
                 None => return,
             },
         };
-        // A renewal that takes longer than the interval is as good as failed.
-        let renewed = match tokio::time::timeout(every, session.renew(&mut lease)).await {
-            Ok(result) => result,
-            Err(_) => Err(ClusterError::RenewalTimedOut { after: every }),
-        };
-        match renewed {
-            Ok(()) => {
-                state.send_replace(MemberState::Member(lease.clone()));
+        if session.is_closed() {
+            match bounded("reconnecting", every, Session::connect(&url)).await {
+                Ok(fresh) => session = fresh,
+                Err(error) => tracing::warn!(%error, "cluster database unreachable"),
             }
-            Err(error) => match after_failure(&error, &lease, Instant::now()) {
-                AfterFailure::Retry => {
-                    tracing::warn!(%error, node = lease.node(), "lease renewal failed; retrying");
-                }
-                AfterFailure::Lapse => {
-                    tracing::error!(%error, node = lease.node(), incarnation = lease.incarnation(), "lease lost: dropping every object");
-                    state.send_replace(MemberState::Lapsed {
-                        incarnation: lease.incarnation(),
-                        why: error.to_string(),
-                    });
-                    match session
-                        .register(lease.node(), lease.addr(), *lease.settings())
-                        .await
-                    {
-                        Ok(fresh) => {
-                            lease = fresh;
-                            state.send_replace(MemberState::Member(lease.clone()));
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, "registering again failed; retrying");
-                        }
+        }
+        standing = match standing {
+            Standing::Holding(mut lease) => {
+                match bounded("renewing the lease", every, session.renew(&mut lease)).await {
+                    Ok(()) => {
+                        state.send_replace(MemberState::Member(lease.clone()));
+                        Standing::Holding(lease)
                     }
+                    Err(error) => match after_failure(&error, &lease, Instant::now()) {
+                        AfterFailure::Retry => {
+                            tracing::warn!(%error, node = lease.node(), "lease renewal failed; retrying");
+                            Standing::Holding(lease)
+                        }
+                        AfterFailure::Lapse => {
+                            tracing::error!(%error, node = lease.node(), incarnation = lease.incarnation(), "lease lost: every object must be dropped");
+                            state.send_replace(MemberState::Lapsed {
+                                incarnation: lease.incarnation(),
+                                why: error.to_string(),
+                            });
+                            Standing::Lost(lease)
+                        }
+                    },
                 }
-            },
+            }
+            lost @ Standing::Lost(_) => lost,
+        };
+        if let Standing::Lost(old) = &standing {
+            let register = session.register(old.node(), old.addr(), *old.settings());
+            match bounded("registering", every, register).await {
+                Ok(fresh) => {
+                    state.send_replace(MemberState::Member(fresh.clone()));
+                    standing = Standing::Holding(fresh);
+                }
+                Err(error) => tracing::warn!(%error, "registering again failed; retrying"),
+            }
         }
         if let Some(done) = done {
             let _ = done.send(());
         }
     }
+}
+
+/// Runs `work`, failing with [`ClusterError::TimedOut`] if it takes longer than `limit`: a
+/// database that does not answer within one renewal interval counts as not answering.
+async fn bounded<T>(
+    operation: &'static str,
+    limit: std::time::Duration,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(limit, work)
+        .await
+        .unwrap_or(Err(ClusterError::TimedOut {
+            operation,
+            after: limit,
+        }))
 }
 
 #[cfg(test)]
@@ -183,7 +217,8 @@ mod tests {
     fn a_failed_renewal_is_retried_until_the_local_deadline() {
         let sent = Instant::now();
         let lease = lease_sent_at(sent);
-        let unreachable = ClusterError::RenewalTimedOut {
+        let unreachable = ClusterError::TimedOut {
+            operation: "renewing the lease",
             after: Duration::from_secs(2),
         };
         assert_eq!(

@@ -27,4 +27,10 @@ impl Session {
         schema::migrate(&mut client).await?;
         Ok(Session { client })
     }
+
+    /// Whether the connection ended (the database went away, or the network between): the
+    /// session can do nothing more.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
 }

@@ -4,16 +4,28 @@
 //! absence of a message is proven with a ping/pong barrier ([`WsClient::expect_nothing`]).
 //! Hibernation is forced with [`TestServer::hibernate`] (the idle timeout defaults to an hour here,
 //! so it never fires on its own during a test).
+//!
+//! - `server`: [`TestServer`], the application on loopback in-process; `process`:
+//!   [`ServerProcess`], a built binary as a child process (for `kill -9`); `workers`:
+//!   [`WorkersServer`], Workers mode; `workerd`: [`Workerd`], the oracle.
+//! - `client`: [`WsClient`] and raw frames; `clients`: the Python and Node client libraries;
+//!   `http`: one-shot HTTP requests; `browser`: headless Chromium over DevTools.
+//! - `metrics`: [`Metrics`], parsed `/metrics`; `net`: ports and readiness; `durability`:
+//!   acknowledged-write checks after crashes.
+//! - `postgres`: [`Postgres`], a throwaway server; `proxy`: [`FaultProxy`], a link to cut or
+//!   black-hole; `history`: the counter-history checker of the cluster's fault tests.
 
 mod browser;
 mod client;
 mod clients;
 pub mod durability;
+pub mod history;
 mod http;
 mod metrics;
 mod net;
 mod postgres;
 mod process;
+mod proxy;
 mod server;
 mod workerd;
 mod workers;
@@ -26,6 +38,7 @@ pub use metrics::Metrics;
 pub use net::{free_port, wait_until_listening};
 pub use postgres::Postgres;
 pub use process::{ProcessOptions, ServerProcess, process_data_dir, wait_until_wall_clock};
+pub use proxy::{FaultProxy, Link};
 pub use server::{TempDir, TestServer, test_args};
 pub use workerd::{WORKERD_EVICTION, WORKERD_SOCKETS, Workerd};
 pub use workers::{WorkersServer, seed_project, workers_args};

@@ -95,7 +95,17 @@ impl Postgres {
 
     /// A connection string for the test database.
     pub fn url(&self) -> String {
-        format!("postgres://{ROLE}@127.0.0.1:{}/postgres", self.port)
+        Postgres::url_at(self.addr())
+    }
+
+    /// The connection string of the test database reached at `addr` (a proxy in front of it).
+    pub fn url_at(addr: std::net::SocketAddr) -> String {
+        format!("postgres://{ROLE}@{addr}/postgres")
+    }
+
+    /// Where the server listens.
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     /// The server's log so far, for a failing test's message.
