@@ -110,12 +110,18 @@ impl EventLog {
         self.watched.load(Relaxed) > 0
     }
 
-    /// Hands the entry `make` builds to the watchers of `id`, if it has any.
-    pub(crate) fn record(&self, id: &ObjectId, make: impl FnOnce() -> LoggedEvent) {
+    /// Whether anybody watches the object whose id is `raw`: only then is an event described.
+    pub(crate) fn watches(&self, raw: &[u8; 32]) -> bool {
+        self.is_watched() && self.taps().contains_key(raw)
+    }
+
+    /// Hands the entry `make` builds to the watchers of the object whose id is `raw`, if it has
+    /// any.
+    pub(crate) fn record(&self, raw: &[u8; 32], make: impl FnOnce() -> LoggedEvent) {
         if !self.is_watched() {
             return;
         }
-        if let Some(tap) = self.taps().get(id.as_bytes()) {
+        if let Some(tap) = self.taps().get(raw) {
             // Fails only when every watcher has just gone; its drop removes the tap.
             let _ = tap.send(make());
         }
@@ -202,14 +208,15 @@ mod tests {
     #[tokio::test]
     async fn a_watcher_sees_its_object_only_and_costs_nothing_once_gone() {
         let log = Arc::new(EventLog::default());
-        log.record(&id(1), || {
+        log.record(&[1; 32], || {
             unreachable!("nobody watches: nothing is described")
         });
         let mut first = log.watch(&id(1));
         let mut second = log.watch(&id(1));
         assert!(log.is_watched());
-        log.record(&id(2), || unreachable!("object 2 is not watched"));
-        log.record(&id(1), || {
+        assert!(log.watches(&[1; 32]) && !log.watches(&[2; 32]));
+        log.record(&[2; 32], || unreachable!("object 2 is not watched"));
+        log.record(&[1; 32], || {
             LoggedEvent::now(EventKind::Fetch, "GET /".to_owned())
         });
         for watch in [&mut first, &mut second] {
@@ -224,7 +231,7 @@ mod tests {
         drop(first);
         assert!(log.is_watched(), "one watcher is left");
         drop(second);
-        assert!(!log.is_watched());
+        assert!(!log.is_watched() && !log.watches(&[1; 32]));
         assert!(log.taps().is_empty());
     }
 
@@ -233,7 +240,7 @@ mod tests {
         let log = Arc::new(EventLog::default());
         let mut watch = log.watch(&id(1));
         for n in 0..WATCHER_BACKLOG + 10 {
-            log.record(&id(1), || {
+            log.record(&[1; 32], || {
                 LoggedEvent::now(EventKind::Message, n.to_string())
             });
         }

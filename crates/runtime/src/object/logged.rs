@@ -68,16 +68,14 @@ impl ObjectCell {
     /// Adds an entry to the object's live log, if somebody watches it; `detail` is only built
     /// then.
     pub(super) fn log(&self, kind: EventKind, detail: impl FnOnce() -> String) {
-        if self.is_logged() {
-            self.namespace
-                .event_log
-                .record(&self.id(), || LoggedEvent::now(kind, detail()));
-        }
+        self.namespace
+            .event_log
+            .record(&self.raw, || LoggedEvent::now(kind, detail()));
     }
 
     /// Adds the entry of an envelope whose handling took `took`, dated from its start.
     pub(super) fn log_handled(&self, (kind, detail): (EventKind, String), took: Duration) {
-        self.namespace.event_log.record(&self.id(), || {
+        self.namespace.event_log.record(&self.raw, || {
             let ended = LoggedEvent::now(kind, detail);
             LoggedEvent {
                 at_ms: ended.at_ms.saturating_sub(took.as_millis() as u64),
@@ -87,8 +85,8 @@ impl ObjectCell {
         });
     }
 
-    /// Whether entries of this object's namespace are being watched at all.
+    /// Whether somebody watches this object's log: only then are its envelopes described.
     pub(super) fn is_logged(&self) -> bool {
-        self.namespace.event_log.is_watched()
+        self.namespace.event_log.watches(&self.raw)
     }
 }
