@@ -14,10 +14,13 @@
 //!   ([`MemberState`]).
 //! - `ownership`: claims of objects ([`Claim`], [`Ownership`], [`Owner`]), releases, lookups.
 //! - `log`: fenced appends of an object's commits, and reading them back ([`LoggedCommit`]).
+//! - `compaction`: an object's commits folded into a page image, so that its log stays short and
+//!   a restore reads the image and the commits after it.
 //! - `shipping`: an object's commits from its write-ahead log to the cluster database, and its
 //!   database file rebuilt from them on the node that claims it.
 //! - `error`: [`ClusterError`].
 
+mod compaction;
 mod error;
 mod log;
 mod membership;

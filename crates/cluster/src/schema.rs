@@ -39,6 +39,18 @@ const MIGRATIONS: &[&str] = &[
          frames bytea NOT NULL,
          PRIMARY KEY (namespace, object_id, seq)
      );",
+    // 2: compaction: each object's pages as of a commit, so that the log before it can go.
+    "ALTER TABLE dormouse_objects
+         ADD COLUMN page_seq bigint NOT NULL DEFAULT 0,
+         ADD COLUMN page_size integer,
+         ADD COLUMN database_pages bigint;
+     CREATE TABLE dormouse_object_pages (
+         namespace text NOT NULL,
+         object_id bytea NOT NULL,
+         page integer NOT NULL,
+         data bytea NOT NULL,
+         PRIMARY KEY (namespace, object_id, page)
+     );",
 ];
 
 /// The newest schema version this binary writes.

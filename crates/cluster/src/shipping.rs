@@ -27,21 +27,23 @@ impl Session {
         Ok(commits.len())
     }
 
-    /// Rebuilds the database of `key` at `database` from its commits in the cluster database (the
-    /// file there, and any log beside it, are replaced); returns the sequence number of the last
-    /// commit, which a claim's [`Ownership::head_seq`] must equal for the copy to be current.
+    /// Rebuilds the database of `key` at `database` from the cluster database: its page image,
+    /// then the commits after it (the file there, and any log beside it, are replaced); returns
+    /// the sequence number of the last commit, which a claim's [`Ownership::head_seq`] must
+    /// equal for the copy to be current.
     pub async fn restore(&mut self, key: &ObjectKey, database: &Path) -> Result<i64> {
-        let logged = self.commits_after(key, 0).await?;
-        let commits = logged
-            .iter()
-            .map(|commit| CommitPages::decode(&commit.frames))
-            .collect::<dormouse_storage::Result<Vec<_>>>()
-            .map_err(ClusterError::Storage)?;
+        let image = self.page_image(key).await?;
+        let logged = self.commits_after(key, image.seq).await?;
+        let mut commits = Vec::with_capacity(logged.len() + 1);
+        commits.extend(image.pages);
+        for commit in &logged {
+            commits.push(CommitPages::decode(&commit.frames).map_err(ClusterError::Storage)?);
+        }
         let path = database.to_owned();
         tokio::task::spawn_blocking(move || dormouse_storage::restore(&path, &commits))
             .await
             .map_err(|panic| ClusterError::Restore(panic.to_string()))?
             .map_err(ClusterError::Storage)?;
-        Ok(logged.last().map_or(0, |commit| commit.seq))
+        Ok(logged.last().map_or(image.seq, |commit| commit.seq))
     }
 }

@@ -137,3 +137,80 @@ async fn a_new_owner_restores_every_shipped_commit_and_the_old_one_is_fenced() {
         Some("7:b")
     );
 }
+
+#[tokio::test]
+async fn a_compacted_log_restores_the_same_database_and_only_the_owner_compacts() {
+    let db = Postgres::start();
+    let (mut a, lease_a) = node(&db, "a").await;
+    let (mut b, lease_b) = node(&db, "b").await;
+    let (dir_a, dir_b, dir_c) = (
+        TempDir::new("node-a"),
+        TempDir::new("node-b"),
+        TempDir::new("node-c"),
+    );
+    let file = |dir: &TempDir| dir.path().join("object.sqlite");
+
+    let mut owned_by_a = claim(&mut a, &lease_a).await;
+    let mut store_a = ObjectStore::open(&file(&dir_a), Durability::Full).unwrap();
+    let mut cursor_a = WalCursor::for_database(&file(&dir_a));
+    for count in 1..=5 {
+        turn(&mut store_a, count, "a");
+        a.ship(&mut owned_by_a, &mut cursor_a).await.unwrap();
+    }
+    let through = owned_by_a.head_seq;
+    assert_eq!(
+        a.compact(&owned_by_a, through).await.unwrap() as i64,
+        through
+    );
+    assert_eq!(
+        a.compact(&owned_by_a, through).await.unwrap(),
+        0,
+        "nothing left to fold"
+    );
+    assert!(
+        a.commits_after(&key(), 0).await.unwrap().is_empty(),
+        "the log before it is gone"
+    );
+    store_a.checkpoint().unwrap();
+    for count in 6..=8 {
+        turn(&mut store_a, count, "a");
+        a.ship(&mut owned_by_a, &mut cursor_a).await.unwrap();
+    }
+
+    // A takeover restores the image and the commits after it.
+    lapse(&db, "a").await;
+    let mut owned_by_b = claim(&mut b, &lease_b).await;
+    assert_eq!(
+        b.restore(&key(), &file(&dir_b)).await.unwrap(),
+        owned_by_b.head_seq
+    );
+    let mut store_b = ObjectStore::open(&file(&dir_b), Durability::Full).unwrap();
+    assert_eq!(store_b.kv_get("count").unwrap(), Some(b"8".to_vec()));
+    assert_eq!(history(&mut store_b).len(), 8);
+
+    // The old owner may not compact; the new one folds everything it has.
+    let error = a
+        .compact(&owned_by_a, owned_by_a.head_seq)
+        .await
+        .unwrap_err();
+    assert!(error.is_fenced(), "{error}");
+    let mut cursor_b = WalCursor::for_database(&file(&dir_b));
+    turn(&mut store_b, 9, "b");
+    b.ship(&mut owned_by_b, &mut cursor_b).await.unwrap();
+    b.compact(&owned_by_b, owned_by_b.head_seq).await.unwrap();
+    assert!(b.release(&lease_b, &owned_by_b).await.unwrap());
+
+    let (mut c, lease_c) = node(&db, "c").await;
+    let owned_by_c = claim(&mut c, &lease_c).await;
+    assert_eq!(
+        c.restore(&key(), &file(&dir_c)).await.unwrap(),
+        owned_by_c.head_seq,
+        "the image alone is current"
+    );
+    let mut store_c = ObjectStore::open(&file(&dir_c), Durability::Full).unwrap();
+    assert_eq!(store_c.kv_get("count").unwrap(), Some(b"9".to_vec()));
+    assert_eq!(
+        history(&mut store_c).last().map(String::as_str),
+        Some("9:b")
+    );
+}
