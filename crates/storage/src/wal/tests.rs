@@ -143,3 +143,90 @@ fn the_log_checksum_follows_sqlite() {
         [31, 53]
     );
 }
+
+/// A log written by hand, as SQLite writes it with `magic`: a header, then one frame per page,
+/// the last one ending a commit.
+fn synthetic_log(magic: u32, page_size: u32, pages: &[(u32, u8)]) -> Vec<u8> {
+    let big_endian = magic == MAGIC_BIG_ENDIAN;
+    let salts = [0x1111_2222u32, 0x3333_4444];
+    let mut log = Vec::new();
+    for word in [magic, 3_007_000, page_size, 0, salts[0], salts[1]] {
+        log.extend_from_slice(&word.to_be_bytes());
+    }
+    let mut running = checksum([0, 0], &log, big_endian);
+    log.extend_from_slice(&running[0].to_be_bytes());
+    log.extend_from_slice(&running[1].to_be_bytes());
+    for (index, (page, fill)) in pages.iter().enumerate() {
+        let commit = if index + 1 == pages.len() {
+            pages.len() as u32
+        } else {
+            0
+        };
+        let mut header = Vec::new();
+        for word in [*page, commit, salts[0], salts[1]] {
+            header.extend_from_slice(&word.to_be_bytes());
+        }
+        let data = vec![*fill; page_size as usize];
+        running = checksum(running, &header[..8], big_endian);
+        running = checksum(running, &data, big_endian);
+        log.extend_from_slice(&header);
+        log.extend_from_slice(&running[0].to_be_bytes());
+        log.extend_from_slice(&running[1].to_be_bytes());
+        log.extend_from_slice(&data);
+    }
+    log
+}
+
+#[test]
+fn logs_of_either_byte_order_are_read_and_a_bad_page_size_is_not() {
+    for magic in [MAGIC_LITTLE_ENDIAN, MAGIC_BIG_ENDIAN] {
+        let path = TempPath::new("wal-synthetic");
+        std::fs::create_dir_all(path.0.parent().unwrap()).unwrap();
+        let mut wal = path.0.as_os_str().to_owned();
+        wal.push("-wal");
+        std::fs::write(&wal, synthetic_log(magic, 512, &[(1, 7), (2, 9)])).unwrap();
+        let commits = WalCursor::for_database(&path.0).read_commits().unwrap();
+        assert_eq!(commits.len(), 1, "{magic:#x}");
+        assert_eq!(commits[0].database_pages, 2);
+        let pages: Vec<(u32, u8)> = commits[0].pages.iter().map(|(p, d)| (*p, d[0])).collect();
+        assert_eq!(pages, [(1, 7), (2, 9)]);
+
+        // A header whose checksum holds but whose page size SQLite never writes is no log.
+        std::fs::write(&wal, synthetic_log(magic, 100, &[(1, 7)])).unwrap();
+        assert!(
+            WalCursor::for_database(&path.0)
+                .read_commits()
+                .unwrap()
+                .is_empty()
+        );
+    }
+}
+
+#[test]
+fn a_missing_log_is_empty_and_an_unreadable_one_is_an_error() {
+    let path = TempPath::new("wal-missing");
+    std::fs::create_dir_all(path.0.parent().unwrap()).unwrap();
+    assert!(
+        WalCursor::for_database(&path.0)
+            .read_commits()
+            .unwrap()
+            .is_empty()
+    );
+    // A database "inside" a regular file: its log cannot be opened, for another reason than
+    // not existing.
+    let blocker = path.0.parent().unwrap().join("a-file");
+    std::fs::write(&blocker, b"not a directory").unwrap();
+    let inside = blocker.join("db.sqlite");
+    assert!(matches!(
+        WalCursor::for_database(&inside).read_commits(),
+        Err(StorageError::Io { .. })
+    ));
+    // A log that cannot be removed stops a restore rather than being left beside its database.
+    let mut wal = path.0.as_os_str().to_owned();
+    wal.push("-wal");
+    std::fs::create_dir_all(std::path::Path::new(&wal).join("occupied")).unwrap();
+    assert!(matches!(
+        restore(&path.0, &[]),
+        Err(StorageError::Io { .. })
+    ));
+}
