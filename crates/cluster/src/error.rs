@@ -67,3 +67,32 @@ impl ClusterError {
 
 /// Results of this crate.
 pub type Result<T> = std::result::Result<T, ClusterError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_lost_object_or_lease_means_dropping_it() {
+        let fenced = ClusterError::Fenced {
+            object: "COUNTER/00".into(),
+            epoch: 1,
+            head: 3,
+        };
+        let lapsed = ClusterError::LeaseLapsed {
+            node: "a".into(),
+            incarnation: 1,
+        };
+        let slow = ClusterError::TimedOut {
+            operation: "renewing the lease",
+            after: std::time::Duration::from_secs(2),
+        };
+        let newer = ClusterError::SchemaTooNew { found: 3, known: 2 };
+        assert!(fenced.is_fenced() && lapsed.is_fenced());
+        assert!(!slow.is_fenced() && !newer.is_fenced());
+        assert_eq!(
+            fenced.to_string(),
+            "commit fenced: COUNTER/00 is no longer owned under epoch 1 at commit 3"
+        );
+    }
+}

@@ -209,6 +209,47 @@ mod tests {
 
     use super::*;
 
+    /// A membership whose state is `state`, kept by a task that only holds the state's sender.
+    fn membership_in(state: MemberState) -> Membership {
+        let (sender, state) = watch::channel(state);
+        let (renew_now, _) = mpsc::channel(1);
+        let task = tokio::spawn(async move {
+            let _sender = sender;
+            std::future::pending::<()>().await
+        });
+        Membership {
+            state,
+            renew_now,
+            task,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lease_past_its_local_deadline_is_not_offered() {
+        let lease = lease_sent_at(Instant::now()).past_its_deadline();
+        let stale = membership_in(MemberState::Member(lease));
+        assert!(matches!(stale.state(), MemberState::Member(_)));
+        assert_eq!(
+            stale.lease(),
+            None,
+            "not renewed in time: the node owns nothing"
+        );
+        let fresh = membership_in(MemberState::Member(lease_sent_at(Instant::now())));
+        assert!(fresh.lease().is_some());
+    }
+
+    #[tokio::test]
+    async fn dropping_the_membership_stops_its_task() {
+        let membership = membership_in(MemberState::Member(lease_sent_at(Instant::now())));
+        let mut changes = membership.watch();
+        drop(membership);
+        let ended = tokio::time::timeout(Duration::from_secs(10), changes.changed()).await;
+        assert!(
+            matches!(ended, Ok(Err(_))),
+            "the task, and the state's sender with it, are gone"
+        );
+    }
+
     fn lease_sent_at(sent: Instant) -> NodeLease {
         NodeLease::for_tests("a", 1, sent)
     }

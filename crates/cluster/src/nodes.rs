@@ -95,6 +95,13 @@ impl NodeLease {
         lease
     }
 
+    /// The same lease, its local deadline reached now.
+    #[cfg(test)]
+    pub(crate) fn past_its_deadline(mut self) -> NodeLease {
+        self.holds_until = Instant::now();
+        self
+    }
+
     pub(crate) fn lapsed(&self) -> ClusterError {
         ClusterError::LeaseLapsed {
             node: self.node.clone(),

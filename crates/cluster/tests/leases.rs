@@ -149,6 +149,13 @@ async fn an_object_has_one_owner_until_its_lease_lapses_and_the_old_owner_is_fen
         ),
         "{error}"
     );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "commit fenced: COUNTER/{} is no longer owned under epoch 1 at commit 1",
+            "01".repeat(32)
+        )
+    );
     assert_eq!(owned_by_a.head_seq, 1, "a fenced commit moves nothing");
     let error = a.renew(&mut lease_a).await.unwrap_err();
     assert!(matches!(error, ClusterError::LeaseLapsed { .. }), "{error}");
@@ -175,6 +182,24 @@ async fn an_object_has_one_owner_until_its_lease_lapses_and_the_old_owner_is_fen
         elsewhere(a.claim(&lease_a, &object(1)).await.unwrap()).node,
         "bb"
     );
+}
+
+#[tokio::test]
+async fn a_lease_keeps_the_settings_it_was_registered_with() {
+    let db = Postgres::start();
+    let mut session = Session::connect(&db.url()).await.unwrap();
+    let settings = LeaseSettings {
+        ttl: Duration::from_secs(30),
+        grace: Duration::from_secs(5),
+        margin: Duration::from_secs(3),
+    };
+    let lease = session
+        .register("a", "127.0.0.2:8787", settings)
+        .await
+        .unwrap();
+    assert_eq!(lease.settings(), &settings);
+    assert_eq!(lease.settings().renew_every(), Duration::from_secs(6));
+    assert_eq!((lease.node(), lease.addr()), ("a", "127.0.0.2:8787"));
 }
 
 #[tokio::test]

@@ -105,3 +105,27 @@ async fn a_cut_connection_is_opened_again() {
         .expect("still a member: the lease never lapsed");
     assert_eq!(lease.incarnation(), first.incarnation());
 }
+
+#[tokio::test]
+async fn a_session_knows_when_its_connection_ended() {
+    let db = Postgres::start();
+    let proxy = FaultProxy::start(db.addr()).await;
+    let mut session = dormouse_cluster::Session::connect(&Postgres::url_at(proxy.addr()))
+        .await
+        .unwrap();
+    let mut lease = session
+        .register("a", "127.0.0.2:8787", LeaseSettings::default())
+        .await
+        .unwrap();
+    assert!(!session.is_closed());
+    proxy.cut();
+    let ended = async {
+        while !session.is_closed() {
+            let _ = session.renew(&mut lease).await;
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(DEADLINE, ended)
+        .await
+        .expect("the session never saw its connection end");
+}

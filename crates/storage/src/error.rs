@@ -30,7 +30,8 @@ pub enum StorageError {
     /// The migrations in the configuration do not fit what was applied before.
     #[error("migrations: {0}")]
     Migration(String),
-    /// A shipped commit's bytes are not a commit ([`CommitPages::decode`](crate::CommitPages::decode)).
+    /// A shipped commit's bytes are not a commit
+    /// ([`CommitPages::decode`](crate::CommitPages::decode)).
     #[error("corrupt shipped commit: {0}")]
     CorruptCommit(String),
 }

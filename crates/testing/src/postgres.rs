@@ -40,8 +40,8 @@ impl Postgres {
         versions.pop().map(|(_, bin)| bin)
     }
 
-    /// Creates and starts a server with durability off (tests do not survive power loss), and
-    /// waits until it accepts connections.
+    /// Creates and starts a server with durability off (tests do not survive power loss) and
+    /// small buffers (tests run several at once), and waits until it accepts connections.
     pub fn start() -> Postgres {
         let bin = Postgres::binaries().expect(
             "PostgreSQL is not installed: run scripts/test, `apt-get install postgresql`, or set DORMOUSE_POSTGRES_BIN",
@@ -76,7 +76,7 @@ impl Postgres {
         ]));
         let port = free_port().port();
         let options = format!(
-            "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
+            "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=16MB",
             dir.path().display()
         );
         run(program("pg_ctl")

@@ -38,8 +38,8 @@ use crate::per_address::{AddressLimit, RefusedUpgrades};
 /// - `POST /objects/{binding}/{id}/reset`: resets one object (its sockets close with 1011).
 /// - `POST /objects/{binding}/{id}/alarm/delete`: deletes its alarm.
 /// - `GET /api/summary`, `GET /api/objects`, `GET /api/objects/{binding}/{id}`: the inspector's
-///   JSON; `GET /api/live`: its Server-Sent Events of counts; `GET /api/objects/{binding}/{id}/log`:
-///   an object's live log, as Server-Sent Events.
+///   JSON; `GET /api/live`: its Server-Sent Events of counts;
+///   `GET /api/objects/{binding}/{id}/log`: an object's live log, as Server-Sent Events.
 ///
 /// Every route passes [`auth::check`] first. Server-Sent Events end when `stop` is cancelled.
 pub(crate) fn router(
