@@ -36,6 +36,9 @@ pub enum ClusterError {
         /// How long it was given.
         after: std::time::Duration,
     },
+    /// A row of the cluster database does not hold what this binary wrote there.
+    #[error("the cluster database holds a malformed {0}")]
+    CorruptRow(&'static str),
     /// An object's database could not be read for shipping or rebuilt from its commits.
     #[error("object storage: {0}")]
     Storage(#[source] dormouse_storage::StorageError),

@@ -51,6 +51,14 @@ const MIGRATIONS: &[&str] = &[
          data bytea NOT NULL,
          PRIMARY KEY (namespace, object_id, page)
      );",
+    // 3: alarms, so that an alarm fires once cluster-wide, even for an object no node holds.
+    "CREATE TABLE dormouse_alarms (
+         namespace text NOT NULL,
+         object_id bytea NOT NULL,
+         fire_at timestamptz NOT NULL,
+         PRIMARY KEY (namespace, object_id)
+     );
+     CREATE INDEX dormouse_alarms_due ON dormouse_alarms (fire_at);",
 ];
 
 /// The newest schema version this binary writes.

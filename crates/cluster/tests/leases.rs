@@ -320,3 +320,30 @@ async fn a_claim_waits_for_a_renewal_in_flight_and_sees_the_owner_alive() {
     let owner = elsewhere(claim.await.unwrap().unwrap());
     assert_eq!(owner.node, "a");
 }
+
+#[tokio::test]
+async fn objects_are_placed_on_live_nodes_that_are_not_draining() {
+    let db = Postgres::start();
+    let (mut a, lease_a) = node(&db, "a").await;
+    let (_b, _) = node(&db, "bb").await;
+    let (_c, _) = node(&db, "ccc").await;
+    let grace = LeaseSettings::default().grace;
+    let names = |peers: Vec<dormouse_cluster::Peer>| -> Vec<String> {
+        peers.into_iter().map(|peer| peer.node).collect()
+    };
+    assert_eq!(
+        names(a.live_nodes(grace).await.unwrap()),
+        ["a", "bb", "ccc"]
+    );
+    lapse(&db, "bb", Duration::from_secs(60)).await;
+    a.drain(&lease_a).await.unwrap();
+    let live = a.live_nodes(grace).await.unwrap();
+    assert_eq!(
+        live,
+        [dormouse_cluster::Peer {
+            node: "ccc".into(),
+            addr: "127.0.0.4:8787".into()
+        }]
+    );
+    assert_eq!(dormouse_cluster::preferred(&object(1), &live), live.first());
+}
