@@ -58,16 +58,19 @@ impl Session {
         for row in &rows {
             pages.extend(decode(row.get(1))?.pages);
         }
-        for (page, data) in &pages {
-            transaction
-                .execute(
-                    "INSERT INTO dormouse_object_pages (namespace, object_id, page, data)
-                     VALUES ($1, $2, $3, $4)
-                     ON CONFLICT (namespace, object_id, page) DO UPDATE SET data = EXCLUDED.data",
-                    &[&key.namespace, &&key.id[..], &(*page as i32), data],
-                )
-                .await?;
-        }
+        // One statement for every page: an object of thousands of pages is one round trip.
+        let (numbers, contents): (Vec<i32>, Vec<Vec<u8>>) = pages
+            .into_iter()
+            .map(|(page, data)| (page as i32, data))
+            .unzip();
+        transaction
+            .execute(
+                "INSERT INTO dormouse_object_pages (namespace, object_id, page, data)
+                 SELECT $1, $2, page, data FROM unnest($3::integer[], $4::bytea[]) AS p(page, data)
+                 ON CONFLICT (namespace, object_id, page) DO UPDATE SET data = EXCLUDED.data",
+                &[&key.namespace, &&key.id[..], &numbers, &contents],
+            )
+            .await?;
         // A database that shrank (a VACUUM) drops its pages past the end.
         let database_pages = i64::from(last.database_pages);
         transaction

@@ -1,49 +1,21 @@
 //! Alarms in the cluster database: the owner sets them under its epoch; a due alarm whose object
 //! has no live owner is found by other nodes, which claim the object to fire it.
 
+mod common;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use dormouse_cluster::{Claim, LeaseSettings, NodeLease, ObjectKey, OrphanAlarm, Session};
+use common::{lapse, node, object as key};
+use dormouse_cluster::{Claim, OrphanAlarm};
 use dormouse_testing::Postgres;
 
 const GRACE: Duration = Duration::from_secs(2);
-
-fn key(byte: u8) -> ObjectKey {
-    ObjectKey {
-        namespace: "ALARMS".into(),
-        id: [byte; 32],
-    }
-}
 
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_millis() as i64
-}
-
-async fn node(db: &Postgres, name: &str) -> (Session, NodeLease) {
-    let mut session = Session::connect(&db.url()).await.unwrap();
-    let lease = session
-        .register(name, "127.0.0.2:8787", LeaseSettings::default())
-        .await
-        .unwrap();
-    (session, lease)
-}
-
-async fn lapse(db: &Postgres, node: &str) {
-    let (client, connection) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .execute(
-            "UPDATE dormouse_nodes SET lease_expires = clock_timestamp() - interval '1 minute'
-             WHERE node_id = $1",
-            &[&node],
-        )
-        .await
-        .unwrap();
 }
 
 #[tokio::test]
@@ -65,7 +37,7 @@ async fn an_alarm_whose_owner_died_is_found_by_another_node_and_the_old_owner_ca
     // Its owner is alive: it fires its own alarm.
     assert_eq!(b.orphan_alarms(GRACE, 10).await.unwrap(), []);
 
-    lapse(&db, "a").await;
+    lapse(&db, "a", Duration::from_secs(60)).await;
     // Only the due one, to the millisecond it was set for.
     assert_eq!(
         b.orphan_alarms(GRACE, 10).await.unwrap(),
@@ -83,6 +55,6 @@ async fn an_alarm_whose_owner_died_is_found_by_another_node_and_the_old_owner_ca
 
     // Fired and not set again: gone, even once b is gone too.
     b.set_alarm(&owned_by_b, None).await.unwrap();
-    lapse(&db, "b").await;
+    lapse(&db, "b", Duration::from_secs(60)).await;
     assert_eq!(b.orphan_alarms(GRACE, 10).await.unwrap(), []);
 }

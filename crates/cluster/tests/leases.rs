@@ -3,65 +3,13 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::{admin, elsewhere, granted, lapse, node, object};
 use dormouse_cluster::{
-    Claim, ClusterError, LeaseSettings, NodeLease, ObjectKey, Owner, Ownership, SCHEMA_VERSION,
-    Session,
+    Claim, ClusterError, LeaseSettings, Owner, Ownership, SCHEMA_VERSION, Session,
 };
 use dormouse_testing::{DEADLINE, Postgres};
-
-fn object(byte: u8) -> ObjectKey {
-    ObjectKey {
-        namespace: "COUNTER".into(),
-        id: [byte; 32],
-    }
-}
-
-async fn node(db: &Postgres, name: &str) -> (Session, NodeLease) {
-    let mut session = Session::connect(&db.url()).await.unwrap();
-    let addr = format!("127.0.0.{}:8787", name.len() + 1);
-    let lease = session
-        .register(name, &addr, LeaseSettings::default())
-        .await
-        .unwrap();
-    (session, lease)
-}
-
-/// Another connection, for the test's own statements.
-async fn admin(db: &Postgres) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-}
-
-/// Ends `node`'s lease `ago` in the past, as if it had stopped renewing then.
-async fn lapse(db: &Postgres, node: &str, ago: Duration) {
-    let moved = admin(db)
-        .await
-        .execute(
-            "UPDATE dormouse_nodes SET lease_expires = clock_timestamp() - make_interval(secs => $2)
-             WHERE node_id = $1",
-            &[&node, &ago.as_secs_f64()],
-        )
-        .await
-        .unwrap();
-    assert_eq!(moved, 1);
-}
-
-fn granted(claim: Claim) -> Ownership {
-    match claim {
-        Claim::Granted(ownership) => ownership,
-        Claim::OwnedElsewhere(owner) => panic!("owned by {owner:?}"),
-    }
-}
-
-fn elsewhere(claim: Claim) -> Owner {
-    match claim {
-        Claim::OwnedElsewhere(owner) => owner,
-        Claim::Granted(ownership) => panic!("granted {ownership:?}"),
-    }
-}
 
 #[tokio::test]
 async fn the_schema_is_made_once_and_a_newer_one_is_refused() {

@@ -1,19 +1,11 @@
 //! A node's membership against a real PostgreSQL server: renewals move its lease forward, and a
 //! lease lost in the database makes the node a new incarnation that owns nothing of the old one.
 
-use dormouse_cluster::{Claim, LeaseSettings, MemberState, Membership, ObjectKey, Session};
-use dormouse_testing::Postgres;
+mod common;
 
-async fn lease_expiry(client: &tokio_postgres::Client) -> f64 {
-    client
-        .query_one(
-            "SELECT extract(epoch FROM lease_expires)::float8 FROM dormouse_nodes WHERE node_id = 'a'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0)
-}
+use common::{admin, lease_expiry, object};
+use dormouse_cluster::{Claim, LeaseSettings, MemberState, Membership, Session};
+use dormouse_testing::Postgres;
 
 #[tokio::test]
 async fn renewals_keep_the_lease_and_a_lost_one_makes_a_new_incarnation() {
@@ -25,15 +17,12 @@ async fn renewals_keep_the_lease_and_a_lost_one_makes_a_new_incarnation() {
         panic!("registered: {:?}", membership.state());
     };
     assert_eq!(membership.lease().as_ref(), Some(&first));
-    let (client, connection) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
+    let client = admin(&db).await;
 
-    let before = lease_expiry(&client).await;
+    let before = lease_expiry(&client, "a").await;
     membership.renew_now().await;
     assert!(
-        lease_expiry(&client).await > before,
+        lease_expiry(&client, "a").await > before,
         "the renewal moved the lease"
     );
     assert_eq!(
@@ -43,10 +32,7 @@ async fn renewals_keep_the_lease_and_a_lost_one_makes_a_new_incarnation() {
 
     // The node owns an object; then the database declares its lease over.
     let mut session = Session::connect(&db.url()).await.unwrap();
-    let key = ObjectKey {
-        namespace: "COUNTER".into(),
-        id: [9; 32],
-    };
+    let key = object(9);
     assert!(matches!(
         session.claim(&first, &key).await.unwrap(),
         Claim::Granted(_)

@@ -4,6 +4,9 @@
 
 use std::time::Duration;
 
+mod common;
+
+use common::{admin, lease_expiry};
 use dormouse_cluster::{LeaseSettings, MemberState, Membership};
 use dormouse_testing::{DEADLINE, FaultProxy, Postgres};
 
@@ -14,6 +17,18 @@ const SETTINGS: LeaseSettings = LeaseSettings {
     grace: Duration::from_millis(250),
     margin: Duration::from_millis(250),
 };
+
+/// Node `a`, a member through `proxy`.
+async fn member_through(proxy: &FaultProxy, settings: LeaseSettings) -> Membership {
+    Membership::start(
+        &Postgres::url_at(proxy.addr()),
+        "a",
+        "127.0.0.2:8787",
+        settings,
+    )
+    .await
+    .unwrap()
+}
 
 async fn until(
     changes: &mut tokio::sync::watch::Receiver<MemberState>,
@@ -30,14 +45,7 @@ async fn until(
 async fn a_node_cut_off_from_the_database_gives_up_its_lease_and_returns_as_a_new_incarnation() {
     let db = Postgres::start();
     let proxy = FaultProxy::start(db.addr()).await;
-    let membership = Membership::start(
-        &Postgres::url_at(proxy.addr()),
-        "a",
-        "127.0.0.2:8787",
-        SETTINGS,
-    )
-    .await
-    .unwrap();
+    let membership = member_through(&proxy, SETTINGS).await;
     let MemberState::Member(first) = membership.state() else {
         panic!("registered");
     };
@@ -67,29 +75,10 @@ async fn a_node_cut_off_from_the_database_gives_up_its_lease_and_returns_as_a_ne
 async fn a_cut_connection_is_opened_again() {
     let db = Postgres::start();
     let proxy = FaultProxy::start(db.addr()).await;
-    let membership = Membership::start(
-        &Postgres::url_at(proxy.addr()),
-        "a",
-        "127.0.0.2:8787",
-        LeaseSettings::default(),
-    )
-    .await
-    .unwrap();
+    let membership = member_through(&proxy, LeaseSettings::default()).await;
     let first = membership.lease().unwrap();
-    let (client, connection) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    let expiry = || async {
-        client
-            .query_one(
-                "SELECT extract(epoch FROM lease_expires)::float8 FROM dormouse_nodes",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get::<_, f64>(0)
-    };
+    let client = admin(&db).await;
+    let expiry = || lease_expiry(&client, "a");
     // The connection is closed under it: renewals fail, and the lease in the database stays.
     proxy.cut();
     membership.renew_now().await;

@@ -2,30 +2,41 @@
 //! node that takes it over rebuilds the same database, and the old owner, back from a pause,
 //! cannot ship anything more.
 
-use dormouse_cluster::{Claim, LeaseSettings, NodeLease, ObjectKey, Ownership, Session};
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{granted, lapse, node, object};
+use dormouse_cluster::{NodeLease, ObjectKey, Ownership, Session};
 use dormouse_storage::{Durability, ObjectStore, SqlValue, WalCursor};
 use dormouse_testing::{Postgres, TempDir};
 
+/// The object that moves between the nodes.
 fn key() -> ObjectKey {
-    ObjectKey {
-        namespace: "COUNTER".into(),
-        id: [42; 32],
-    }
-}
-
-async fn node(db: &Postgres, name: &str) -> (Session, NodeLease) {
-    let mut session = Session::connect(&db.url()).await.unwrap();
-    let lease = session
-        .register(name, "127.0.0.2:8787", LeaseSettings::default())
-        .await
-        .unwrap();
-    (session, lease)
+    object(42)
 }
 
 async fn claim(session: &mut Session, lease: &NodeLease) -> Ownership {
-    match session.claim(lease, &key()).await.unwrap() {
-        Claim::Granted(ownership) => ownership,
-        Claim::OwnedElsewhere(owner) => panic!("owned by {owner:?}"),
+    granted(session.claim(lease, &key()).await.unwrap())
+}
+
+/// One node's copy of the object's database, in a directory of its own.
+struct Replica(TempDir);
+
+impl Replica {
+    fn new(node: &str) -> Replica {
+        Replica(TempDir::new(&format!("node-{node}")))
+    }
+
+    fn path(&self) -> PathBuf {
+        self.0.path().join("object.sqlite")
+    }
+
+    /// Opens the copy for turns, with a cursor at the start of its log.
+    fn open(&self) -> (ObjectStore, WalCursor) {
+        let store = ObjectStore::open(&self.path(), Durability::Full).unwrap();
+        (store, WalCursor::for_database(&self.path()))
     }
 }
 
@@ -64,36 +75,15 @@ fn history(store: &mut ObjectStore) -> Vec<String> {
         .collect()
 }
 
-async fn lapse(db: &Postgres, node: &str) {
-    let (client, connection) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(connection);
-    client
-        .execute(
-            "UPDATE dormouse_nodes SET lease_expires = clock_timestamp() - interval '1 minute'
-             WHERE node_id = $1",
-            &[&node],
-        )
-        .await
-        .unwrap();
-}
-
 #[tokio::test]
 async fn a_new_owner_restores_every_shipped_commit_and_the_old_one_is_fenced() {
     let db = Postgres::start();
     let (mut a, lease_a) = node(&db, "a").await;
     let (mut b, lease_b) = node(&db, "b").await;
-    let (dir_a, dir_b, dir_c) = (
-        TempDir::new("node-a"),
-        TempDir::new("node-b"),
-        TempDir::new("node-c"),
-    );
-    let file = |dir: &TempDir| dir.path().join("object.sqlite");
+    let (copy_a, copy_b, copy_c) = (Replica::new("a"), Replica::new("b"), Replica::new("c"));
 
     let mut owned_by_a = claim(&mut a, &lease_a).await;
-    let mut store_a = ObjectStore::open(&file(&dir_a), Durability::Full).unwrap();
-    let mut cursor_a = WalCursor::for_database(&file(&dir_a));
+    let (mut store_a, mut cursor_a) = copy_a.open();
     for count in 1..=6 {
         turn(&mut store_a, count, "a");
         assert!(a.ship(&mut owned_by_a, &mut cursor_a).await.unwrap() >= 1);
@@ -104,12 +94,12 @@ async fn a_new_owner_restores_every_shipped_commit_and_the_old_one_is_fenced() {
     }
 
     // The owner stops renewing (it paused); another node takes the object over.
-    lapse(&db, "a").await;
+    lapse(&db, "a", Duration::from_secs(60)).await;
     let mut owned_by_b = claim(&mut b, &lease_b).await;
     assert_eq!(owned_by_b.epoch, 2);
-    let restored = b.restore(&key(), &file(&dir_b)).await.unwrap();
+    let restored = b.restore(&key(), &copy_b.path()).await.unwrap();
     assert_eq!(restored, owned_by_b.head_seq, "the copy is current");
-    let mut store_b = ObjectStore::open(&file(&dir_b), Durability::Full).unwrap();
+    let (mut store_b, mut cursor_b) = copy_b.open();
     assert_eq!(store_b.kv_get("count").unwrap(), Some(b"6".to_vec()));
     assert_eq!(
         history(&mut store_b),
@@ -121,7 +111,6 @@ async fn a_new_owner_restores_every_shipped_commit_and_the_old_one_is_fenced() {
     let error = a.ship(&mut owned_by_a, &mut cursor_a).await.unwrap_err();
     assert!(error.is_fenced(), "{error}");
 
-    let mut cursor_b = WalCursor::for_database(&file(&dir_b));
     turn(&mut store_b, 7, "b");
     assert!(b.ship(&mut owned_by_b, &mut cursor_b).await.unwrap() >= 1);
     assert!(b.release(&lease_b, &owned_by_b).await.unwrap());
@@ -129,8 +118,8 @@ async fn a_new_owner_restores_every_shipped_commit_and_the_old_one_is_fenced() {
     // A third node sees the new owner's seventh write, not the fenced one.
     let (mut c, lease_c) = node(&db, "c").await;
     claim(&mut c, &lease_c).await;
-    c.restore(&key(), &file(&dir_c)).await.unwrap();
-    let mut store_c = ObjectStore::open(&file(&dir_c), Durability::Full).unwrap();
+    c.restore(&key(), &copy_c.path()).await.unwrap();
+    let (mut store_c, _) = copy_c.open();
     assert_eq!(store_c.kv_get("count").unwrap(), Some(b"7".to_vec()));
     assert_eq!(
         history(&mut store_c).last().map(String::as_str),
@@ -143,16 +132,10 @@ async fn a_compacted_log_restores_the_same_database_and_only_the_owner_compacts(
     let db = Postgres::start();
     let (mut a, lease_a) = node(&db, "a").await;
     let (mut b, lease_b) = node(&db, "b").await;
-    let (dir_a, dir_b, dir_c) = (
-        TempDir::new("node-a"),
-        TempDir::new("node-b"),
-        TempDir::new("node-c"),
-    );
-    let file = |dir: &TempDir| dir.path().join("object.sqlite");
+    let (copy_a, copy_b, copy_c) = (Replica::new("a"), Replica::new("b"), Replica::new("c"));
 
     let mut owned_by_a = claim(&mut a, &lease_a).await;
-    let mut store_a = ObjectStore::open(&file(&dir_a), Durability::Full).unwrap();
-    let mut cursor_a = WalCursor::for_database(&file(&dir_a));
+    let (mut store_a, mut cursor_a) = copy_a.open();
     for count in 1..=5 {
         turn(&mut store_a, count, "a");
         a.ship(&mut owned_by_a, &mut cursor_a).await.unwrap();
@@ -178,13 +161,13 @@ async fn a_compacted_log_restores_the_same_database_and_only_the_owner_compacts(
     }
 
     // A takeover restores the image and the commits after it.
-    lapse(&db, "a").await;
+    lapse(&db, "a", Duration::from_secs(60)).await;
     let mut owned_by_b = claim(&mut b, &lease_b).await;
     assert_eq!(
-        b.restore(&key(), &file(&dir_b)).await.unwrap(),
+        b.restore(&key(), &copy_b.path()).await.unwrap(),
         owned_by_b.head_seq
     );
-    let mut store_b = ObjectStore::open(&file(&dir_b), Durability::Full).unwrap();
+    let (mut store_b, mut cursor_b) = copy_b.open();
     assert_eq!(store_b.kv_get("count").unwrap(), Some(b"8".to_vec()));
     assert_eq!(history(&mut store_b).len(), 8);
 
@@ -194,7 +177,6 @@ async fn a_compacted_log_restores_the_same_database_and_only_the_owner_compacts(
         .await
         .unwrap_err();
     assert!(error.is_fenced(), "{error}");
-    let mut cursor_b = WalCursor::for_database(&file(&dir_b));
     turn(&mut store_b, 9, "b");
     b.ship(&mut owned_by_b, &mut cursor_b).await.unwrap();
     b.compact(&owned_by_b, owned_by_b.head_seq).await.unwrap();
@@ -203,11 +185,11 @@ async fn a_compacted_log_restores_the_same_database_and_only_the_owner_compacts(
     let (mut c, lease_c) = node(&db, "c").await;
     let owned_by_c = claim(&mut c, &lease_c).await;
     assert_eq!(
-        c.restore(&key(), &file(&dir_c)).await.unwrap(),
+        c.restore(&key(), &copy_c.path()).await.unwrap(),
         owned_by_c.head_seq,
         "the image alone is current"
     );
-    let mut store_c = ObjectStore::open(&file(&dir_c), Durability::Full).unwrap();
+    let (mut store_c, _) = copy_c.open();
     assert_eq!(store_c.kv_get("count").unwrap(), Some(b"9".to_vec()));
     assert_eq!(
         history(&mut store_c).last().map(String::as_str),

@@ -309,7 +309,7 @@ pub(crate) fn encode(
 }
 
 /// One labelled series of a counter family.
-pub(crate) fn counter(
+fn counter(
     family: &mut MetricEncoder<'_>,
     labels: &[(&str, &str)],
     value: &AtomicU64,

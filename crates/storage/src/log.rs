@@ -11,7 +11,7 @@
 //! [`ObjectStore::checkpoint`]: crate::ObjectStore::checkpoint
 
 use std::fs::File;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::error::{Result, StorageError};
@@ -28,12 +28,17 @@ pub struct LogFlusher {
     wal: Arc<Path>,
 }
 
+/// Where SQLite keeps the write-ahead log of the database at `database`.
+pub fn wal_path(database: &Path) -> PathBuf {
+    let mut wal = database.as_os_str().to_owned();
+    wal.push("-wal");
+    wal.into()
+}
+
 impl LogFlusher {
     pub(crate) fn for_database(database: &Path) -> LogFlusher {
-        let mut wal = database.as_os_str().to_owned();
-        wal.push("-wal");
         LogFlusher {
-            wal: Path::new(&wal).into(),
+            wal: wal_path(database).into(),
         }
     }
 

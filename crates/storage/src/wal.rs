@@ -15,6 +15,7 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Result, StorageError};
+use crate::log::wal_path;
 
 const HEADER_BYTES: usize = 32;
 const FRAME_HEADER_BYTES: usize = 24;
@@ -54,13 +55,10 @@ impl CommitPages {
     /// Reads back what [`CommitPages::encode`] wrote.
     pub fn decode(bytes: &[u8]) -> Result<CommitPages> {
         let corrupt = |why: &str| StorageError::CorruptCommit(why.to_owned());
-        let number = |at: usize| {
-            bytes
-                .get(at..at + 4)
-                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-                .ok_or_else(|| corrupt("truncated"))
-        };
-        let (page_size, database_pages, count) = (number(0)?, number(4)?, number(8)?);
+        if bytes.len() < 12 {
+            return Err(corrupt("truncated"));
+        }
+        let (page_size, database_pages, count) = (be(bytes, 0), be(bytes, 4), be(bytes, 8));
         if !PAGE_SIZES.contains(&page_size) || !page_size.is_power_of_two() {
             return Err(corrupt("page size"));
         }
@@ -70,10 +68,7 @@ impl CommitPages {
         }
         let pages = bytes[12..]
             .chunks_exact(entry)
-            .map(|chunk| {
-                let page = u32::from_be_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-                (page, chunk[4..].to_vec())
-            })
+            .map(|chunk| (be(chunk, 0), chunk[4..].to_vec()))
             .collect::<Vec<_>>();
         if pages
             .iter()
@@ -104,10 +99,8 @@ pub struct WalCursor {
 impl WalCursor {
     /// A cursor at the start of the log of the database at `database`.
     pub fn for_database(database: &Path) -> WalCursor {
-        let mut wal = database.as_os_str().to_owned();
-        wal.push("-wal");
         WalCursor {
-            wal: wal.into(),
+            wal: wal_path(database),
             salts: None,
             next_frame: 0,
             checksum: [0, 0],
@@ -191,9 +184,7 @@ pub fn restore<'a>(
     commits: impl IntoIterator<Item = &'a CommitPages>,
 ) -> Result<()> {
     let context = || format!("restore {}", database.display());
-    let mut wal = database.as_os_str().to_owned();
-    wal.push("-wal");
-    match std::fs::remove_file(&wal) {
+    match std::fs::remove_file(wal_path(database)) {
         Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
             return Err(StorageError::io(context(), error));
         }

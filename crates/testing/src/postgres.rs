@@ -1,7 +1,7 @@
 //! A throwaway PostgreSQL server for cluster tests: `initdb` and `pg_ctl` from Debian's
 //! `postgresql` package, in a temporary directory, on a free loopback port, gone when dropped.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use crate::TempDir;
@@ -16,6 +16,8 @@ pub struct Postgres {
     bin: PathBuf,
     data: PathBuf,
     port: u16,
+    /// Its programs run as the `postgres` user, since PostgreSQL refuses to run as root.
+    as_root: bool,
     /// Holds the data directory; removed after the server stopped.
     dir: TempDir,
 }
@@ -55,17 +57,7 @@ impl Postgres {
                 .args(["-R", "postgres:postgres"])
                 .arg(dir.path()));
         }
-        let program = |name: &str| {
-            let mut command = if as_root {
-                let mut command = Command::new("runuser");
-                command.args(["-u", "postgres", "--"]).arg(bin.join(name));
-                command
-            } else {
-                Command::new(bin.join(name))
-            };
-            command.env("LC_ALL", "C");
-            command
-        };
+        let program = |name: &str| program(&bin, name, as_root);
         run(program("initdb").arg("-D").arg(&data).args([
             "-U",
             ROLE,
@@ -89,6 +81,7 @@ impl Postgres {
             bin,
             data,
             port,
+            as_root,
             dir,
         }
     }
@@ -112,28 +105,29 @@ impl Postgres {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
-
-    fn data_dir(&self) -> &Path {
-        &self.data
-    }
 }
 
 impl Drop for Postgres {
     fn drop(&mut self) {
-        let pg_ctl = self.bin.join("pg_ctl");
-        let mut command = if is_root() {
-            let mut command = Command::new("runuser");
-            command.args(["-u", "postgres", "--"]).arg(pg_ctl);
-            command
-        } else {
-            Command::new(pg_ctl)
-        };
-        let _ = command
+        let _ = program(&self.bin, "pg_ctl", self.as_root)
             .arg("-D")
-            .arg(self.data_dir())
+            .arg(&self.data)
             .args(["-m", "immediate", "stop"])
             .output();
     }
+}
+
+/// The server's program `name`, run as the `postgres` user when the tests run as root.
+fn program(bin: &std::path::Path, name: &str, as_root: bool) -> Command {
+    let mut command = if as_root {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(bin.join(name));
+        command
+    } else {
+        Command::new(bin.join(name))
+    };
+    command.env("LC_ALL", "C");
+    command
 }
 
 /// Whether the tests run as root, read from `id -u` (no unsafe code for `geteuid`).

@@ -36,14 +36,17 @@ impl Envelope {
                         code,
                         reason,
                         was_clean,
-                    } => (
-                        EventKind::Close,
-                        format!(
-                            "socket {socket}: code {code}{}{}",
-                            if reason.is_empty() { "" } else { ", " },
-                            reason
-                        ) + if *was_clean { "" } else { " (connection lost)" },
-                    ),
+                    } => {
+                        let mut detail = format!("socket {socket}: code {code}");
+                        if !reason.is_empty() {
+                            detail.push_str(", ");
+                            detail.push_str(reason);
+                        }
+                        if !was_clean {
+                            detail.push_str(" (connection lost)");
+                        }
+                        (EventKind::Close, detail)
+                    }
                     SocketEvent::Error(error) => {
                         (EventKind::Error, format!("socket {socket}: {error}"))
                     }
@@ -52,13 +55,13 @@ impl Envelope {
             Envelope::Alarm {
                 scheduled_ms,
                 retry,
-            } => (
-                EventKind::Alarm,
-                match retry {
-                    0 => format!("set for {scheduled_ms} ms since the epoch"),
-                    n => format!("set for {scheduled_ms} ms since the epoch, retry {n}"),
-                },
-            ),
+            } => {
+                let mut detail = format!("set for {scheduled_ms} ms since the epoch");
+                if *retry > 0 {
+                    detail.push_str(&format!(", retry {retry}"));
+                }
+                (EventKind::Alarm, detail)
+            }
             Envelope::Resume | Envelope::Control(_) => return None,
         })
     }

@@ -86,8 +86,7 @@ fn a_torn_frame_ends_what_is_read() {
     // Damage the last frame's page while the store is open (closing it would checkpoint and
     // remove the log): its checksum no longer chains, so the commit it ends is not one, as
     // SQLite's own recovery would decide.
-    let mut wal = path.0.as_os_str().to_owned();
-    wal.push("-wal");
+    let wal = crate::log::wal_path(&path.0);
     let mut bytes = std::fs::read(&wal).unwrap();
     assert!(bytes.len() > HEADER_BYTES, "the second turn is in the log");
     let last = bytes.len() - 1;
@@ -182,8 +181,7 @@ fn logs_of_either_byte_order_are_read_and_a_bad_page_size_is_not() {
     for magic in [MAGIC_LITTLE_ENDIAN, MAGIC_BIG_ENDIAN] {
         let path = TempPath::new("wal-synthetic");
         std::fs::create_dir_all(path.0.parent().unwrap()).unwrap();
-        let mut wal = path.0.as_os_str().to_owned();
-        wal.push("-wal");
+        let wal = crate::log::wal_path(&path.0);
         std::fs::write(&wal, synthetic_log(magic, 512, &[(1, 7), (2, 9)])).unwrap();
         let commits = WalCursor::for_database(&path.0).read_commits().unwrap();
         assert_eq!(commits.len(), 1, "{magic:#x}");
@@ -222,8 +220,7 @@ fn a_missing_log_is_empty_and_an_unreadable_one_is_an_error() {
         Err(StorageError::Io { .. })
     ));
     // A log that cannot be removed stops a restore rather than being left beside its database.
-    let mut wal = path.0.as_os_str().to_owned();
-    wal.push("-wal");
+    let wal = crate::log::wal_path(&path.0);
     std::fs::create_dir_all(std::path::Path::new(&wal).join("occupied")).unwrap();
     assert!(matches!(
         restore(&path.0, &[]),
