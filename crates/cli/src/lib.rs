@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use dormouse_node::ClusterNode;
 use dormouse_runtime::{CloseReply, GuestClass, Runtime, StorageOptions};
 use dormouse_server::{DataDir, ServeArgs, Server};
 use dormouse_workers::{Engine, EngineOptions, Feature, Project, WorkerService};
@@ -88,6 +89,7 @@ pub struct Running {
     engine: Engine,
     project: Project,
     args: WorkersArgs,
+    cluster: Option<ClusterNode>,
     _data_dir: DataDir,
 }
 
@@ -134,14 +136,34 @@ pub async fn start(args: &WorkersArgs, dev: bool) -> anyhow::Result<Running> {
             .close_reply(close_reply),
         );
     }
+    let serve = &args.serve;
+    let cluster = ClusterNode::join_from_flags(
+        serve.cluster_database.as_deref(),
+        serve.node_address.as_deref(),
+        serve.listen,
+        serve.cluster_secret.as_deref(),
+        serve.lease_ttl,
+    )
+    .await
+    .context("cannot join the cluster")?;
+    if let Some(node) = &cluster {
+        builder = builder.placement(node.placement());
+    }
     let runtime = builder.build().context("cannot start the runtime")?;
+    let mut options = serve.server_options();
+    if let Some(node) = &cluster {
+        node.follow_lease(runtime.clone());
+        options
+            .collectors
+            .push(std::sync::Arc::new(node.collector()));
+    }
     engine.load(&project, runtime.env()).await?;
     let server = Server::bind(
-        args.serve.listen,
-        Some(args.serve.admin_listen),
+        serve.listen,
+        Some(serve.admin_listen),
         runtime,
         WorkerService::new(engine.clone()),
-        args.serve.server_options(),
+        options,
     )
     .await?;
     Ok(Running {
@@ -149,6 +171,7 @@ pub async fn start(args: &WorkersArgs, dev: bool) -> anyhow::Result<Running> {
         engine,
         project,
         args: args.clone(),
+        cluster,
         _data_dir: data_dir,
     })
 }
@@ -183,9 +206,16 @@ impl Running {
     }
 
     /// Stops: requests in flight are answered, objects finish their turns, WebSockets close
-    /// with `code`.
+    /// with `code`. A cluster node closes them with 1012 (service restart) instead, so that
+    /// clients reconnect to another node, and leaves its cluster, releasing its objects.
     pub async fn shutdown_with(&self, code: u16) {
-        self.server.shutdown_with(code).await;
+        match &self.cluster {
+            None => self.server.shutdown_with(code).await,
+            Some(node) => {
+                self.server.shutdown_with(dormouse_node::CLOSE_MOVED).await;
+                node.leave().await;
+            }
+        }
     }
 }
 

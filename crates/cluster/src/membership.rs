@@ -95,6 +95,40 @@ impl Membership {
         }
     }
 
+    /// The incarnation whose lease the node holds now by its own clock, if any: the check of
+    /// every delivery to an object, so it neither allocates nor waits.
+    pub fn holding(&self) -> Option<i64> {
+        match &*self.state.borrow() {
+            MemberState::Member(lease) if lease.holds_at(Instant::now()) => {
+                Some(lease.incarnation())
+            }
+            _ => None,
+        }
+    }
+
+    /// Ends the membership: stops renewing and deletes the node's row, so that its objects (it
+    /// released them first) are not waited for. A node that cannot reach the database just
+    /// stops; its lease lapses.
+    pub async fn leave(&self, url: &str) {
+        self.task.abort();
+        let lease = match &*self.state.borrow() {
+            MemberState::Member(lease) => Some(lease.clone()),
+            MemberState::Lapsed { .. } => None,
+        };
+        let Some(lease) = lease else {
+            return;
+        };
+        let limit = lease.settings().renew_every();
+        let leave = async {
+            let mut session = Session::connect(url).await?;
+            session.deregister(&lease).await
+        };
+        match bounded("leaving the cluster", limit, leave).await {
+            Ok(()) => tracing::info!(node = lease.node(), "left the cluster"),
+            Err(error) => tracing::warn!(%error, "leaving the cluster failed; the lease lapses"),
+        }
+    }
+
     /// Renews at once, rather than at the next tick, and returns when that renewal (and the
     /// registration after a lapse) is done.
     pub async fn renew_now(&self) {

@@ -2,10 +2,12 @@
 
 use std::ops::Deref;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context as _;
 use axum::Router;
 use clap::Parser;
+use dormouse_node::ClusterNode;
 use dormouse_runtime::{Migration, Runtime, RuntimeBuilder, RuntimeConfig, StorageOptions};
 use dormouse_sdk::{DurableObject, Env};
 use dormouse_server::{ConfigFile, DataDir, ServeArgs, Server};
@@ -115,17 +117,30 @@ impl App {
         for (name, value) in &file.vars {
             builder = builder.var(name, value);
         }
+        let cluster = join_cluster(args).await?;
+        if let Some(node) = &cluster {
+            builder = builder.placement(node.placement());
+        }
         let runtime = builder.build().context("cannot start the runtime")?;
+        let mut options = args.server_options();
+        if let Some(node) = &cluster {
+            node.follow_lease(runtime.clone());
+            options.collectors.push(Arc::new(node.collector()));
+        }
         let router = (self.worker)(runtime.env());
         let server = Server::bind(
             args.listen,
             Some(args.admin_listen),
             runtime,
             router,
-            args.server_options(),
+            options,
         )
         .await?;
-        Ok(Running { server, data_dir })
+        Ok(Running {
+            server,
+            data_dir,
+            cluster,
+        })
     }
 
     /// Runs the application as a program: parses the shared flags, logs to stderr (`RUST_LOG`
@@ -171,10 +186,23 @@ impl App {
             .await
             .context("cannot listen for shutdown signals")?;
         tracing::info!(close_code = code, "shutting down");
-        running.shutdown_with(code).await;
+        running.stop(code).await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Joins the cluster the flags name, if any.
+async fn join_cluster(args: &ServeArgs) -> anyhow::Result<Option<ClusterNode>> {
+    ClusterNode::join_from_flags(
+        args.cluster_database.as_deref(),
+        args.node_address.as_deref(),
+        args.listen,
+        args.cluster_secret.as_deref(),
+        args.lease_ttl,
+    )
+    .await
+    .context("cannot join the cluster")
 }
 
 /// A running application.
@@ -182,9 +210,23 @@ impl App {
 pub struct Running {
     server: Server,
     data_dir: DataDir,
+    cluster: Option<ClusterNode>,
 }
 
 impl Running {
+    /// Stops serving, as [`Server::shutdown_with`] does; a cluster node then leaves its cluster,
+    /// releasing its objects at once, and its sockets close with 1012 (service restart) whatever
+    /// `code` says, so that clients reconnect to another node.
+    pub async fn stop(&self, code: u16) {
+        match &self.cluster {
+            None => self.server.shutdown_with(code).await,
+            Some(node) => {
+                self.server.shutdown_with(dormouse_node::CLOSE_MOVED).await;
+                node.leave().await;
+            }
+        }
+    }
+
     /// The data directory (locked while the application runs).
     pub fn data_dir(&self) -> &DataDir {
         &self.data_dir

@@ -13,7 +13,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use dormouse_storage::Catalog;
 use tokio::sync::Notify;
 
+use crate::namespace::Namespace;
 use crate::object::{Envelope, ObjectCell, Refused};
+use crate::placement::Route;
 use crate::registry::CellKey;
 use crate::runtime::Shared;
 
@@ -176,11 +178,41 @@ impl AlarmScheduler {
     }
 }
 
-/// Hands a due alarm to its object, creating (or waking) the object.
-fn deliver(shared: &Shared, key: CellKey, pending: Pending) {
+/// How long a due alarm waits before it is tried again when the cluster could not say which
+/// node runs its object.
+const PLACEMENT_RETRY: Duration = Duration::from_secs(1);
+
+/// Hands a due alarm to its object, creating (or waking) the object. In cluster mode an object
+/// that is not this node's is claimed first; if another node owns it, that node fires it.
+fn deliver(shared: &Arc<Shared>, key: CellKey, pending: Pending) {
     let Some(namespace) = shared.namespace_by_index(key.namespace) else {
         return;
     };
+    if let Some(placement) = &shared.placement
+        && !placement.is_here(&namespace.binding, &key.raw)
+    {
+        let (placement, namespace, shared) = (placement.clone(), namespace.clone(), shared.clone());
+        tokio::spawn(async move {
+            match placement.route(namespace.placed(&key.raw)).await {
+                Ok(Route::Here) => deliver_here(&shared, &namespace, key, pending),
+                Ok(Route::Peer(peer)) => {
+                    tracing::debug!(%peer, "alarm of an object another node owns: it fires there");
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "alarm postponed: the cluster cannot place its object");
+                    shared
+                        .alarms
+                        .retry(key, pending.scheduled, pending.retry, PLACEMENT_RETRY);
+                }
+            }
+        });
+        return;
+    }
+    deliver_here(shared, namespace, key, pending);
+}
+
+/// Hands a due alarm to its object on this node.
+fn deliver_here(shared: &Shared, namespace: &Arc<Namespace>, key: CellKey, pending: Pending) {
     let id = dormouse_sdk::ObjectId::from_raw(key.raw, None);
     let mut envelope = Envelope::Alarm {
         scheduled_ms: pending.scheduled,

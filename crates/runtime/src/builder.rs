@@ -15,6 +15,7 @@ use crate::config::RuntimeConfig;
 use crate::error::{Result, RuntimeError};
 use crate::guest::GuestClass;
 use crate::namespace::{ClassSpec, Namespace, NamespaceStorage};
+use crate::placement::Placement;
 use crate::registry::{CellKey, Registry};
 use crate::runtime::{Runtime, Shared};
 
@@ -52,6 +53,7 @@ pub struct RuntimeBuilder {
     classes: Vec<ClassSpec>,
     vars: HashMap<String, String>,
     storage: Option<StorageOptions>,
+    placement: Option<Arc<dyn Placement>>,
 }
 
 impl std::fmt::Debug for RuntimeBuilder {
@@ -65,6 +67,13 @@ impl std::fmt::Debug for RuntimeBuilder {
 }
 
 impl RuntimeBuilder {
+    /// Makes the runtime one node of a cluster: `placement` decides which node runs each object,
+    /// and every commit is handed to it before the turn's output leaves.
+    pub fn placement(mut self, placement: Arc<dyn Placement>) -> Self {
+        self.placement = Some(placement);
+        self
+    }
+
     /// Replaces the configuration.
     pub fn config(mut self, config: RuntimeConfig) -> Self {
         self.config = config;
@@ -152,6 +161,7 @@ impl RuntimeBuilder {
                     dir: info.dir,
                     durability: options.durability,
                     alarms: alarms.clone(),
+                    replicated: self.placement.is_some(),
                 });
             }
             let bound: Vec<&str> = classes.iter().map(|c| c.class.as_str()).collect();
@@ -163,7 +173,7 @@ impl RuntimeBuilder {
         let drivers = Arc::new(Drivers::new());
         let shared = Arc::new_cyclic(|weak: &Weak<Shared>| Shared {
             config: config.clone(),
-            registry: Registry::new(),
+            registry: Registry::new(self.placement.clone()),
             namespaces: classes
                 .into_iter()
                 .enumerate()
@@ -182,6 +192,7 @@ impl RuntimeBuilder {
             alarms: alarms.clone(),
             memory_to_return: AtomicBool::new(false),
             closing: AtomicBool::new(false),
+            placement: self.placement,
         });
         alarms.attach(Arc::downgrade(&shared));
         if let Some(catalog) = &catalog {

@@ -71,7 +71,9 @@ mod liveness;
 mod metrics;
 mod namespace;
 mod object;
+pub mod placement;
 mod registry;
+mod routing;
 pub mod runtime;
 mod storage;
 

@@ -17,6 +17,8 @@ use crate::event_log::EventLog;
 use crate::guest::Factory;
 use crate::metrics::NamespaceMetrics;
 use crate::object::{Envelope, Refused};
+use crate::placement::PlacedObject;
+use crate::routing::{self, Placed};
 use crate::runtime::Shared;
 
 /// Cloudflare's message for a full mailbox.
@@ -42,6 +44,8 @@ pub(crate) struct NamespaceStorage {
     pub(crate) dir: std::path::PathBuf,
     pub(crate) durability: dormouse_storage::Durability,
     pub(crate) alarms: Arc<AlarmScheduler>,
+    /// Commits are shipped to the cluster before their output leaves (cluster mode).
+    pub(crate) replicated: bool,
 }
 
 impl NamespaceStorage {
@@ -180,13 +184,12 @@ impl NamespaceHost for Namespace {
         id: ObjectId,
         request: Request,
     ) -> BoxFuture<'static, dormouse_sdk::Result<Response>> {
-        let (reply, response) = oneshot::channel();
-        let delivered = self.deliver(id, Envelope::Fetch { request, reply });
+        let shared = self.shared.upgrade();
+        let index = self.index;
         Box::pin(async move {
-            delivered.await?;
-            response
-                .await
-                .unwrap_or_else(|_| Err(reset_while_handling()))
+            let shared = shared.ok_or_else(shutting_down)?;
+            let namespace = shared.namespace_at(index).clone();
+            routing::fetch(shared, namespace, id, request).await
         })
     }
 
@@ -196,59 +199,70 @@ impl NamespaceHost for Namespace {
         method: String,
         args: Bytes,
     ) -> BoxFuture<'static, dormouse_sdk::Result<Bytes>> {
-        let (reply, answer) = oneshot::channel();
-        let delivered = self.deliver(
-            id,
-            Envelope::Call {
+        let shared = self.shared.upgrade();
+        let index = self.index;
+        Box::pin(async move {
+            let shared = shared.ok_or_else(shutting_down)?;
+            let namespace = shared.namespace_at(index).clone();
+            if let Placed::Peer(peer, _) = routing::place(&shared, &namespace, &id).await? {
+                return Err(routing::call_elsewhere(&peer));
+            }
+            let (reply, answer) = oneshot::channel();
+            let envelope = Envelope::Call {
                 method,
                 args,
                 reply,
-            },
-        );
-        Box::pin(async move {
-            delivered.await?;
+            };
+            deliver(&shared, &namespace, &id, envelope)?;
+            drop(shared);
             answer.await.unwrap_or_else(|_| Err(reset_while_handling()))
         })
     }
 }
 
 impl Namespace {
-    /// Queues `envelope` for the object `id` (creating or waking it); fails when the runtime is
-    /// shutting down or the object's mailbox is full.
-    fn deliver(
-        &self,
-        id: ObjectId,
-        envelope: Envelope,
-    ) -> impl std::future::Future<Output = dormouse_sdk::Result<()>> + Send + 'static {
-        let shared = self.shared.upgrade();
-        let index = self.index;
-        async move {
-            let shared = shared.ok_or_else(shutting_down)?;
-            if shared.closing.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(shutting_down());
-            }
-            let namespace = shared.namespace_at(index);
-            let mut envelope = envelope;
-            loop {
-                let cell = shared.registry.get_or_create(namespace, &id);
-                match cell.try_deliver(envelope, &namespace.config.limits) {
-                    Ok(()) => return Ok(()),
-                    // The object was retired between lookup and delivery: look it up again.
-                    Err(Refused::Retired(back)) => envelope = back,
-                    Err(Refused::Full(_)) => {
-                        namespace
-                            .metrics
-                            .overloaded
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        return Err(Error::new(ErrorKind::Overloaded, OVERLOADED));
-                    }
-                }
+    /// The object `id` of this namespace, as placement names it.
+    pub(crate) fn placed(&self, id: &[u8; 32]) -> PlacedObject {
+        PlacedObject {
+            binding: self.binding.as_str().into(),
+            id: *id,
+            database: self
+                .storage
+                .as_ref()
+                .map(|site| site.database_path(&ObjectId::from_raw(*id, None))),
+        }
+    }
+}
+
+/// Queues `envelope` for the object `id` of `namespace` on this node (creating or waking it);
+/// fails when the runtime is shutting down or the object's mailbox is full.
+pub(crate) fn deliver(
+    shared: &Shared,
+    namespace: &Arc<Namespace>,
+    id: &ObjectId,
+    mut envelope: Envelope,
+) -> dormouse_sdk::Result<()> {
+    if shared.closing.load(std::sync::atomic::Ordering::SeqCst) {
+        return Err(shutting_down());
+    }
+    loop {
+        let cell = shared.registry.get_or_create(namespace, id);
+        match cell.try_deliver(envelope, &namespace.config.limits) {
+            Ok(()) => return Ok(()),
+            // The object was retired between lookup and delivery: look it up again.
+            Err(Refused::Retired(back)) => envelope = back,
+            Err(Refused::Full(_)) => {
+                namespace
+                    .metrics
+                    .overloaded
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return Err(Error::new(ErrorKind::Overloaded, OVERLOADED));
             }
         }
     }
 }
 
-fn reset_while_handling() -> Error {
+pub(crate) fn reset_while_handling() -> Error {
     Error::new(
         ErrorKind::Reset,
         "Durable Object was reset while handling the request",

@@ -8,6 +8,7 @@ use dormouse_sdk::ObjectId;
 
 use crate::namespace::Namespace;
 use crate::object::ObjectCell;
+use crate::placement::Placement;
 
 /// Shards of the registry: lookups from many connections contend on one lock per shard only.
 const SHARDS: usize = 64;
@@ -23,6 +24,8 @@ pub(crate) struct CellKey {
 /// sockets or queued events; an empty, idle cell is retired and removed.
 pub(crate) struct Registry {
     shards: Box<[Shard]>,
+    /// Told of each object retired here, in cluster mode: another node may take it.
+    placement: Option<Arc<dyn Placement>>,
 }
 
 /// One shard of the registry.
@@ -63,11 +66,12 @@ impl Hasher for IdHash {
 }
 
 impl Registry {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(placement: Option<Arc<dyn Placement>>) -> Self {
         Registry {
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(HashMap::with_hasher(IdHasher)))
                 .collect(),
+            placement,
         }
     }
 
@@ -117,6 +121,10 @@ impl Registry {
         }
         if cell.retire_if_empty() {
             shard.remove(&key);
+            drop(shard);
+            if let Some(placement) = &self.placement {
+                placement.release(cell.namespace.placed(&key.raw));
+            }
         }
     }
 

@@ -16,8 +16,11 @@ use crate::object::{ObjectCell, WriteFailure};
 /// The storage of one object instance.
 pub(crate) struct ObjectStorage {
     store: Mutex<ObjectStore>,
-    /// Makes commits durable (`None`: relaxed durability, where committing is enough).
+    /// Makes commits durable on this node (`None`: relaxed durability, where committing is
+    /// enough).
     flusher: Option<LogFlusher>,
+    /// Commits are durable once shipped to the cluster (cluster mode).
+    replicated: bool,
     cell: Arc<ObjectCell>,
     alarms: Arc<AlarmScheduler>,
     /// The alarm was set or deleted since the last commit: the scheduler must learn the
@@ -45,6 +48,7 @@ impl ObjectStorage {
         }
         Ok(Arc::new(ObjectStorage {
             flusher: store.log_flusher(),
+            replicated: site.replicated,
             store: Mutex::new(store),
             cell,
             alarms: site.alarms.clone(),
@@ -125,9 +129,15 @@ impl ObjectStorage {
         self.flusher.clone()
     }
 
-    /// Whether commits need a flush to be durable (full durability).
+    /// Whether commits need a flush to be durable: full durability, or cluster mode (where the
+    /// flush ships them).
     pub(crate) fn flushes(&self) -> bool {
-        self.flusher.is_some()
+        self.flusher.is_some() || self.replicated
+    }
+
+    /// Whether commits are shipped to the cluster before their output leaves.
+    pub(crate) fn is_replicated(&self) -> bool {
+        self.replicated
     }
 
     pub(crate) fn checkpoint_due(&self) -> bool {

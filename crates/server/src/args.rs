@@ -104,6 +104,38 @@ pub struct ServeArgs {
     /// Largest WebSocket message accepted, in bytes; larger ones close the socket with 1009.
     #[arg(long, value_name = "BYTES", default_value_t = Limits::default().max_message_bytes, env = "DORMOUSE_MAX_MESSAGE_SIZE")]
     pub max_message_size: usize,
+
+    /// Join a cluster whose state is in this PostgreSQL database
+    /// (`postgres://user@host:port/database`); the schema is created or migrated on start.
+    /// Without it the server is a single node with local storage only.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "DORMOUSE_CLUSTER_DATABASE",
+        hide_env_values = true
+    )]
+    pub cluster_database: Option<String>,
+
+    /// Where the other nodes reach this node's `--listen` port (`host:port`), when it listens on
+    /// an address they cannot use (such as 0.0.0.0). Default: the `--listen` address.
+    #[arg(long, value_name = "ADDR", env = "DORMOUSE_NODE_ADDRESS")]
+    pub node_address: Option<String>,
+
+    /// The secret the nodes of a cluster share: every request one forwards to another carries it
+    /// (header `x-dormouse-cluster-secret`), and one without it is refused (401). Required with
+    /// `--cluster-database`.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "DORMOUSE_CLUSTER_SECRET",
+        hide_env_values = true
+    )]
+    pub cluster_secret: Option<String>,
+
+    /// How long a node's lease in the cluster lasts without renewal: after it (and a grace of a
+    /// fifth of it), another node takes over the objects of a node that stopped answering.
+    #[arg(long, value_name = "DURATION", default_value = "6s", value_parser = humantime::parse_duration, env = "DORMOUSE_LEASE_TTL")]
+    pub lease_ttl: Duration,
 }
 
 impl ServeArgs {
@@ -114,6 +146,8 @@ impl ServeArgs {
             max_connections_per_ip: self.max_connections_per_ip,
             compression: self.compression,
             admin_token: self.admin_token.clone(),
+            cluster_secret: self.cluster_secret.clone(),
+            collectors: Vec::new(),
         }
     }
 

@@ -7,6 +7,8 @@
 //! - [`ServeArgs`]: the command-line flags shared by every binary.
 //! - `listener`: the accept loop (survives running out of file descriptors) and connections.
 //! - `upgrade`: the WebSocket handshake around the Worker (subprotocol checks included).
+//! - `peer`: requests between the nodes of a cluster: the secret forwarded requests carry, and
+//!   forwarded WebSocket upgrades joined to their client's connection.
 //! - `per_address`: `--max-connections-per-ip`, WebSocket connections per client address.
 //! - `admin`: the inspector page and its JSON, `/metrics`, `/objects`, actions, who may use them.
 //! - [`DataDir`]: the locked data directory.
@@ -20,15 +22,18 @@ mod data_dir;
 pub mod error;
 mod listener;
 mod memory;
+mod peer;
 mod per_address;
 pub mod signals;
 mod upgrade;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use dormouse_runtime::Runtime;
 use dormouse_sdk::{Request, Response};
+use prometheus_client::collector::Collector;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -57,6 +62,11 @@ pub struct ServerOptions {
     pub compression: bool,
     /// The token admin requests must carry; without one the admin address must be on loopback.
     pub admin_token: Option<String>,
+    /// The secret peers' forwarded requests carry (cluster mode); without it, this node serves
+    /// no forwarded request.
+    pub cluster_secret: Option<String>,
+    /// More figures for `/metrics`, next to the runtime's (a cluster node's).
+    pub collectors: Vec<Arc<dyn Collector>>,
 }
 
 impl Default for ServerOptions {
@@ -66,6 +76,8 @@ impl Default for ServerOptions {
             max_connections_per_ip: None,
             compression: true,
             admin_token: None,
+            cluster_secret: None,
+            collectors: Vec::new(),
         }
     }
 }
@@ -107,6 +119,7 @@ impl Server {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let address_limit = options.max_connections_per_ip.map(AddressLimit::new);
+        let collectors = options.collectors.clone();
         tokio::spawn(listener::accept_loop(
             listener,
             runtime.clone(),
@@ -121,8 +134,13 @@ impl Server {
             None => None,
             Some((admin, access)) => {
                 let admin_addr = admin.local_addr().ok();
-                let router =
-                    admin::router(runtime.clone(), address_limit, access, shutdown.clone());
+                let router = admin::router(
+                    runtime.clone(),
+                    address_limit,
+                    access,
+                    collectors,
+                    shutdown.clone(),
+                );
                 let stop = shutdown.clone();
                 tokio::spawn(async move {
                     let serve = axum::serve(admin, router)

@@ -58,6 +58,7 @@ pub(crate) async fn accept_loop<W>(
                     address: peer.ip(),
                     limit: address_limit.clone(),
                     compression: options.compression,
+                    peer_secret: options.cluster_secret.as_deref().map(Arc::from),
                 };
                 tracker.spawn(serve_connection(
                     stream,

@@ -4,6 +4,7 @@ use std::convert::Infallible;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use dormouse_runtime::placement::ForwardedUpgrade;
 use dormouse_runtime::{ConnectionLease, Negotiated, Runtime};
 use dormouse_sdk::response::WebSocketUpgrade;
 use dormouse_sdk::{Body, Request, Response, response};
@@ -15,6 +16,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tower_service::Service;
 
+use crate::peer;
 use crate::per_address::{AddressLease, AddressLimit};
 
 /// Who sent a request, and what its connection may agree to: its address, the bound on
@@ -24,6 +26,8 @@ pub(crate) struct Client {
     pub(crate) address: IpAddr,
     pub(crate) limit: Option<Arc<AddressLimit>>,
     pub(crate) compression: bool,
+    /// The cluster's secret, which forwarded requests carry (cluster mode).
+    pub(crate) peer_secret: Option<Arc<str>>,
 }
 
 /// An upgrade request that passed the checks, waiting for the Worker's answer.
@@ -54,6 +58,14 @@ pub(crate) async fn handle<W>(
 where
     W: Service<Request, Response = Response, Error = Infallible>,
 {
+    let forwarded = match peer::forwarded_to(
+        request.headers(),
+        client.peer_secret.as_deref(),
+        client.address,
+    ) {
+        Ok(forwarded) => forwarded,
+        Err(refusal) => return Ok(refusal.response()),
+    };
     let upgrade = if handshake::is_upgrade_request(request.headers()) {
         let key = match handshake::validate_request(
             request.method(),
@@ -63,7 +75,9 @@ where
             Ok(key) => key,
             Err(error) => return Ok(response::text(error.status(), error.to_string())),
         };
-        let lease = match &client.limit {
+        // A forwarded upgrade was counted against its client's address by the node it came to.
+        let limit = client.limit.as_ref().filter(|_| forwarded.is_none());
+        let lease = match limit {
             None => None,
             Some(limit) => match limit.acquire(client.address) {
                 Some(lease) => Some(lease),
@@ -90,8 +104,27 @@ where
     } else {
         None
     };
-    let Ok(mut reply) = worker.call(request.map(Body::new)).await;
+    let request = request.map(Body::new);
+    let mut reply = match forwarded {
+        Some(target) => {
+            runtime
+                .fetch_forwarded(&target.binding, &target.id, request)
+                .await
+        }
+        None => match worker.call(request).await {
+            Ok(reply) => reply,
+        },
+    };
     if reply.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return Ok(reply);
+    }
+    if let Some(owner) = reply.extensions_mut().remove::<ForwardedUpgrade>() {
+        let Some(pending) = upgrade else {
+            return Ok(upgrade_required());
+        };
+        // The owner answered the handshake (accept key, subprotocol, extensions): its 101 goes to
+        // the client as it is, and the two connections are joined.
+        peer::join(pending.on_upgrade, owner, pending.lease);
         return Ok(reply);
     }
     let Some(socket) = reply.extensions_mut().remove::<WebSocketUpgrade>() else {
@@ -103,10 +136,7 @@ where
     };
     let Some(pending) = upgrade else {
         // Dropping `socket` tells its object the connection never came (close 1006).
-        return Ok(response::text(
-            StatusCode::UPGRADE_REQUIRED,
-            "Upgrade Required: this endpoint expects a WebSocket upgrade",
-        ));
+        return Ok(upgrade_required());
     };
     let protocol = match handshake::chosen_subprotocol(&pending.offered, reply.headers()) {
         Ok(protocol) => protocol,
@@ -161,4 +191,11 @@ where
         }
     });
     Ok(reply)
+}
+
+fn upgrade_required() -> Response {
+    response::text(
+        StatusCode::UPGRADE_REQUIRED,
+        "Upgrade Required: this endpoint expects a WebSocket upgrade",
+    )
 }

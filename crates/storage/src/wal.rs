@@ -190,6 +190,9 @@ pub fn restore<'a>(
         }
         _ => {}
     }
+    if let Some(dir) = database.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| StorageError::io(context(), e))?;
+    }
     let mut file = File::create(database).map_err(|e| StorageError::io(context(), e))?;
     let mut size = 0u64;
     for commit in commits {

@@ -13,11 +13,14 @@
 //! - `metrics`: [`Metrics`], parsed `/metrics`; `net`: ports and readiness; `durability`:
 //!   acknowledged-write checks after crashes.
 //! - `postgres`: [`Postgres`], a throwaway server; `proxy`: [`FaultProxy`], a link to cut or
-//!   black-hole; `history`: the counter-history checker of the cluster's fault tests.
+//!   black-hole; `history`: the counter-history checker of the cluster's fault tests;
+//!   `cluster`: [`TestCluster`], nodes of one binary on 127.0.0.2, 127.0.0.3, … around one
+//!   PostgreSQL, to kill, pause, drain and restart.
 
 mod browser;
 mod client;
 mod clients;
+mod cluster;
 pub mod durability;
 pub mod history;
 mod http;
@@ -33,9 +36,10 @@ mod workers;
 pub use browser::{Browser, Page};
 pub use client::{WsClient, connect_raw, handshake_raw, masked_frame, read_at_least};
 pub use clients::{clients_dir, run_node_client, run_python_client};
+pub use cluster::{TEST_CLUSTER_SECRET, TEST_LEASE_TTL, TestCluster};
 pub use http::{HttpReply, http_request, try_http_request};
 pub use metrics::Metrics;
-pub use net::{free_port, wait_until_listening};
+pub use net::{free_port, free_port_at, wait_until_listening};
 pub use postgres::Postgres;
 pub use process::{ProcessOptions, ServerProcess, process_data_dir, wait_until_wall_clock};
 pub use proxy::{FaultProxy, Link};

@@ -5,7 +5,13 @@ use std::time::Duration;
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    free_port_at(std::net::Ipv4Addr::LOCALHOST.into())
+}
+
+/// A port of `ip` (any of 127.0.0.0/8: each cluster node of a test gets its own) nobody listens
+/// on right now.
+pub fn free_port_at(ip: std::net::IpAddr) -> SocketAddr {
+    let listener = std::net::TcpListener::bind((ip, 0)).expect("bind a free port");
     listener.local_addr().expect("local address")
 }
 

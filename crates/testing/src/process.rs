@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::Duration;
 
-use crate::net::{free_port, wait_until_listening};
+use crate::net::{free_port_at, wait_until_listening};
 use crate::{DEADLINE, Metrics};
 
 /// A server binary running as a child process. Killed (SIGKILL) when dropped.
@@ -34,12 +34,18 @@ pub struct ProcessOptions {
     pub log_filter: Option<String>,
     /// The CPUs the process may run on, as `taskset` lists them (`0`, `0-1`); all when `None`.
     pub cpus: Option<String>,
+    /// The loopback address to listen on (127.0.0.1 when `None`): cluster nodes each get one.
+    pub host: Option<std::net::IpAddr>,
+    /// The listen address, when it must be a given one (a node restarted where its peers knew it).
+    pub listen: Option<SocketAddr>,
 }
 
 impl ServerProcess {
     /// Starts `binary` on free loopback ports with `data_dir`, and waits until it listens.
     pub async fn start(binary: &Path, data_dir: &Path, options: &ProcessOptions) -> ServerProcess {
-        let (addr, admin) = (free_port(), free_port());
+        let host = options.host.unwrap_or(std::net::Ipv4Addr::LOCALHOST.into());
+        let addr = options.listen.unwrap_or_else(|| free_port_at(host));
+        let admin = free_port_at(host);
         let mut args: Vec<String> = options.leading_args.clone();
         args.extend([
             "--listen".into(),
@@ -153,6 +159,15 @@ impl ServerProcess {
     pub fn kill9(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends `signal` (`"STOP"`, `"CONT"`, …) and returns.
+    pub fn send_signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -{signal} failed");
     }
 
     /// Sends `signal` (`"TERM"`, `"INT"`, …) and waits for the process to exit.

@@ -58,6 +58,10 @@ pub fn test_args(data_dir: &Path) -> ServeArgs {
         max_connections_per_ip: None,
         compression: true,
         max_message_size: dormouse::runtime::Limits::default().max_message_bytes,
+        cluster_database: None,
+        node_address: None,
+        cluster_secret: None,
+        lease_ttl: Duration::from_secs(6),
     }
 }
 

@@ -19,14 +19,15 @@ use crate::config::FlushAttempt;
 use crate::storage::ObjectStorage;
 
 /// Runs flushes of `cell`'s log, the first one to `target`, until nothing committed is left to
-/// flush. A failed flush leaves the gate failed and wakes the object's task,
-/// which resets the object.
-pub(crate) fn flush(cell: Arc<ObjectCell>, flusher: LogFlusher, mut target: FlushTarget) {
+/// flush. A flush syncs the log to disk (`flusher`; none with relaxed durability), then, in
+/// cluster mode, ships the commits to the cluster. A failed flush leaves the gate failed and wakes
+/// the object's task, which resets the object.
+pub(crate) fn flush(cell: Arc<ObjectCell>, flusher: Option<LogFlusher>, mut target: FlushTarget) {
     tokio::spawn(async move {
         loop {
             let fault = cell.namespace.config.flush_fault.clone();
             let log = flusher.clone();
-            let result = tokio::task::spawn_blocking(move || {
+            let mut result = tokio::task::spawn_blocking(move || {
                 if let Some(fault) = fault {
                     fault
                         .check(&FlushAttempt {
@@ -34,10 +35,16 @@ pub(crate) fn flush(cell: Arc<ObjectCell>, flusher: LogFlusher, mut target: Flus
                         })
                         .map_err(WriteFailure::Injected)?;
                 }
-                log.flush().map_err(WriteFailure::Flush)
+                match log {
+                    Some(log) => log.flush().map_err(WriteFailure::Flush),
+                    None => Ok(()),
+                }
             })
             .await
             .unwrap_or_else(|panic| Err(WriteFailure::Panicked(panic.to_string())));
+            if result.is_ok() {
+                result = ship(&cell).await;
+            }
             let metrics = &cell.namespace.metrics;
             metrics.flushes.fetch_add(1, Relaxed);
             if let Err(error) = &result {
@@ -57,6 +64,20 @@ pub(crate) fn flush(cell: Arc<ObjectCell>, flusher: LogFlusher, mut target: Flus
             }
         }
     });
+}
+
+/// Ships the object's new commits to the cluster, in cluster mode; nothing to do otherwise.
+async fn ship(cell: &ObjectCell) -> Result<(), WriteFailure> {
+    let Some(placement) = cell
+        .namespace
+        .shared
+        .upgrade()
+        .and_then(|shared| shared.placement.clone())
+    else {
+        return Ok(());
+    };
+    let object = cell.namespace.placed(&cell.key().raw);
+    placement.ship(object).await.map_err(WriteFailure::Shipped)
 }
 
 /// Checkpoints the object's database, off the async threads; the object waits (rarely: once per

@@ -107,6 +107,14 @@ impl ObjectContext {
                 "storage is not available: the runtime has no data directory",
             )
         })?;
+        if site.replicated && !crate::routing::is_placed_here(&self.cell) {
+            // The object moved (or this node lost its lease) since the event was routed: its
+            // local file is no longer the object's, and must not be read.
+            return Err(Error::new(
+                ErrorKind::Overloaded,
+                "the Durable Object is no longer on this node; retry the request",
+            ));
+        }
         let storage = ObjectStorage::open(
             self.cell.clone(),
             site,
@@ -157,7 +165,12 @@ impl ObjectContext {
         if self.cell.gate.turn_ended(batched) == AfterCommit::CommitBatch {
             self.commit_batch(&storage)?;
         }
-        if storage.checkpoint_due() && !storage.has_open_batch() {
+        // A replicated object checkpoints only once every commit was shipped: the log starts
+        // again after a checkpoint, and the shipping reads each commit from it.
+        if storage.checkpoint_due()
+            && !storage.has_open_batch()
+            && (!storage.is_replicated() || self.cell.gate.is_settled())
+        {
             commit::checkpoint(storage).await;
         }
         Ok(())
@@ -180,10 +193,10 @@ impl ObjectContext {
             self.cell.gate.fail(WriteFailure::Commit(error.clone()));
             return Err(WriteFailure::Commit(error));
         }
-        if let (AfterCommit::Flush(target), Some(flusher)) =
-            (self.cell.gate.batch_committed(), storage.flusher())
+        if let AfterCommit::Flush(target) = self.cell.gate.batch_committed()
+            && storage.flushes()
         {
-            commit::flush(self.cell.clone(), flusher, target);
+            commit::flush(self.cell.clone(), storage.flusher(), target);
         }
         Ok(())
     }

@@ -41,6 +41,9 @@ pub(crate) enum WriteFailure {
     /// The flush task panicked.
     #[error("storage flush failed: the flush panicked: {0}")]
     Panicked(String),
+    /// Shipping the commits to the cluster failed (cluster mode).
+    #[error("storage commit to the cluster failed: {0}")]
+    Shipped(crate::placement::PlacementError),
 }
 
 /// An answer held behind the gate: called with `None` once the writes before it are durable, or
@@ -321,7 +324,6 @@ impl OutputGate {
     }
 
     /// Whether no write waits for a commit or a flush.
-    #[cfg(test)]
     pub(crate) fn is_settled(&self) -> bool {
         let pending = self.pending();
         !pending.flushing && pending.undurable.is_empty() && pending.batched.is_empty()

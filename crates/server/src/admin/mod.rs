@@ -18,6 +18,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use dormouse_runtime::{Runtime, RuntimeError};
+use prometheus_client::collector::Collector;
 use prometheus_client::registry::Registry;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -46,11 +47,15 @@ pub(crate) fn router(
     runtime: Runtime,
     address_limit: Option<Arc<AddressLimit>>,
     access: Access,
+    collectors: Vec<Arc<dyn Collector>>,
     stop: CancellationToken,
 ) -> Router {
     let mut metrics_registry = Registry::default();
     metrics_registry.register_collector(Box::new(runtime.metrics_collector()));
     metrics_registry.register_collector(Box::new(RefusedUpgrades(address_limit)));
+    for collector in collectors {
+        metrics_registry.register_collector(Box::new(Embedded(collector)));
+    }
     let registry = Arc::new(metrics_registry);
     Router::new()
         .route("/", get(page::index))
@@ -134,5 +139,18 @@ fn answer(outcome: Result<(), RuntimeError>) -> Response {
             (StatusCode::CONFLICT, error.to_string()).into_response()
         }
         Err(error) => (StatusCode::INTERNAL_SERVER_ERROR, error.to_string()).into_response(),
+    }
+}
+
+/// A collector the embedder registered (a cluster node's figures), shared with it.
+#[derive(Debug)]
+struct Embedded(Arc<dyn Collector>);
+
+impl Collector for Embedded {
+    fn encode(
+        &self,
+        encoder: prometheus_client::encoding::DescriptorEncoder<'_>,
+    ) -> std::fmt::Result {
+        self.0.encode(encoder)
     }
 }

@@ -1,0 +1,255 @@
+//! A Dormouse node in a cluster: any node accepts any request; each object runs on one node at a
+//! time, claimed through the cluster database (PostgreSQL) under an epoch that fences its
+//! commits; a node restores an object's database from the cluster when it claims it, ships every
+//! commit there before the turn's output leaves, and forwards requests for objects another node
+//! owns to that node.
+//!
+//! The runtime knows none of this: it is given a [`Placement`](dormouse_runtime::placement::Placement)
+//! ([`ClusterNode::placement`]) when it is built.
+//!
+//! # Layout
+//! - [`ClusterNode`] (here): joins the cluster, follows the node's lease (objects stop when it is
+//!   lost), and leaves it on a drain.
+//! - `placement`: [`ClusterPlacement`], the runtime's placement: claims, restores, commits
+//!   shipped under the epoch, releases.
+//! - `forward`: requests sent to the node that owns their object, WebSocket upgrades included.
+//! - `pool`: [`SessionPool`], the connections to the cluster database for object work.
+//! - `metrics`: [`NodeMetrics`] and their [`NodeCollector`] for `/metrics`.
+//! - `error`: [`NodeError`].
+
+mod error;
+mod forward;
+mod metrics;
+mod placement;
+mod pool;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dormouse_cluster::{LeaseSettings, MemberState, Membership};
+use dormouse_runtime::Runtime;
+
+pub use error::NodeError;
+pub use forward::MAX_FORWARDED_BODY;
+pub use metrics::{NodeCollector, NodeMetrics};
+pub use placement::ClusterPlacement;
+pub use pool::{MAX_SESSIONS, SessionPool};
+
+/// Close code of the sockets of a node that lost its lease or drains: 1012, service restart, so
+/// that clients reconnect (to another node) at once.
+pub const CLOSE_MOVED: u16 = 1012;
+
+/// Longest a node waits for its objects to stop when its lease was lost.
+const STOP_DEADLINE: Duration = Duration::from_secs(10);
+
+/// How a node joins its cluster.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    /// The cluster database, `postgres://user@host:port/database`.
+    pub database: String,
+    /// Where the other nodes reach this node's listening port (`host:port`); also its id.
+    pub node_address: String,
+    /// The secret every forwarded request carries.
+    pub secret: String,
+    /// How long leases last.
+    pub lease: LeaseSettings,
+}
+
+impl ClusterOptions {
+    /// The options the command-line flags give (`--cluster-database`, `--node-address`,
+    /// `--cluster-secret`, `--lease-ttl`); `None` without a cluster database.
+    pub fn from_flags(
+        database: Option<&str>,
+        node_address: Option<&str>,
+        listen: SocketAddr,
+        secret: Option<&str>,
+        lease_ttl: Duration,
+    ) -> Result<Option<ClusterOptions>, NodeError> {
+        let Some(database) = database else {
+            return Ok(None);
+        };
+        let secret = secret.ok_or_else(|| {
+            NodeError::Options(
+                "--cluster-secret (or DORMOUSE_CLUSTER_SECRET) is required with --cluster-database"
+                    .into(),
+            )
+        })?;
+        let node_address = match node_address {
+            Some(address) => address.to_owned(),
+            None if listen.ip().is_unspecified() || listen.port() == 0 => {
+                return Err(NodeError::Options(format!(
+                    "--node-address is required when listening on {listen}: the other nodes need an address they can reach"
+                )));
+            }
+            None => listen.to_string(),
+        };
+        if lease_ttl < MIN_LEASE_TTL {
+            return Err(NodeError::Options(format!(
+                "--lease-ttl must be at least {MIN_LEASE_TTL:?}: a node renews five times per lease"
+            )));
+        }
+        Ok(Some(ClusterOptions {
+            database: database.to_owned(),
+            node_address,
+            secret: secret.to_owned(),
+            lease: LeaseSettings::with_ttl(lease_ttl),
+        }))
+    }
+}
+
+/// The shortest lease: renewals (a fifth of it apart) must not crowd the database.
+pub const MIN_LEASE_TTL: Duration = Duration::from_millis(500);
+
+/// This process as a node of a cluster.
+#[derive(Debug)]
+pub struct ClusterNode {
+    placement: Arc<ClusterPlacement>,
+    metrics: Arc<NodeMetrics>,
+    database: String,
+}
+
+impl ClusterNode {
+    /// Connects to the cluster database (creating or migrating its schema) and registers this
+    /// node with a fresh lease.
+    pub async fn join(options: ClusterOptions) -> Result<ClusterNode, NodeError> {
+        if options.secret.is_empty() {
+            return Err(NodeError::Options(
+                "the cluster secret must not be empty".into(),
+            ));
+        }
+        let forwarder =
+            forward::Forwarder::new(&options.secret).map_err(|_| NodeError::SecretNotAHeader)?;
+        let membership = Membership::start(
+            &options.database,
+            &options.node_address,
+            &options.node_address,
+            options.lease,
+        )
+        .await?;
+        let metrics = Arc::new(NodeMetrics::default());
+        let placement = Arc::new(ClusterPlacement::new(
+            membership,
+            options.lease,
+            Arc::new(SessionPool::new(&options.database)),
+            forwarder,
+            metrics.clone(),
+        ));
+        metrics.count_objects_of(&placement);
+        tracing::info!(node = %options.node_address, ttl = ?options.lease.ttl, "joined the cluster");
+        Ok(ClusterNode {
+            placement,
+            metrics,
+            database: options.database,
+        })
+    }
+
+    /// Joins the cluster the command-line flags name (see [`ClusterOptions::from_flags`]);
+    /// `None` without a cluster database.
+    pub async fn join_from_flags(
+        database: Option<&str>,
+        node_address: Option<&str>,
+        listen: SocketAddr,
+        secret: Option<&str>,
+        lease_ttl: Duration,
+    ) -> Result<Option<ClusterNode>, NodeError> {
+        match ClusterOptions::from_flags(database, node_address, listen, secret, lease_ttl)? {
+            None => Ok(None),
+            Some(options) => Ok(Some(ClusterNode::join(options).await?)),
+        }
+    }
+
+    /// The placement to build the runtime with.
+    pub fn placement(&self) -> Arc<dyn dormouse_runtime::placement::Placement> {
+        Arc::new(placement::Handle(self.placement.clone()))
+    }
+
+    /// The node's figures, to register next to the runtime's in `/metrics`.
+    pub fn collector(&self) -> NodeCollector {
+        NodeCollector(self.metrics.clone())
+    }
+
+    /// Stops every object of `runtime` whenever this node's lease is lost: another node may own
+    /// them already. Their sockets close with [`CLOSE_MOVED`]; the next request of each object
+    /// finds it wherever it is then.
+    pub fn follow_lease(&self, runtime: Runtime) {
+        let mut changes = self.placement.membership().watch();
+        tokio::spawn(async move {
+            let mut holding = match &*changes.borrow() {
+                MemberState::Member(lease) => Some(lease.incarnation()),
+                MemberState::Lapsed { .. } => None,
+            };
+            while changes.changed().await.is_ok() {
+                let now = match &*changes.borrow_and_update() {
+                    MemberState::Member(lease) => Some(lease.incarnation()),
+                    MemberState::Lapsed { .. } => None,
+                };
+                let lost = holding.is_some() && now != holding;
+                holding = now;
+                if lost {
+                    tracing::error!("this node's lease was lost: stopping every object");
+                    runtime.stop_objects(CLOSE_MOVED, STOP_DEADLINE).await;
+                }
+            }
+        });
+    }
+
+    /// Leaves the cluster after `runtime` stopped: releases every object still held, so that
+    /// other nodes need not wait for this node's lease to lapse, and deletes the node's row.
+    pub async fn leave(&self) {
+        self.placement.release_all().await;
+        self.placement.membership().leave(&self.database).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LISTEN: &str = "127.0.0.2:8787";
+
+    fn flags(
+        database: Option<&str>,
+        node: Option<&str>,
+        listen: &str,
+        secret: Option<&str>,
+    ) -> Result<Option<ClusterOptions>, NodeError> {
+        ClusterOptions::from_flags(
+            database,
+            node,
+            listen.parse().unwrap(),
+            secret,
+            Duration::from_secs(6),
+        )
+    }
+
+    #[test]
+    fn without_a_database_there_is_no_cluster() {
+        assert!(flags(None, None, LISTEN, None).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_node_address_defaults_to_the_listen_address() {
+        let options = flags(Some("postgres://db"), None, LISTEN, Some("s"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(options.node_address, LISTEN);
+        assert_eq!(options.lease.grace, Duration::from_millis(1200));
+    }
+
+    #[test]
+    fn a_cluster_needs_a_secret_and_a_reachable_address() {
+        let missing_secret = flags(Some("postgres://db"), None, LISTEN, None).unwrap_err();
+        assert!(missing_secret.to_string().contains("--cluster-secret"));
+        let unspecified =
+            flags(Some("postgres://db"), None, "0.0.0.0:8787", Some("s")).unwrap_err();
+        assert!(unspecified.to_string().contains("--node-address"));
+        let given = flags(
+            Some("postgres://db"),
+            Some("10.0.0.5:8787"),
+            "0.0.0.0:8787",
+            Some("s"),
+        );
+        assert_eq!(given.unwrap().unwrap().node_address, "10.0.0.5:8787");
+    }
+}

@@ -1,0 +1,113 @@
+//! [`NodeMetrics`]: what `/metrics` says of this node in the cluster.
+
+use std::fmt;
+use std::sync::{Arc, Weak};
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+
+use crate::placement::ClusterPlacement;
+
+/// Upper bounds (seconds) of the commit-latency buckets: a commit to PostgreSQL on the same
+/// network takes about a millisecond, a slow disk or a far database tens of them.
+const COMMIT_BUCKETS: [f64; 10] = [
+    0.000_25, 0.000_5, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5,
+];
+
+/// Counters of this node's work in the cluster.
+#[derive(Debug)]
+pub struct NodeMetrics {
+    /// Objects claimed (granted to this node).
+    pub(crate) claims: Counter,
+    /// Objects whose database was rebuilt from the cluster on a claim.
+    pub(crate) restores: Counter,
+    /// Requests forwarded to another node (each attempt).
+    pub(crate) forwarded: Counter,
+    /// Forwarded requests the other node provably did not get.
+    pub(crate) undelivered: Counter,
+    /// Commits the cluster refused because another node took the object.
+    pub(crate) fenced: Counter,
+    /// Time to append one commit to the cluster database.
+    pub(crate) commit_seconds: Histogram,
+    /// Objects held, counted from the placement at scrape time.
+    placement: std::sync::OnceLock<Weak<ClusterPlacement>>,
+}
+
+impl Default for NodeMetrics {
+    fn default() -> Self {
+        NodeMetrics {
+            claims: Counter::default(),
+            restores: Counter::default(),
+            forwarded: Counter::default(),
+            undelivered: Counter::default(),
+            fenced: Counter::default(),
+            commit_seconds: Histogram::new(COMMIT_BUCKETS),
+            placement: std::sync::OnceLock::new(),
+        }
+    }
+}
+
+impl NodeMetrics {
+    pub(crate) fn count_objects_of(&self, placement: &Arc<ClusterPlacement>) {
+        let _ = self.placement.set(Arc::downgrade(placement));
+    }
+}
+
+/// Encodes the node's figures; registered next to the runtime's.
+#[derive(Debug, Clone)]
+pub struct NodeCollector(pub(crate) Arc<NodeMetrics>);
+
+impl Collector for NodeCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        let metrics = &self.0;
+        let owned = Gauge::<i64>::default();
+        if let Some(placement) = metrics.placement.get().and_then(Weak::upgrade) {
+            owned.set(placement.held() as i64);
+        }
+        let rows: [(&str, &str, &dyn EncodeMetric); 7] = [
+            (
+                "dormouse_cluster_objects_owned",
+                "Objects this node owns now.",
+                &owned,
+            ),
+            (
+                "dormouse_cluster_claims",
+                "Objects claimed by this node.",
+                &metrics.claims,
+            ),
+            (
+                "dormouse_cluster_restores",
+                "Object databases rebuilt from the cluster database on a claim.",
+                &metrics.restores,
+            ),
+            (
+                "dormouse_cluster_forwarded_requests",
+                "Requests forwarded to the node that owns their object (each attempt).",
+                &metrics.forwarded,
+            ),
+            (
+                "dormouse_cluster_undelivered_forwards",
+                "Forwarded requests the other node provably did not get (routed again).",
+                &metrics.undelivered,
+            ),
+            (
+                "dormouse_cluster_fenced_commits",
+                "Commits refused because another node had taken the object.",
+                &metrics.fenced,
+            ),
+            (
+                "dormouse_cluster_commit_seconds",
+                "Time to append one commit to the cluster database.",
+                &metrics.commit_seconds,
+            ),
+        ];
+        for (name, help, metric) in rows {
+            let family = encoder.encode_descriptor(name, help, None, metric.metric_type())?;
+            metric.encode(family)?;
+        }
+        Ok(())
+    }
+}

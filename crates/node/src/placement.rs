@@ -1,0 +1,470 @@
+//! [`ClusterPlacement`]: the runtime's placement, kept in the cluster database.
+//!
+//! Each object this node has dealt with has an entry. An entry is *held* while this node owns the
+//! object under its current lease: deliveries go straight to the object. Otherwise the first
+//! delivery claims it (one transaction: the object's row locked, its owner's lease checked) and,
+//! when granted, restores its database file from the cluster before anything reads it; when a
+//! live node owns it, requests are forwarded there. Each commit is appended to the object's log
+//! under the epoch of the claim; an append the log refuses (fenced) means another node took the
+//! object, and nothing committed since is acknowledged.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dormouse_cluster::{
+    Claim, ClusterError, LeaseSettings, Membership, NodeLease, ObjectKey, Ownership,
+};
+use dormouse_runtime::placement::{PlacedObject, Placement, PlacementError, Route, Undelivered};
+use dormouse_sdk::{Request, Response};
+use dormouse_storage::WalCursor;
+use futures_util::future::BoxFuture;
+
+use crate::forward::Forwarder;
+use crate::metrics::NodeMetrics;
+use crate::pool::SessionPool;
+
+/// How long a node trusts what it learnt of another node's ownership before asking again; a
+/// forward that fails asks at once.
+const ROUTE_CACHE: Duration = Duration::from_secs(1);
+
+/// Longest a restore may take: the whole database is read from the cluster.
+const RESTORE_LIMIT: Duration = Duration::from_secs(60);
+
+/// Commits appended between two compactions of an object's log: keeps a restore to the page
+/// image and at most this many commits after it.
+const COMPACT_EVERY: i64 = 64;
+
+/// Where one object stands for this node.
+enum Standing {
+    /// Not this node's. `local_head` is the commit the local file holds when this node gave the
+    /// object up cleanly: a claim at that head needs no restore.
+    Unclaimed { local_head: Option<i64> },
+    /// A live node owns it (as of `seen`).
+    Elsewhere { peer: Arc<str>, seen: Instant },
+    /// This node owns it under `incarnation`'s lease.
+    Owned {
+        ownership: Ownership,
+        /// Where shipping got to in the object's write-ahead log.
+        cursor: Option<WalCursor>,
+        incarnation: i64,
+        /// The last commit folded into the page image (or asked to be).
+        compacted: i64,
+    },
+}
+
+/// One object, as this node knows it.
+struct Entry {
+    key: ObjectKey,
+    /// The incarnation under which this node holds the object, 0 when it does not: what every
+    /// delivery checks.
+    held_by: AtomicI64,
+    /// Claims, commits and releases of the object, one at a time.
+    standing: tokio::sync::Mutex<Standing>,
+}
+
+/// Every object this node has dealt with, by binding and id.
+type Entries = HashMap<Arc<str>, HashMap<[u8; 32], Arc<Entry>>>;
+
+/// The placement of a node in a cluster.
+pub struct ClusterPlacement {
+    membership: Membership,
+    settings: LeaseSettings,
+    pool: Arc<SessionPool>,
+    forwarder: Forwarder,
+    entries: Mutex<Entries>,
+    metrics: Arc<NodeMetrics>,
+    /// Bounds every database operation of object work.
+    operation_limit: Duration,
+}
+
+impl std::fmt::Debug for ClusterPlacement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterPlacement")
+            .field("incarnation", &self.membership.holding())
+            .finish()
+    }
+}
+
+impl ClusterPlacement {
+    pub(crate) fn new(
+        membership: Membership,
+        settings: LeaseSettings,
+        pool: Arc<SessionPool>,
+        forwarder: Forwarder,
+        metrics: Arc<NodeMetrics>,
+    ) -> ClusterPlacement {
+        ClusterPlacement {
+            membership,
+            settings,
+            pool,
+            forwarder,
+            entries: Mutex::default(),
+            metrics,
+            operation_limit: settings.ttl / 2,
+        }
+    }
+
+    /// The node's membership.
+    pub(crate) fn membership(&self) -> &Membership {
+        &self.membership
+    }
+
+    /// The lease, if it holds by this node's clock.
+    fn lease(&self) -> Result<NodeLease, PlacementError> {
+        self.membership.lease().ok_or_else(|| {
+            PlacementError::Unavailable("this node holds no lease in the cluster now".into())
+        })
+    }
+
+    fn entry(&self, binding: &str, id: &[u8; 32]) -> Option<Arc<Entry>> {
+        let entries = self.entries.lock().expect("placement entries lock");
+        entries.get(binding)?.get(id).cloned()
+    }
+
+    fn entry_or_new(&self, object: &PlacedObject) -> Arc<Entry> {
+        let mut entries = self.entries.lock().expect("placement entries lock");
+        entries
+            .entry(object.binding.clone())
+            .or_default()
+            .entry(object.id)
+            .or_insert_with(|| {
+                Arc::new(Entry {
+                    key: ObjectKey {
+                        namespace: object.binding.to_string(),
+                        id: object.id,
+                    },
+                    held_by: AtomicI64::new(0),
+                    standing: tokio::sync::Mutex::new(Standing::Unclaimed { local_head: None }),
+                })
+            })
+            .clone()
+    }
+
+    /// How many objects this node holds now.
+    pub(crate) fn held(&self) -> usize {
+        let Some(incarnation) = self.membership.holding() else {
+            return 0;
+        };
+        let entries = self.entries.lock().expect("placement entries lock");
+        entries
+            .values()
+            .flat_map(|objects| objects.values())
+            .filter(|entry| entry.held_by.load(Ordering::Relaxed) == incarnation)
+            .count()
+    }
+
+    /// Gives every object this node holds back to the cluster, for a drain: the runtime stopped
+    /// them first, so that nothing is left to ship.
+    pub(crate) async fn release_all(&self) {
+        let all: Vec<Arc<Entry>> = {
+            let entries = self.entries.lock().expect("placement entries lock");
+            entries
+                .values()
+                .flat_map(|objects| objects.values().cloned())
+                .collect()
+        };
+        for entry in all {
+            entry.held_by.store(0, Ordering::Relaxed);
+            let mut standing = entry.standing.lock().await;
+            self.give_up(&entry, &mut standing).await;
+        }
+    }
+
+    async fn route_now(&self, object: PlacedObject) -> Result<Route, PlacementError> {
+        let entry = self.entry_or_new(&object);
+        let mut standing = entry.standing.lock().await;
+        let lease = self.lease()?;
+        match &*standing {
+            Standing::Owned { incarnation, .. } if *incarnation == lease.incarnation() => {
+                // Held all along (a release was asked for and has not run): take it back.
+                entry.held_by.store(*incarnation, Ordering::Relaxed);
+                return Ok(Route::Here);
+            }
+            Standing::Elsewhere { peer, seen } if seen.elapsed() < ROUTE_CACHE => {
+                return Ok(Route::Peer(peer.clone()));
+            }
+            _ => {}
+        }
+        let local_head = match &*standing {
+            Standing::Unclaimed { local_head } => *local_head,
+            _ => None,
+        };
+        let key = &entry.key;
+        let claim = self
+            .pool
+            .run(
+                "claiming an object",
+                self.operation_limit,
+                async |session| session.claim(&lease, key).await,
+            )
+            .await
+            .map_err(unavailable)?;
+        let ownership = match claim {
+            Claim::OwnedElsewhere(owner) => {
+                let peer: Arc<str> = owner.addr.into();
+                *standing = Standing::Elsewhere {
+                    peer: peer.clone(),
+                    seen: Instant::now(),
+                };
+                return Ok(Route::Peer(peer));
+            }
+            Claim::Granted(ownership) => ownership,
+        };
+        self.metrics.claims.inc();
+        if let Some(database) = &object.database
+            && local_head != Some(ownership.head_seq)
+        {
+            self.restore(key, database, ownership.head_seq).await?;
+        }
+        tracing::debug!(object = %key, epoch = ownership.epoch, head = ownership.head_seq, "object claimed");
+        *standing = Standing::Owned {
+            compacted: ownership.head_seq,
+            cursor: object.database.as_deref().map(WalCursor::for_database),
+            ownership,
+            incarnation: lease.incarnation(),
+        };
+        entry.held_by.store(lease.incarnation(), Ordering::Relaxed);
+        Ok(Route::Here)
+    }
+
+    /// Rebuilds the object's file from the cluster, which must give commit `head`.
+    async fn restore(
+        &self,
+        key: &ObjectKey,
+        database: &std::path::Path,
+        head: i64,
+    ) -> Result<(), PlacementError> {
+        let restored = self
+            .pool
+            .run("restoring an object", RESTORE_LIMIT, async |session| {
+                session.restore(key, database).await
+            })
+            .await
+            .map_err(unavailable)?;
+        self.metrics.restores.inc();
+        if restored != head {
+            return Err(PlacementError::Unavailable(format!(
+                "restoring {key} read up to commit {restored}, but its head is commit {head}"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn ship_now(&self, object: PlacedObject) -> Result<(), PlacementError> {
+        let Some(entry) = self.entry(&object.binding, &object.id) else {
+            return Err(PlacementError::Lost("this node never claimed it".into()));
+        };
+        let mut standing = entry.standing.lock().await;
+        let Standing::Owned {
+            ownership,
+            cursor,
+            incarnation,
+            compacted,
+        } = &mut *standing
+        else {
+            return Err(PlacementError::Lost("this node does not own it".into()));
+        };
+        if self.membership.holding() != Some(*incarnation) {
+            entry.held_by.store(0, Ordering::Relaxed);
+            *standing = Standing::Unclaimed { local_head: None };
+            return Err(PlacementError::Lost("this node's lease lapsed".into()));
+        }
+        let Some(mut reading) = cursor.take() else {
+            return Ok(());
+        };
+        let read = tokio::task::spawn_blocking(move || {
+            let commits = reading.read_commits();
+            (reading, commits)
+        })
+        .await;
+        let commits = match read {
+            Ok((reading, commits)) => {
+                *cursor = Some(reading);
+                commits
+            }
+            Err(panic) => Err(dormouse_storage::StorageError::CorruptCommit(format!(
+                "reading the log panicked: {panic}"
+            ))),
+        };
+        let result = match commits {
+            Ok(commits) => self.append(ownership, &commits).await,
+            Err(error) => Err(ClusterError::Storage(error)),
+        };
+        match result {
+            Ok(()) => {
+                if ownership.head_seq - *compacted >= COMPACT_EVERY {
+                    *compacted = ownership.head_seq;
+                    self.compact(ownership.clone());
+                }
+                Ok(())
+            }
+            Err(error) => {
+                // The local file is ahead of the cluster (or another node's): the next claim
+                // restores it.
+                entry.held_by.store(0, Ordering::Relaxed);
+                *standing = Standing::Unclaimed { local_head: None };
+                if error.is_fenced() {
+                    self.metrics.fenced.inc();
+                    tracing::warn!(object = %entry.key, %error, "commit fenced: another node owns the object");
+                    Err(PlacementError::Lost(error.to_string()))
+                } else {
+                    Err(unavailable(error))
+                }
+            }
+        }
+    }
+
+    async fn append(
+        &self,
+        ownership: &mut Ownership,
+        commits: &[dormouse_storage::CommitPages],
+    ) -> Result<(), ClusterError> {
+        for commit in commits {
+            let frames = commit.encode();
+            let started = Instant::now();
+            self.pool
+                .run("committing", self.operation_limit, async |session| {
+                    session.append(ownership, &frames).await
+                })
+                .await?;
+            self.metrics
+                .commit_seconds
+                .observe(started.elapsed().as_secs_f64());
+        }
+        Ok(())
+    }
+
+    /// Folds the object's log into its page image, apart from its commits.
+    fn compact(&self, ownership: Ownership) {
+        let pool = self.pool.clone();
+        let limit = RESTORE_LIMIT;
+        tokio::spawn(async move {
+            let through = ownership.head_seq;
+            let result = pool
+                .run("compacting an object's log", limit, async |session| {
+                    session.compact(&ownership, through).await
+                })
+                .await;
+            match result {
+                Ok(folded) => tracing::debug!(object = %ownership.key, folded, "log compacted"),
+                Err(error) => {
+                    tracing::warn!(object = %ownership.key, %error, "compaction failed; tried again later")
+                }
+            }
+        });
+    }
+
+    /// Releases the object in the cluster if this node holds it; it stands unclaimed after.
+    async fn give_up(&self, entry: &Entry, standing: &mut Standing) {
+        let Standing::Owned {
+            ownership,
+            incarnation,
+            ..
+        } = &*standing
+        else {
+            return;
+        };
+        let head = ownership.head_seq;
+        let local_head = match self.membership.lease() {
+            Some(lease) if lease.incarnation() == *incarnation => {
+                let released = self
+                    .pool
+                    .run(
+                        "releasing an object",
+                        self.operation_limit,
+                        async |session| session.release(&lease, ownership).await,
+                    )
+                    .await;
+                match released {
+                    Ok(_) => Some(head),
+                    Err(error) => {
+                        tracing::warn!(object = %entry.key, %error, "release failed; the object is free once the lease lapses");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        *standing = Standing::Unclaimed { local_head };
+    }
+}
+
+/// The runtime's handle on the placement.
+#[derive(Debug, Clone)]
+pub(crate) struct Handle(pub(crate) Arc<ClusterPlacement>);
+
+impl Placement for Handle {
+    fn is_here(&self, binding: &str, id: &[u8; 32]) -> bool {
+        let Some(entry) = self.0.entry(binding, id) else {
+            return false;
+        };
+        let held_by = entry.held_by.load(Ordering::Relaxed);
+        held_by != 0 && self.0.membership.holding() == Some(held_by)
+    }
+
+    fn route(&self, object: PlacedObject) -> BoxFuture<'static, Result<Route, PlacementError>> {
+        let this = self.0.clone();
+        Box::pin(async move { this.route_now(object).await })
+    }
+
+    fn forward(
+        &self,
+        peer: Arc<str>,
+        object: PlacedObject,
+        request: Request,
+    ) -> BoxFuture<'static, Result<dormouse_sdk::Result<Response>, Undelivered>> {
+        let this = self.0.clone();
+        Box::pin(async move {
+            this.metrics.forwarded.inc();
+            let result = this.forwarder.send(&peer, &object, request).await;
+            if result.is_err() {
+                this.metrics.undelivered.inc();
+                this.forget_route(&object).await;
+            }
+            result
+        })
+    }
+
+    fn forward_patience(&self) -> Duration {
+        self.0.settings.ttl + self.0.settings.grace * 2
+    }
+
+    fn ship(&self, object: PlacedObject) -> BoxFuture<'static, Result<(), PlacementError>> {
+        let this = self.0.clone();
+        Box::pin(async move { this.ship_now(object).await })
+    }
+
+    fn release(&self, object: PlacedObject) {
+        let Some(entry) = self.0.entry(&object.binding, &object.id) else {
+            return;
+        };
+        entry.held_by.store(0, Ordering::Relaxed);
+        let this = self.0.clone();
+        tokio::spawn(async move {
+            let mut standing = entry.standing.lock().await;
+            // A delivery that came meanwhile took the object back.
+            if entry.held_by.load(Ordering::Relaxed) != 0 {
+                return;
+            }
+            this.give_up(&entry, &mut standing).await;
+        });
+    }
+}
+
+impl ClusterPlacement {
+    /// Forgets which node owns the object, so that the next route asks the cluster.
+    async fn forget_route(&self, object: &PlacedObject) {
+        if let Some(entry) = self.entry(&object.binding, &object.id) {
+            let mut standing = entry.standing.lock().await;
+            if let Standing::Elsewhere { .. } = &*standing {
+                *standing = Standing::Unclaimed { local_head: None };
+            }
+        }
+    }
+}
+
+fn unavailable(error: ClusterError) -> PlacementError {
+    PlacementError::Unavailable(error.to_string())
+}

@@ -1,0 +1,180 @@
+//! Requests between the nodes of a cluster: a forwarded request is served only with the
+//! cluster's secret, and a WebSocket upgrade the owner accepted is joined to the client's
+//! connection here.
+
+use std::net::IpAddr;
+
+use dormouse_runtime::placement::{
+    CLUSTER_SECRET_HEADER, FORWARDED_OBJECT_HEADER, ForwardedUpgrade,
+};
+use dormouse_sdk::{Response, response};
+use http::{HeaderMap, StatusCode};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+
+use crate::per_address::AddressLease;
+
+/// A request that says it comes from a peer, for this object.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct ForwardedTo {
+    pub(crate) binding: String,
+    pub(crate) id: String,
+}
+
+/// Why a request that says it was forwarded is not served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refusal {
+    /// It does not carry the cluster's secret.
+    #[error(
+        "Unauthorized: a forwarded request must carry the cluster secret in {CLUSTER_SECRET_HEADER}"
+    )]
+    NoSecret,
+    /// Its object header is not `binding/id`.
+    #[error("{FORWARDED_OBJECT_HEADER} must be binding/id")]
+    Malformed,
+}
+
+impl Refusal {
+    /// The answer to the request.
+    pub(crate) fn response(self) -> Response {
+        let status = match self {
+            Refusal::NoSecret => StatusCode::UNAUTHORIZED,
+            Refusal::Malformed => StatusCode::BAD_REQUEST,
+        };
+        response::text(status, self.to_string())
+    }
+}
+
+/// Reads a forwarded request's object and checks its secret (a refusal for want of it is
+/// logged). `Ok(None)`: not a forwarded request.
+pub(crate) fn forwarded_to(
+    headers: &HeaderMap,
+    secret: Option<&str>,
+    from: IpAddr,
+) -> Result<Option<ForwardedTo>, Refusal> {
+    let Some(object) = headers.get(FORWARDED_OBJECT_HEADER) else {
+        return Ok(None);
+    };
+    // Without a secret this node is not in a cluster: the header means nothing here.
+    let Some(secret) = secret else {
+        return Ok(None);
+    };
+    let offered = headers
+        .get(CLUSTER_SECRET_HEADER)
+        .map(|value| value.as_bytes())
+        .unwrap_or_default();
+    if !same_secret(offered, secret.as_bytes()) {
+        tracing::warn!(%from, "refused a forwarded request without the cluster secret");
+        return Err(Refusal::NoSecret);
+    }
+    let parsed = object
+        .to_str()
+        .ok()
+        .and_then(|object| object.split_once('/'))
+        .map(|(binding, id)| ForwardedTo {
+            binding: binding.to_owned(),
+            id: id.to_owned(),
+        });
+    parsed.map(Some).ok_or(Refusal::Malformed)
+}
+
+/// Compares secrets in time that depends on their lengths only.
+fn same_secret(offered: &[u8], secret: &[u8]) -> bool {
+    offered.len() == secret.len()
+        && offered
+            .iter()
+            .zip(secret)
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
+/// Joins the client's connection, once upgraded, to the owner's, byte for byte, until either
+/// side closes.
+pub(crate) fn join(client: OnUpgrade, owner: ForwardedUpgrade, lease: Option<AddressLease>) {
+    tokio::spawn(async move {
+        // The client's place in its address's count, held while the connection is open.
+        let _lease = lease;
+        let Some(owner) = owner.take() else {
+            tracing::error!("a forwarded upgrade was joined twice");
+            return;
+        };
+        let mut owner = match owner.await {
+            Ok(owner) => owner,
+            Err(error) => {
+                tracing::debug!(%error, "the owner's side of a forwarded WebSocket did not open");
+                return;
+            }
+        };
+        let mut client = match client.await {
+            Ok(client) => TokioIo::new(client),
+            Err(error) => {
+                tracing::debug!(%error, "client went away before the upgrade completed");
+                return;
+            }
+        };
+        if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut owner).await {
+            tracing::debug!(%error, "a forwarded WebSocket ended");
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(*name, value.parse().unwrap());
+        }
+        headers
+    }
+
+    const FROM: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn a_forwarded_request_needs_the_secret() {
+        let object = (FORWARDED_OBJECT_HEADER, "COUNTER/ab");
+        let target = forwarded_to(
+            &headers(&[object, (CLUSTER_SECRET_HEADER, "s3cret")]),
+            Some("s3cret"),
+            FROM,
+        );
+        assert_eq!(
+            target.unwrap(),
+            Some(ForwardedTo {
+                binding: "COUNTER".into(),
+                id: "ab".into()
+            })
+        );
+        for wrong in [
+            headers(&[object]),
+            headers(&[object, (CLUSTER_SECRET_HEADER, "s3creT")]),
+            headers(&[object, (CLUSTER_SECRET_HEADER, "s3cret!")]),
+        ] {
+            let refused = forwarded_to(&wrong, Some("s3cret"), FROM).unwrap_err();
+            assert_eq!(refused, Refusal::NoSecret);
+            assert_eq!(refused.response().status(), StatusCode::UNAUTHORIZED);
+        }
+    }
+
+    #[test]
+    fn without_a_cluster_the_header_means_nothing() {
+        let plain = headers(&[(FORWARDED_OBJECT_HEADER, "COUNTER/ab")]);
+        assert_eq!(forwarded_to(&plain, None, FROM).unwrap(), None);
+        assert_eq!(
+            forwarded_to(&HeaderMap::new(), Some("s"), FROM).unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_malformed_object_is_a_bad_request() {
+        let bad = headers(&[
+            (FORWARDED_OBJECT_HEADER, "no-slash"),
+            (CLUSTER_SECRET_HEADER, "s"),
+        ]);
+        let refused = forwarded_to(&bad, Some("s"), FROM).unwrap_err();
+        assert_eq!(refused.response().status(), StatusCode::BAD_REQUEST);
+    }
+}

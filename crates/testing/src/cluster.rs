@@ -1,0 +1,169 @@
+//! A cluster of server processes for tests: a PostgreSQL of its own, and nodes that each listen
+//! on their own loopback address (127.0.0.2, 127.0.0.3, …) with their own data directory.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::{Postgres, ProcessOptions, ServerProcess, TempDir};
+
+/// The secret the test nodes share.
+pub const TEST_CLUSTER_SECRET: &str = "test-cluster-secret";
+
+/// The lease of test nodes: short, so that a takeover comes within seconds.
+pub const TEST_LEASE_TTL: Duration = Duration::from_secs(2);
+
+/// Nodes of one cluster, each a process of the same binary.
+#[derive(Debug)]
+pub struct TestCluster {
+    /// Declared first: dropped (killed) before the database they use.
+    nodes: Vec<Slot>,
+    db: Postgres,
+    binary: PathBuf,
+    extra_args: Vec<String>,
+}
+
+/// One node's place: its address and data directory outlive its process, so that it can be
+/// restarted where its peers knew it.
+#[derive(Debug)]
+struct Slot {
+    addr: SocketAddr,
+    data: PathBuf,
+    _dir: TempDir,
+    process: Option<ServerProcess>,
+}
+
+impl TestCluster {
+    /// Starts PostgreSQL and `count` nodes of `binary`, each with `extra_args` after the
+    /// cluster's flags.
+    pub async fn start(binary: &Path, count: usize, extra_args: &[&str]) -> TestCluster {
+        let db = Postgres::start();
+        let mut cluster = TestCluster {
+            nodes: Vec::new(),
+            db,
+            binary: binary.to_owned(),
+            extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
+        };
+        for index in 0..count {
+            let host = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + index as u8));
+            let addr = crate::free_port_at(host);
+            let dir = TempDir::new(&format!("cluster-node-{index}"));
+            let data = dir.path().join("data");
+            cluster.nodes.push(Slot {
+                addr,
+                data,
+                _dir: dir,
+                process: None,
+            });
+            cluster.restart(index).await;
+        }
+        cluster
+    }
+
+    /// The cluster database.
+    pub fn database(&self) -> &Postgres {
+        &self.db
+    }
+
+    /// How many nodes the cluster has (running or not).
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Whether the cluster has no node.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Node `index`'s address (also its id in the cluster).
+    pub fn addr(&self, index: usize) -> SocketAddr {
+        self.nodes[index].addr
+    }
+
+    /// Node `index`'s process; panics if it is not running.
+    pub fn node(&self, index: usize) -> &ServerProcess {
+        self.nodes[index]
+            .process
+            .as_ref()
+            .unwrap_or_else(|| panic!("node {index} is not running"))
+    }
+
+    /// Whether node `index` runs.
+    pub fn is_running(&self, index: usize) -> bool {
+        self.nodes[index].process.is_some()
+    }
+
+    /// The index of the node at `addr`.
+    pub fn index_of(&self, addr: &str) -> Option<usize> {
+        self.nodes
+            .iter()
+            .position(|slot| slot.addr.to_string() == addr)
+    }
+
+    /// Starts node `index` (again), at its address with its data directory.
+    pub async fn restart(&mut self, index: usize) {
+        let slot = &self.nodes[index];
+        let mut args = vec![
+            "--cluster-database".to_owned(),
+            self.db.url(),
+            "--cluster-secret".to_owned(),
+            TEST_CLUSTER_SECRET.to_owned(),
+            "--lease-ttl".to_owned(),
+            format!("{}ms", TEST_LEASE_TTL.as_millis()),
+        ];
+        args.extend(self.extra_args.iter().cloned());
+        let options = ProcessOptions {
+            args,
+            host: Some(slot.addr.ip()),
+            listen: Some(slot.addr),
+            ..Default::default()
+        };
+        let process = ServerProcess::start(&self.binary, &slot.data, &options).await;
+        self.nodes[index].process = Some(process);
+    }
+
+    /// Kills node `index` with SIGKILL, as a crash would.
+    pub fn kill9(&mut self, index: usize) {
+        if let Some(process) = self.nodes[index].process.take() {
+            process.kill9();
+        }
+    }
+
+    /// Stops node `index` with SIGTERM (a drain) and returns its exit status.
+    pub async fn drain(&mut self, index: usize) -> std::process::ExitStatus {
+        let process = self.nodes[index]
+            .process
+            .take()
+            .unwrap_or_else(|| panic!("node {index} is not running"));
+        process.signal_and_wait("TERM").await
+    }
+
+    /// Freezes node `index` (SIGSTOP), as a long pause would; [`resume`](Self::resume) thaws it.
+    pub fn pause(&self, index: usize) {
+        self.node(index).send_signal("STOP");
+    }
+
+    /// Thaws node `index` (SIGCONT).
+    pub fn resume(&self, index: usize) {
+        self.node(index).send_signal("CONT");
+    }
+
+    /// The node that owns an object of `namespace` by the cluster database (the first such
+    /// object), as its index; `None` if none is owned.
+    pub async fn owner_index(&self, namespace: &str) -> Option<usize> {
+        let (client, connection) = tokio_postgres::connect(&self.db.url(), tokio_postgres::NoTls)
+            .await
+            .expect("connect to the cluster database");
+        tokio::spawn(connection);
+        let row = client
+            .query_opt(
+                "SELECT owner_node FROM dormouse_objects
+                 WHERE namespace = $1 AND owner_node IS NOT NULL LIMIT 1",
+                &[&namespace],
+            )
+            .await
+            .expect("read the owner");
+        let owner: String = row?.get(0);
+        self.index_of(&owner)
+    }
+}
