@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use dormouse_node::ClusterNode;
+use dormouse_node::{ClusterFlags, ClusterNode};
 use dormouse_runtime::{CloseReply, GuestClass, Runtime, StorageOptions};
 use dormouse_server::{DataDir, ServeArgs, Server};
 use dormouse_workers::{Engine, EngineOptions, Feature, Project, WorkerService};
@@ -137,13 +137,14 @@ pub async fn start(args: &WorkersArgs, dev: bool) -> anyhow::Result<Running> {
         );
     }
     let serve = &args.serve;
-    let cluster = ClusterNode::join_from_flags(
-        serve.cluster_database.as_deref(),
-        serve.node_address.as_deref(),
-        serve.listen,
-        serve.cluster_secret.as_deref(),
-        serve.lease_ttl,
-    )
+    let cluster = ClusterNode::join_from_flags(ClusterFlags {
+        database: serve.cluster_database.as_deref(),
+        node_address: serve.node_address.as_deref(),
+        listen: serve.listen,
+        secret: serve.cluster_secret.as_deref(),
+        lease_ttl: serve.lease_ttl,
+        unsafe_no_fencing: serve.unsafe_no_fencing,
+    })
     .await
     .context("cannot join the cluster")?;
     if let Some(node) = &cluster {

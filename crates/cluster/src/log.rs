@@ -65,6 +65,43 @@ impl Session {
         Ok(seq)
     }
 
+    /// [`append`](Self::append) without the checks that fence a node that lost the object: the
+    /// commit goes after whatever is the object's last. Only for the test that proves the fault
+    /// checker catches the double activations this lets through; it loses acknowledged writes.
+    #[doc(hidden)]
+    pub async fn append_unfenced(
+        &mut self,
+        ownership: &mut Ownership,
+        frames: &[u8],
+    ) -> Result<i64> {
+        let key = &ownership.key;
+        let transaction = self.client.transaction().await?;
+        let row = transaction
+            .query_one(
+                "UPDATE dormouse_objects SET head_seq = head_seq + 1
+                 WHERE namespace = $1 AND object_id = $2 RETURNING head_seq",
+                &[&key.namespace, &&key.id[..]],
+            )
+            .await?;
+        let seq: i64 = row.get(0);
+        transaction
+            .execute(
+                "INSERT INTO dormouse_object_log (namespace, object_id, seq, epoch, frames)
+                 VALUES ($1, $2, $3, $4, $5)",
+                &[
+                    &key.namespace,
+                    &&key.id[..],
+                    &seq,
+                    &ownership.epoch,
+                    &frames,
+                ],
+            )
+            .await?;
+        transaction.commit().await?;
+        ownership.head_seq = seq;
+        Ok(seq)
+    }
+
     /// The object's commits after `seq`, in order: what a new owner replays.
     pub async fn commits_after(&mut self, key: &ObjectKey, seq: i64) -> Result<Vec<LoggedCommit>> {
         let rows = self

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use axum::Router;
 use clap::Parser;
-use dormouse_node::ClusterNode;
+use dormouse_node::{ClusterFlags, ClusterNode};
 use dormouse_runtime::{Migration, Runtime, RuntimeBuilder, RuntimeConfig, StorageOptions};
 use dormouse_sdk::{DurableObject, Env};
 use dormouse_server::{ConfigFile, DataDir, ServeArgs, Server};
@@ -194,13 +194,14 @@ impl App {
 
 /// Joins the cluster the flags name, if any.
 async fn join_cluster(args: &ServeArgs) -> anyhow::Result<Option<ClusterNode>> {
-    ClusterNode::join_from_flags(
-        args.cluster_database.as_deref(),
-        args.node_address.as_deref(),
-        args.listen,
-        args.cluster_secret.as_deref(),
-        args.lease_ttl,
-    )
+    ClusterNode::join_from_flags(ClusterFlags {
+        database: args.cluster_database.as_deref(),
+        node_address: args.node_address.as_deref(),
+        listen: args.listen,
+        secret: args.cluster_secret.as_deref(),
+        lease_ttl: args.lease_ttl,
+        unsafe_no_fencing: args.unsafe_no_fencing,
+    })
     .await
     .context("cannot join the cluster")
 }

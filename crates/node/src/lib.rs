@@ -43,6 +43,33 @@ pub const CLOSE_MOVED: u16 = 1012;
 /// Longest a node waits for its objects to stop when its lease was lost.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
 
+/// Whether a node checks, before each commit and each delivery, that it still owns the object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fencing {
+    /// Always: a node that lost an object (or its lease) neither serves it nor commits to it.
+    Enforced,
+    /// Never: only for the tests that prove the fault checker sees the double activations this
+    /// lets through (`--unsafe-no-fencing`). Loses acknowledged writes.
+    Off,
+}
+
+/// The cluster flags as given on the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct ClusterFlags<'a> {
+    /// `--cluster-database`.
+    pub database: Option<&'a str>,
+    /// `--node-address`.
+    pub node_address: Option<&'a str>,
+    /// `--listen`.
+    pub listen: SocketAddr,
+    /// `--cluster-secret`.
+    pub secret: Option<&'a str>,
+    /// `--lease-ttl`.
+    pub lease_ttl: Duration,
+    /// `--unsafe-no-fencing`.
+    pub unsafe_no_fencing: bool,
+}
+
 /// How a node joins its cluster.
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
@@ -54,28 +81,24 @@ pub struct ClusterOptions {
     pub secret: String,
     /// How long leases last.
     pub lease: LeaseSettings,
+    /// Whether ownership is checked (always, but in one test).
+    pub fencing: Fencing,
 }
 
 impl ClusterOptions {
-    /// The options the command-line flags give (`--cluster-database`, `--node-address`,
-    /// `--cluster-secret`, `--lease-ttl`); `None` without a cluster database.
-    pub fn from_flags(
-        database: Option<&str>,
-        node_address: Option<&str>,
-        listen: SocketAddr,
-        secret: Option<&str>,
-        lease_ttl: Duration,
-    ) -> Result<Option<ClusterOptions>, NodeError> {
-        let Some(database) = database else {
+    /// The options the command-line flags give; `None` without a cluster database.
+    pub fn from_flags(flags: ClusterFlags<'_>) -> Result<Option<ClusterOptions>, NodeError> {
+        let Some(database) = flags.database else {
             return Ok(None);
         };
-        let secret = secret.ok_or_else(|| {
+        let secret = flags.secret.ok_or_else(|| {
             NodeError::Options(
                 "--cluster-secret (or DORMOUSE_CLUSTER_SECRET) is required with --cluster-database"
                     .into(),
             )
         })?;
-        let node_address = match node_address {
+        let listen = flags.listen;
+        let node_address = match flags.node_address {
             Some(address) => address.to_owned(),
             None if listen.ip().is_unspecified() || listen.port() == 0 => {
                 return Err(NodeError::Options(format!(
@@ -84,16 +107,26 @@ impl ClusterOptions {
             }
             None => listen.to_string(),
         };
-        if lease_ttl < MIN_LEASE_TTL {
+        if flags.lease_ttl < MIN_LEASE_TTL {
             return Err(NodeError::Options(format!(
                 "--lease-ttl must be at least {MIN_LEASE_TTL:?}: a node renews five times per lease"
             )));
+        }
+        if flags.unsafe_no_fencing {
+            tracing::error!(
+                "--unsafe-no-fencing: this node may serve objects it no longer owns and lose acknowledged writes; for tests only"
+            );
         }
         Ok(Some(ClusterOptions {
             database: database.to_owned(),
             node_address,
             secret: secret.to_owned(),
-            lease: LeaseSettings::with_ttl(lease_ttl),
+            lease: LeaseSettings::with_ttl(flags.lease_ttl),
+            fencing: if flags.unsafe_no_fencing {
+                Fencing::Off
+            } else {
+                Fencing::Enforced
+            },
         }))
     }
 }
@@ -134,6 +167,7 @@ impl ClusterNode {
             Arc::new(SessionPool::new(&options.database)),
             forwarder,
             metrics.clone(),
+            options.fencing,
         ));
         metrics.count_objects_of(&placement);
         tracing::info!(node = %options.node_address, ttl = ?options.lease.ttl, "joined the cluster");
@@ -147,13 +181,9 @@ impl ClusterNode {
     /// Joins the cluster the command-line flags name (see [`ClusterOptions::from_flags`]);
     /// `None` without a cluster database.
     pub async fn join_from_flags(
-        database: Option<&str>,
-        node_address: Option<&str>,
-        listen: SocketAddr,
-        secret: Option<&str>,
-        lease_ttl: Duration,
+        flags: ClusterFlags<'_>,
     ) -> Result<Option<ClusterNode>, NodeError> {
-        match ClusterOptions::from_flags(database, node_address, listen, secret, lease_ttl)? {
+        match ClusterOptions::from_flags(flags)? {
             None => Ok(None),
             Some(options) => Ok(Some(ClusterNode::join(options).await?)),
         }
@@ -214,13 +244,14 @@ mod tests {
         listen: &str,
         secret: Option<&str>,
     ) -> Result<Option<ClusterOptions>, NodeError> {
-        ClusterOptions::from_flags(
+        ClusterOptions::from_flags(ClusterFlags {
             database,
-            node,
-            listen.parse().unwrap(),
+            node_address: node,
+            listen: listen.parse().unwrap(),
             secret,
-            Duration::from_secs(6),
-        )
+            lease_ttl: Duration::from_secs(6),
+            unsafe_no_fencing: false,
+        })
     }
 
     #[test]

@@ -21,6 +21,7 @@ use dormouse_sdk::{Request, Response};
 use dormouse_storage::WalCursor;
 use futures_util::future::BoxFuture;
 
+use crate::Fencing;
 use crate::forward::Forwarder;
 use crate::metrics::NodeMetrics;
 use crate::pool::SessionPool;
@@ -77,6 +78,7 @@ pub struct ClusterPlacement {
     metrics: Arc<NodeMetrics>,
     /// Bounds every database operation of object work.
     operation_limit: Duration,
+    fencing: Fencing,
 }
 
 impl std::fmt::Debug for ClusterPlacement {
@@ -94,6 +96,7 @@ impl ClusterPlacement {
         pool: Arc<SessionPool>,
         forwarder: Forwarder,
         metrics: Arc<NodeMetrics>,
+        fencing: Fencing,
     ) -> ClusterPlacement {
         ClusterPlacement {
             membership,
@@ -103,6 +106,7 @@ impl ClusterPlacement {
             entries: Mutex::default(),
             metrics,
             operation_limit: settings.ttl / 2,
+            fencing,
         }
     }
 
@@ -177,7 +181,9 @@ impl ClusterPlacement {
         let mut standing = entry.standing.lock().await;
         let lease = self.lease()?;
         match &*standing {
-            Standing::Owned { incarnation, .. } if *incarnation == lease.incarnation() => {
+            Standing::Owned { incarnation, .. }
+                if *incarnation == lease.incarnation() || self.fencing == Fencing::Off =>
+            {
                 // Held all along (a release was asked for and has not run): take it back.
                 entry.held_by.store(*incarnation, Ordering::Relaxed);
                 return Ok(Route::Here);
@@ -266,7 +272,7 @@ impl ClusterPlacement {
         else {
             return Err(PlacementError::Lost("this node does not own it".into()));
         };
-        if self.membership.holding() != Some(*incarnation) {
+        if self.fencing == Fencing::Enforced && self.membership.holding() != Some(*incarnation) {
             entry.held_by.store(0, Ordering::Relaxed);
             *standing = Standing::Unclaimed { local_head: None };
             return Err(PlacementError::Lost("this node's lease lapsed".into()));
@@ -292,6 +298,18 @@ impl ClusterPlacement {
             Ok(commits) => self.append(ownership, &commits).await,
             Err(error) => Err(ClusterError::Storage(error)),
         };
+        // A node whose lease lapsed while it committed (it was paused, or cut off) may have been
+        // replaced: what it committed is durable or fenced, but it acknowledges nothing more.
+        if result.is_ok()
+            && self.fencing == Fencing::Enforced
+            && self.membership.holding() != Some(*incarnation)
+        {
+            entry.held_by.store(0, Ordering::Relaxed);
+            *standing = Standing::Unclaimed { local_head: None };
+            return Err(PlacementError::Lost(
+                "this node's lease lapsed while it committed".into(),
+            ));
+        }
         match result {
             Ok(()) => {
                 if ownership.head_seq - *compacted >= COMPACT_EVERY {
@@ -324,10 +342,16 @@ impl ClusterPlacement {
         for commit in commits {
             let frames = commit.encode();
             let started = Instant::now();
+            let fencing = self.fencing;
             self.pool
-                .run("committing", self.operation_limit, async |session| {
-                    session.append(ownership, &frames).await
-                })
+                .run(
+                    "committing",
+                    self.operation_limit,
+                    async |session| match fencing {
+                        Fencing::Enforced => session.append(ownership, &frames).await,
+                        Fencing::Off => session.append_unfenced(ownership, &frames).await,
+                    },
+                )
                 .await?;
             self.metrics
                 .commit_seconds
@@ -401,7 +425,8 @@ impl Placement for Handle {
             return false;
         };
         let held_by = entry.held_by.load(Ordering::Relaxed);
-        held_by != 0 && self.0.membership.holding() == Some(held_by)
+        held_by != 0
+            && (self.0.fencing == Fencing::Off || self.0.membership.holding() == Some(held_by))
     }
 
     fn route(&self, object: PlacedObject) -> BoxFuture<'static, Result<Route, PlacementError>> {

@@ -136,6 +136,12 @@ pub struct ServeArgs {
     /// fifth of it), another node takes over the objects of a node that stopped answering.
     #[arg(long, value_name = "DURATION", default_value = "6s", value_parser = humantime::parse_duration, env = "DORMOUSE_LEASE_TTL")]
     pub lease_ttl: Duration,
+
+    /// Turns off the checks that keep a node from serving or committing to an object it no
+    /// longer owns. Loses acknowledged writes: only for the test that proves the fault checker
+    /// catches it.
+    #[arg(long, hide = true)]
+    pub unsafe_no_fencing: bool,
 }
 
 impl ServeArgs {

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::{Postgres, ProcessOptions, ServerProcess, TempDir};
+use crate::{FaultProxy, Postgres, ProcessOptions, ServerProcess, TempDir};
 
 /// The secret the test nodes share.
 pub const TEST_CLUSTER_SECRET: &str = "test-cluster-secret";
@@ -31,12 +31,36 @@ struct Slot {
     data: PathBuf,
     _dir: TempDir,
     process: Option<ServerProcess>,
+    links: Option<Links>,
+}
+
+/// The links of a node that can be cut: its connections to the cluster database, and its peers'
+/// connections to it (they reach it through this proxy, its `--node-address`).
+#[derive(Debug)]
+struct Links {
+    database: FaultProxy,
+    peers: FaultProxy,
 }
 
 impl TestCluster {
     /// Starts PostgreSQL and `count` nodes of `binary`, each with `extra_args` after the
     /// cluster's flags.
     pub async fn start(binary: &Path, count: usize, extra_args: &[&str]) -> TestCluster {
+        TestCluster::start_nodes(binary, count, extra_args, false).await
+    }
+
+    /// [`start`](Self::start), with each node's links to the database and from its peers
+    /// through proxies that [`partition`](Self::partition) cuts.
+    pub async fn start_with_links(binary: &Path, count: usize, extra_args: &[&str]) -> TestCluster {
+        TestCluster::start_nodes(binary, count, extra_args, true).await
+    }
+
+    async fn start_nodes(
+        binary: &Path,
+        count: usize,
+        extra_args: &[&str],
+        with_links: bool,
+    ) -> TestCluster {
         let db = Postgres::start();
         let mut cluster = TestCluster {
             nodes: Vec::new(),
@@ -49,11 +73,20 @@ impl TestCluster {
             let addr = crate::free_port_at(host);
             let dir = TempDir::new(&format!("cluster-node-{index}"));
             let data = dir.path().join("data");
+            let links = if with_links {
+                Some(Links {
+                    database: FaultProxy::start(cluster.db.addr()).await,
+                    peers: FaultProxy::start(addr).await,
+                })
+            } else {
+                None
+            };
             cluster.nodes.push(Slot {
                 addr,
                 data,
                 _dir: dir,
                 process: None,
+                links,
             });
             cluster.restart(index).await;
         }
@@ -95,22 +128,33 @@ impl TestCluster {
 
     /// The index of the node at `addr`.
     pub fn index_of(&self, addr: &str) -> Option<usize> {
-        self.nodes
-            .iter()
-            .position(|slot| slot.addr.to_string() == addr)
+        self.nodes.iter().position(|slot| {
+            slot.addr.to_string() == addr
+                || slot
+                    .links
+                    .as_ref()
+                    .is_some_and(|links| links.peers.addr().to_string() == addr)
+        })
     }
 
     /// Starts node `index` (again), at its address with its data directory.
     pub async fn restart(&mut self, index: usize) {
         let slot = &self.nodes[index];
+        let database = match &slot.links {
+            Some(links) => Postgres::url_at(links.database.addr()),
+            None => self.db.url(),
+        };
         let mut args = vec![
             "--cluster-database".to_owned(),
-            self.db.url(),
+            database,
             "--cluster-secret".to_owned(),
             TEST_CLUSTER_SECRET.to_owned(),
             "--lease-ttl".to_owned(),
             format!("{}ms", TEST_LEASE_TTL.as_millis()),
         ];
+        if let Some(links) = &slot.links {
+            args.extend(["--node-address".to_owned(), links.peers.addr().to_string()]);
+        }
         args.extend(self.extra_args.iter().cloned());
         let options = ProcessOptions {
             args,
@@ -146,6 +190,34 @@ impl TestCluster {
     /// Thaws node `index` (SIGCONT).
     pub fn resume(&self, index: usize) {
         self.node(index).send_signal("CONT");
+    }
+
+    /// Cuts node `index` off from the cluster database and from its peers (clients still reach
+    /// it); [`heal`](Self::heal) joins it again. Needs [`start_with_links`](Self::start_with_links).
+    pub fn partition(&self, index: usize) {
+        let links = self.links(index);
+        links.database.cut();
+        links.peers.cut();
+    }
+
+    /// Holds every byte between node `index` and the cluster database (connections stay open,
+    /// nothing answers), as a stalled network would; [`heal`](Self::heal) lets them flow on.
+    pub fn stall_database(&self, index: usize) {
+        self.links(index).database.black_hole();
+    }
+
+    /// Ends node `index`'s partition.
+    pub fn heal(&self, index: usize) {
+        let links = self.links(index);
+        links.database.heal();
+        links.peers.heal();
+    }
+
+    fn links(&self, index: usize) -> &Links {
+        self.nodes[index]
+            .links
+            .as_ref()
+            .expect("a cluster started with links")
     }
 
     /// The node that owns an object of `namespace` by the cluster database (the first such

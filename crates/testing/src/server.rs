@@ -62,6 +62,7 @@ pub fn test_args(data_dir: &Path) -> ServeArgs {
         node_address: None,
         cluster_secret: None,
         lease_ttl: Duration::from_secs(6),
+        unsafe_no_fencing: false,
     }
 }
 
