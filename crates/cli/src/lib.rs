@@ -153,7 +153,7 @@ pub async fn start(args: &WorkersArgs, dev: bool) -> anyhow::Result<Running> {
     let runtime = builder.build().context("cannot start the runtime")?;
     let mut options = serve.server_options();
     if let Some(node) = &cluster {
-        node.follow_lease(runtime.clone());
+        node.attach(runtime.clone());
         options
             .collectors
             .push(std::sync::Arc::new(node.collector()));

@@ -63,6 +63,19 @@ impl Session {
         Ok(())
     }
 
+    /// The alarm the cluster keeps for `key`, in milliseconds since the epoch.
+    pub async fn alarm(&mut self, key: &ObjectKey) -> Result<Option<i64>> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT (extract(epoch FROM fire_at) * 1000)::bigint FROM dormouse_alarms
+                 WHERE namespace = $1 AND object_id = $2",
+                &[&key.namespace, &&key.id[..]],
+            )
+            .await?;
+        Ok(row.map(|row| row.get(0)))
+    }
+
     /// Up to `limit` alarms due by the database's clock whose objects have no live owner (an
     /// owner whose lease lapsed more than `grace` ago is none), oldest first. Nodes looking at
     /// once skip each other's rows rather than wait; whichever then claims the object fires it.

@@ -124,7 +124,7 @@ impl App {
         let runtime = builder.build().context("cannot start the runtime")?;
         let mut options = args.server_options();
         if let Some(node) = &cluster {
-            node.follow_lease(runtime.clone());
+            node.attach(runtime.clone());
             options.collectors.push(Arc::new(node.collector()));
         }
         let router = (self.worker)(runtime.env());

@@ -199,10 +199,17 @@ impl ClusterNode {
         NodeCollector(self.metrics.clone())
     }
 
+    /// Starts the node's work beside serving `runtime` (built with [`placement`](Self::placement)):
+    /// following its lease, and firing the alarms of objects no live node owns.
+    pub fn attach(&self, runtime: Runtime) {
+        self.follow_lease(runtime.clone());
+        self.fire_orphan_alarms(runtime);
+    }
+
     /// Stops every object of `runtime` whenever this node's lease is lost: another node may own
     /// them already. Their sockets close with [`CLOSE_MOVED`]; the next request of each object
     /// finds it wherever it is then.
-    pub fn follow_lease(&self, runtime: Runtime) {
+    fn follow_lease(&self, runtime: Runtime) {
         let mut changes = self.placement.membership().watch();
         tokio::spawn(async move {
             let mut holding = match &*changes.borrow() {
@@ -220,6 +227,21 @@ impl ClusterNode {
                     tracing::error!("this node's lease was lost: stopping every object");
                     runtime.stop_objects(CLOSE_MOVED, STOP_DEADLINE).await;
                 }
+            }
+        });
+    }
+
+    /// Fires the alarms of objects that no live node owns, polling the cluster database as often
+    /// as the node renews its lease, for as long as `runtime` runs.
+    fn fire_orphan_alarms(&self, runtime: Runtime) {
+        let placement = self.placement.clone();
+        let every = placement.settings().renew_every();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            while !runtime.is_closing() {
+                ticks.tick().await;
+                placement.fire_orphan_alarms(&runtime).await;
             }
         });
     }

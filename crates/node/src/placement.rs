@@ -33,6 +33,9 @@ const ROUTE_CACHE: Duration = Duration::from_secs(1);
 /// Longest a restore may take: the whole database is read from the cluster.
 const RESTORE_LIMIT: Duration = Duration::from_secs(60);
 
+/// Alarms one poll hands to the runtime at most; the rest wait for the next poll.
+const ORPHAN_ALARMS_PER_POLL: i64 = 64;
+
 /// Commits appended between two compactions of an object's log: keeps a restore to the page
 /// image and at most this many commits after it.
 const COMPACT_EVERY: i64 = 64;
@@ -108,6 +111,11 @@ impl ClusterPlacement {
             operation_limit: settings.ttl / 2,
             fencing,
         }
+    }
+
+    /// The node's lease settings.
+    pub(crate) fn settings(&self) -> &LeaseSettings {
+        &self.settings
     }
 
     /// The node's membership.
@@ -224,6 +232,13 @@ impl ClusterPlacement {
         {
             self.restore(key, database, ownership.head_seq).await?;
         }
+        let alarm_ms = self
+            .pool
+            .run("reading an alarm", self.operation_limit, async |session| {
+                session.alarm(key).await
+            })
+            .await
+            .map_err(unavailable)?;
         tracing::debug!(object = %key, epoch = ownership.epoch, head = ownership.head_seq, "object claimed");
         *standing = Standing::Owned {
             compacted: ownership.head_seq,
@@ -232,7 +247,7 @@ impl ClusterPlacement {
             incarnation: lease.incarnation(),
         };
         entry.held_by.store(lease.incarnation(), Ordering::Relaxed);
-        Ok(Route::Here)
+        Ok(Route::Claimed { alarm_ms })
     }
 
     /// Rebuilds the object's file from the cluster, which must give commit `head`.
@@ -461,6 +476,30 @@ impl Placement for Handle {
         Box::pin(async move { this.ship_now(object).await })
     }
 
+    fn alarm_changed(&self, object: PlacedObject, at_ms: Option<i64>) {
+        let Some(entry) = self.0.entry(&object.binding, &object.id) else {
+            return;
+        };
+        let this = self.0.clone();
+        tokio::spawn(async move {
+            let standing = entry.standing.lock().await;
+            let Standing::Owned { ownership, .. } = &*standing else {
+                return;
+            };
+            let result = this
+                .pool
+                .run("keeping an alarm", this.operation_limit, async |session| {
+                    session.set_alarm(ownership, at_ms).await
+                })
+                .await;
+            if let Err(error) = result {
+                // The object's own database keeps the alarm; only its firing elsewhere, should
+                // this node die, depends on the row.
+                tracing::warn!(object = %entry.key, %error, "the cluster did not record an alarm");
+            }
+        });
+    }
+
     fn release(&self, object: PlacedObject) {
         let Some(entry) = self.0.entry(&object.binding, &object.id) else {
             return;
@@ -479,6 +518,33 @@ impl Placement for Handle {
 }
 
 impl ClusterPlacement {
+    /// Fires, through `runtime`, the due alarms of objects no live node owns (their owner died
+    /// or released them): the object is claimed here, unless another node claims it first.
+    pub(crate) async fn fire_orphan_alarms(&self, runtime: &dormouse_runtime::Runtime) {
+        let grace = self.settings.grace;
+        let due = self
+            .pool
+            .run(
+                "reading due alarms",
+                self.operation_limit,
+                async |session| session.orphan_alarms(grace, ORPHAN_ALARMS_PER_POLL).await,
+            )
+            .await;
+        match due {
+            Ok(due) => {
+                for alarm in due {
+                    tracing::debug!(object = %alarm.key, "firing the alarm of an object no node owns");
+                    if let Err(error) =
+                        runtime.fire_alarm(&alarm.key.namespace, alarm.key.id, alarm.scheduled_ms)
+                    {
+                        tracing::warn!(object = %alarm.key, %error, "cannot fire an alarm");
+                    }
+                }
+            }
+            Err(error) => tracing::debug!(%error, "cannot read due alarms now"),
+        }
+    }
+
     /// Forgets which node owns the object, so that the next route asks the cluster.
     async fn forget_route(&self, object: &PlacedObject) {
         if let Some(entry) = self.entry(&object.binding, &object.id) {

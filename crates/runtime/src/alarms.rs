@@ -115,6 +115,11 @@ impl AlarmScheduler {
         self.changed.notify_one();
     }
 
+    /// Makes the scheduler look at its queue again (after [`load`](Self::load) while it runs).
+    pub(crate) fn wake(&self) {
+        self.changed.notify_one();
+    }
+
     /// Loads alarms indexed before a restart (late ones fire at once).
     pub(crate) fn load(&self, entries: impl IntoIterator<Item = (CellKey, i64)>) {
         let mut queue = self.queue.lock().expect("alarm queue lock");
@@ -182,6 +187,16 @@ impl AlarmScheduler {
 /// node runs its object.
 const PLACEMENT_RETRY: Duration = Duration::from_secs(1);
 
+/// Fires the alarm of the object `key` set for `scheduled_ms` now (its first attempt).
+pub(crate) fn fire(shared: &Arc<Shared>, key: CellKey, scheduled_ms: i64) {
+    let pending = Pending {
+        fire_at: scheduled_ms,
+        scheduled: scheduled_ms,
+        retry: 0,
+    };
+    deliver(shared, key, pending);
+}
+
 /// Hands a due alarm to its object, creating (or waking) the object. In cluster mode an object
 /// that is not this node's is claimed first; if another node owns it, that node fires it.
 fn deliver(shared: &Arc<Shared>, key: CellKey, pending: Pending) {
@@ -194,7 +209,9 @@ fn deliver(shared: &Arc<Shared>, key: CellKey, pending: Pending) {
         let (placement, namespace, shared) = (placement.clone(), namespace.clone(), shared.clone());
         tokio::spawn(async move {
             match placement.route(namespace.placed(&key.raw)).await {
-                Ok(Route::Here) => deliver_here(&shared, &namespace, key, pending),
+                Ok(Route::Here | Route::Claimed { .. }) => {
+                    deliver_here(&shared, &namespace, key, pending);
+                }
                 Ok(Route::Peer(peer)) => {
                     tracing::debug!(%peer, "alarm of an object another node owns: it fires there");
                 }

@@ -30,6 +30,11 @@ pub struct PlacedObject {
 pub enum Route {
     /// This node owns the object: it runs here.
     Here,
+    /// This node has just claimed the object: it runs here.
+    Claimed {
+        /// Its alarm, if the cluster keeps one, in milliseconds since the epoch.
+        alarm_ms: Option<i64>,
+    },
     /// The node at this address owns it: requests are forwarded there.
     Peer(Arc<str>),
 }
@@ -78,6 +83,10 @@ pub trait Placement: Send + Sync + 'static {
     /// Makes the commits written to the object's database since the last call durable in the
     /// cluster, in order; the turns' output waits for it. An error means they are not.
     fn ship(&self, object: PlacedObject) -> BoxFuture<'static, Result<(), PlacementError>>;
+
+    /// The object's committed alarm changed (`None`: deleted). The cluster keeps it, so that
+    /// another node fires it when this one cannot.
+    fn alarm_changed(&self, object: PlacedObject, at_ms: Option<i64>);
 
     /// The object left this node's memory and holds nothing here (no socket, no queued event):
     /// another node may take it.

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use crate::namespace::{Namespace, deliver, reset_while_handling};
 use crate::object::{Envelope, ObjectCell};
 use crate::placement::{Placement, PlacementError, Route};
+use crate::registry::CellKey;
 use crate::runtime::Shared;
 
 /// Where an object runs, as far as one delivery is concerned.
@@ -35,6 +36,17 @@ pub(crate) async fn place(
     }
     match placement.route(namespace.placed(id.as_bytes())).await {
         Ok(Route::Here) => Ok(Placed::Here),
+        Ok(Route::Claimed { alarm_ms }) => {
+            if let Some(at) = alarm_ms {
+                let key = CellKey {
+                    namespace: namespace.index,
+                    raw: *id.as_bytes(),
+                };
+                shared.alarms.load([(key, at)]);
+                shared.alarms.wake();
+            }
+            Ok(Placed::Here)
+        }
         Ok(Route::Peer(peer)) => Ok(Placed::Peer(peer, placement.clone())),
         Err(error) => Err(unavailable(&error)),
     }

@@ -342,6 +342,22 @@ impl Runtime {
         routing::fetch_here(self.shared.clone(), &namespace, &id, request).await
     }
 
+    /// Fires the alarm set for `scheduled_ms` of the object `id` of `binding`, claiming the
+    /// object first in cluster mode (an alarm the cluster database keeps for an object no live
+    /// node owns). The object's database decides whether it is still due.
+    pub fn fire_alarm(&self, binding: &str, id: [u8; 32], scheduled_ms: i64) -> Result<()> {
+        let namespace = self
+            .shared
+            .namespace(binding)
+            .ok_or_else(|| RuntimeError::UnknownBinding(binding.to_owned()))?;
+        let key = CellKey {
+            namespace: namespace.index,
+            raw: id,
+        };
+        crate::alarms::fire(&self.shared, key, scheduled_ms);
+        Ok(())
+    }
+
     /// Whether the runtime is shutting down.
     pub fn is_closing(&self) -> bool {
         self.shared.closing.load(Ordering::SeqCst)

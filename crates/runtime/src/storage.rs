@@ -170,6 +170,17 @@ impl ObjectStorage {
         if *told != Some(at_ms) {
             self.alarms.set(&self.cell, at_ms);
             *told = Some(at_ms);
+            if self.replicated
+                && let Some(placement) = self
+                    .cell
+                    .namespace
+                    .shared
+                    .upgrade()
+                    .and_then(|shared| shared.placement.clone())
+            {
+                let object = self.cell.namespace.placed(&self.cell.key().raw);
+                placement.alarm_changed(object, at_ms);
+            }
         }
     }
 

@@ -66,6 +66,9 @@ pub fn test_args(data_dir: &Path) -> ServeArgs {
     }
 }
 
+/// WebSocket close code 1001: what a stopped test server closes its sockets with.
+const GOING_AWAY: u16 = 1001;
+
 /// A running application plus helpers to talk to it.
 #[derive(Debug)]
 pub struct TestServer {
@@ -148,7 +151,7 @@ impl TestServer {
 
     /// Stops the server gracefully (closing sockets, committing, releasing the data directory).
     pub async fn stop(self) {
-        self.running.shutdown().await;
+        self.running.stop(GOING_AWAY).await;
     }
 
     /// The runtime, for forcing hibernation and reading state directly.
