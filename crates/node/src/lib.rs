@@ -168,6 +168,7 @@ impl ClusterNode {
             forwarder,
             metrics.clone(),
             options.fencing,
+            options.node_address.clone(),
         ));
         metrics.count_objects_of(&placement);
         tracing::info!(node = %options.node_address, ttl = ?options.lease.ttl, "joined the cluster");

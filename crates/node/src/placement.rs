@@ -82,6 +82,8 @@ pub struct ClusterPlacement {
     /// Bounds every database operation of object work.
     operation_limit: Duration,
     fencing: Fencing,
+    /// This node's name in the cluster (its address).
+    node: String,
 }
 
 impl std::fmt::Debug for ClusterPlacement {
@@ -100,6 +102,7 @@ impl ClusterPlacement {
         forwarder: Forwarder,
         metrics: Arc<NodeMetrics>,
         fencing: Fencing,
+        node: String,
     ) -> ClusterPlacement {
         ClusterPlacement {
             membership,
@@ -110,6 +113,7 @@ impl ClusterPlacement {
             metrics,
             operation_limit: settings.ttl / 2,
             fencing,
+            node,
         }
     }
 
@@ -435,6 +439,10 @@ impl ClusterPlacement {
 pub(crate) struct Handle(pub(crate) Arc<ClusterPlacement>);
 
 impl Placement for Handle {
+    fn node(&self) -> &str {
+        &self.0.node
+    }
+
     fn is_here(&self, binding: &str, id: &[u8; 32]) -> bool {
         let Some(entry) = self.0.entry(binding, id) else {
             return false;

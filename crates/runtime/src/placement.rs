@@ -56,6 +56,9 @@ pub enum PlacementError {
 /// ([`RuntimeBuilder::placement`](crate::RuntimeBuilder::placement)); it knows nothing of the
 /// runtime.
 pub trait Placement: Send + Sync + 'static {
+    /// This node, as the cluster names it (the address its peers reach it at).
+    fn node(&self) -> &str;
+
     /// Whether the object is this node's now, by what this node knows: the fast path of every
     /// delivery, so it must not wait.
     fn is_here(&self, binding: &str, id: &[u8; 32]) -> bool;

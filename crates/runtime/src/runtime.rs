@@ -358,6 +358,12 @@ impl Runtime {
         Ok(())
     }
 
+    /// This node's name in its cluster (`None` on a single node): the owner of every object it
+    /// holds.
+    pub fn node(&self) -> Option<&str> {
+        self.shared.placement.as_deref().map(Placement::node)
+    }
+
     /// Whether the runtime is shutting down.
     pub fn is_closing(&self) -> bool {
         self.shared.closing.load(Ordering::SeqCst)

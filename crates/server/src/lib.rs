@@ -7,8 +7,9 @@
 //! - [`ServeArgs`]: the command-line flags shared by every binary.
 //! - `listener`: the accept loop (survives running out of file descriptors) and connections.
 //! - `upgrade`: the WebSocket handshake around the Worker (subprotocol checks included).
-//! - `peer`: requests between the nodes of a cluster: the secret forwarded requests carry, and
-//!   forwarded WebSocket upgrades joined to their client's connection.
+//! - `peer`: requests between the nodes of a cluster, and the secret forwarded ones carry.
+//! - `splice`: a forwarded WebSocket joined to its client's connection (1012 to the client when
+//!   the owner goes away).
 //! - `per_address`: `--max-connections-per-ip`, WebSocket connections per client address.
 //! - `admin`: the inspector page and its JSON, `/metrics`, `/objects`, actions, who may use them.
 //! - [`DataDir`]: the locked data directory.
@@ -25,6 +26,7 @@ mod memory;
 mod peer;
 mod per_address;
 pub mod signals;
+mod splice;
 mod upgrade;
 
 use std::convert::Infallible;

@@ -1,18 +1,11 @@
 //! Requests between the nodes of a cluster: a forwarded request is served only with the
-//! cluster's secret, and a WebSocket upgrade the owner accepted is joined to the client's
-//! connection here.
+//! cluster's secret.
 
 use std::net::IpAddr;
 
-use dormouse_runtime::placement::{
-    CLUSTER_SECRET_HEADER, FORWARDED_OBJECT_HEADER, ForwardedUpgrade,
-};
+use dormouse_runtime::placement::{CLUSTER_SECRET_HEADER, FORWARDED_OBJECT_HEADER};
 use dormouse_sdk::{Response, response};
 use http::{HeaderMap, StatusCode};
-use hyper::upgrade::OnUpgrade;
-use hyper_util::rt::TokioIo;
-
-use crate::per_address::AddressLease;
 
 /// A request that says it comes from a peer, for this object.
 #[derive(Debug, PartialEq, Eq)]
@@ -86,36 +79,6 @@ fn same_secret(offered: &[u8], secret: &[u8]) -> bool {
             .zip(secret)
             .fold(0u8, |diff, (a, b)| diff | (a ^ b))
             == 0
-}
-
-/// Joins the client's connection, once upgraded, to the owner's, byte for byte, until either
-/// side closes.
-pub(crate) fn join(client: OnUpgrade, owner: ForwardedUpgrade, lease: Option<AddressLease>) {
-    tokio::spawn(async move {
-        // The client's place in its address's count, held while the connection is open.
-        let _lease = lease;
-        let Some(owner) = owner.take() else {
-            tracing::error!("a forwarded upgrade was joined twice");
-            return;
-        };
-        let mut owner = match owner.await {
-            Ok(owner) => owner,
-            Err(error) => {
-                tracing::debug!(%error, "the owner's side of a forwarded WebSocket did not open");
-                return;
-            }
-        };
-        let mut client = match client.await {
-            Ok(client) => TokioIo::new(client),
-            Err(error) => {
-                tracing::debug!(%error, "client went away before the upgrade completed");
-                return;
-            }
-        };
-        if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut owner).await {
-            tracing::debug!(%error, "a forwarded WebSocket ended");
-        }
-    });
 }
 
 #[cfg(test)]

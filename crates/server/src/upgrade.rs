@@ -16,8 +16,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tower_service::Service;
 
-use crate::peer;
 use crate::per_address::{AddressLease, AddressLimit};
+use crate::{peer, splice};
 
 /// Who sent a request, and what its connection may agree to: its address, the bound on
 /// connections per address, whether compression is on.
@@ -124,7 +124,7 @@ where
         };
         // The owner answered the handshake (accept key, subprotocol, extensions): its 101 goes to
         // the client as it is, and the two connections are joined.
-        peer::join(pending.on_upgrade, owner, pending.lease);
+        splice::join(pending.on_upgrade, owner, pending.lease);
         return Ok(reply);
     }
     let Some(socket) = reply.extensions_mut().remove::<WebSocketUpgrade>() else {

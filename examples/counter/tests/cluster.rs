@@ -53,6 +53,9 @@ async fn every_node_serves_every_counter_and_they_agree() {
     );
     let owned = cluster.node(owner).metrics().await;
     assert_eq!(owned.series("dormouse_cluster_objects_owned"), 1.0);
+    let objects = http_request(cluster.node(owner).admin(), "GET", "/objects", &[], "").await;
+    let owner_field = format!("\"owner\":\"{}\"", cluster.addr(owner));
+    assert!(objects.body.contains(&owner_field), "{}", objects.body);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -105,7 +105,19 @@ async fn object_log(runtime: Runtime, target: Target, stop: CancellationToken) -
 }
 
 async fn objects(State(runtime): State<Runtime>) -> Response {
-    let objects: Vec<_> = runtime.objects().iter().map(api::status_json).collect();
+    let owner = runtime.node();
+    let objects: Vec<_> = runtime
+        .objects()
+        .iter()
+        .map(|object| {
+            let mut json = api::status_json(object);
+            // In a cluster, the objects a node holds are the ones it owns.
+            if let Some(owner) = owner {
+                json["owner"] = owner.into();
+            }
+            json
+        })
+        .collect();
     axum::Json(objects).into_response()
 }
 
