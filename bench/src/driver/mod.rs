@@ -4,6 +4,7 @@
 //! core of its own on a two-core machine, and the CPU each used is reported with the figures:
 //! a generator near a full core would mean the figure measures the generator, not the server.
 
+mod cluster;
 mod compression;
 mod fanout;
 mod generator;
@@ -29,7 +30,7 @@ pub struct Options {
     #[arg(long)]
     pub smoke: bool,
     /// Scenarios to run (all by default): idle, echo, fanout, wake, auto-response, storage,
-    /// startup, compression.
+    /// startup, compression, cluster.
     #[arg(long, value_delimiter = ',')]
     pub scenarios: Vec<Scenario>,
     /// Peers to run (all by default): dormouse, raw, workerd, workers (Dormouse's Workers mode).
@@ -63,6 +64,9 @@ pub enum Scenario {
     Startup,
     /// 8. permessage-deflate negotiated: idle memory, and the cost of compressing.
     Compression,
+    /// 9. Cluster mode: a single node against three nodes and PostgreSQL (storage turns,
+    ///    forwarded echo, wake on another node, failover).
+    Cluster,
 }
 
 /// A peer, as named on the command line.
@@ -129,6 +133,7 @@ pub async fn run(options: Options) -> Result<()> {
             Scenario::Storage,
             Scenario::Startup,
             Scenario::Compression,
+            Scenario::Cluster,
         ]
     } else {
         options.scenarios.clone()
@@ -146,6 +151,7 @@ pub async fn run(options: Options) -> Result<()> {
             Scenario::Storage => throughput::storage(&setup, &mut results).await?,
             Scenario::Startup => startup::run(&setup, &mut results).await?,
             Scenario::Compression => compression::run(&setup, &mut results).await?,
+            Scenario::Cluster => cluster::run(&setup, &mut results).await?,
         }
     }
     println!("{}", table::render(&results.rows));

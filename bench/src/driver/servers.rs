@@ -55,7 +55,7 @@ pub(crate) enum Program {
 }
 
 impl Program {
-    fn dormouse_binary(self) -> &'static str {
+    pub(crate) fn dormouse_binary(self) -> &'static str {
         match self {
             Program::Echo => "echo",
             Program::ChatRoom => "chat-room",

@@ -96,6 +96,17 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", env = "DORMOUSE_MAX_CONNECTIONS_PER_IP")]
     pub max_connections_per_ip: Option<usize>,
 
+    /// A reverse proxy (its address, as connections from it arrive) whose `X-Forwarded-For`
+    /// header names the client, for `--max-connections-per-ip` and the logs. Repeat it for
+    /// several; comma-separated in the environment.
+    #[arg(
+        long,
+        value_name = "IP",
+        env = "DORMOUSE_TRUSTED_PROXY",
+        value_delimiter = ','
+    )]
+    pub trusted_proxy: Vec<std::net::IpAddr>,
+
     /// permessage-deflate for clients that offer it (`on`, the default, or `off`). Sockets hold
     /// no compression state either way: each message is compressed on its own.
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_switch, env = "DORMOUSE_COMPRESSION")]
@@ -154,6 +165,7 @@ impl ServeArgs {
             admin_token: self.admin_token.clone(),
             cluster_secret: self.cluster_secret.clone(),
             collectors: Vec::new(),
+            trusted_proxies: self.trusted_proxy.clone(),
         }
     }
 

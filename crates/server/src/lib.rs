@@ -69,6 +69,9 @@ pub struct ServerOptions {
     pub cluster_secret: Option<String>,
     /// More figures for `/metrics`, next to the runtime's (a cluster node's).
     pub collectors: Vec<Arc<dyn Collector>>,
+    /// Reverse proxies whose `X-Forwarded-For` header names the client (for the per-address
+    /// limit and the logs).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for ServerOptions {
@@ -80,6 +83,7 @@ impl Default for ServerOptions {
             admin_token: None,
             cluster_secret: None,
             collectors: Vec::new(),
+            trusted_proxies: Vec::new(),
         }
     }
 }

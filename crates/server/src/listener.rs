@@ -40,6 +40,8 @@ pub(crate) async fn accept_loop<W>(
     W::Future: Send + 'static,
 {
     let mut exhausted_since: Option<tokio::time::Instant> = None;
+    let trusted_proxies: Arc<[std::net::IpAddr]> = options.trusted_proxies.clone().into();
+    let peer_secret = options.cluster_secret.as_deref().map(Arc::<str>::from);
     loop {
         let accepted = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -58,7 +60,8 @@ pub(crate) async fn accept_loop<W>(
                     address: peer.ip(),
                     limit: address_limit.clone(),
                     compression: options.compression,
-                    peer_secret: options.cluster_secret.as_deref().map(Arc::from),
+                    peer_secret: peer_secret.clone(),
+                    trusted_proxies: trusted_proxies.clone(),
                 };
                 tracker.spawn(serve_connection(
                     stream,

@@ -28,6 +28,27 @@ pub(crate) struct Client {
     pub(crate) compression: bool,
     /// The cluster's secret, which forwarded requests carry (cluster mode).
     pub(crate) peer_secret: Option<Arc<str>>,
+    /// Reverse proxies whose `X-Forwarded-For` names the client.
+    pub(crate) trusted_proxies: Arc<[IpAddr]>,
+}
+
+impl Client {
+    /// The address of the client that sent `headers`: the connection's, or, when the connection
+    /// comes from a trusted reverse proxy, the last address its `X-Forwarded-For` names (the one
+    /// the proxy added: earlier ones were written by whoever sent the request, and prove nothing).
+    fn address_of(&self, headers: &http::HeaderMap) -> IpAddr {
+        if !self.trusted_proxies.contains(&self.address) {
+            return self.address;
+        }
+        headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .next_back()
+            .and_then(|value| value.to_str().ok())
+            .and_then(|list| list.rsplit(',').next())
+            .and_then(|last| last.trim().parse().ok())
+            .unwrap_or(self.address)
+    }
 }
 
 /// An upgrade request that passed the checks, waiting for the Worker's answer.
@@ -58,6 +79,7 @@ pub(crate) async fn handle<W>(
 where
     W: Service<Request, Response = Response, Error = Infallible>,
 {
+    let address = client.address_of(request.headers());
     let forwarded = match peer::forwarded_to(
         request.headers(),
         client.peer_secret.as_deref(),
@@ -79,16 +101,16 @@ where
         let limit = client.limit.as_ref().filter(|_| forwarded.is_none());
         let lease = match limit {
             None => None,
-            Some(limit) => match limit.acquire(client.address) {
+            Some(limit) => match limit.acquire(address) {
                 Some(lease) => Some(lease),
                 None => {
-                    tracing::debug!(address = %client.address, max = limit.max(), "refusing an upgrade past the per-address limit");
+                    tracing::debug!(%address, max = limit.max(), "refusing an upgrade past the per-address limit");
                     return Ok(response::text(
                         StatusCode::TOO_MANY_REQUESTS,
                         format!(
                             "Too Many Requests: {} WebSocket connections are already open from {}",
                             limit.max(),
-                            client.address
+                            address
                         ),
                     ));
                 }
@@ -198,4 +220,50 @@ fn upgrade_required() -> Response {
         StatusCode::UPGRADE_REQUIRED,
         "Upgrade Required: this endpoint expects a WebSocket upgrade",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(address: [u8; 4], trusted: &[[u8; 4]]) -> Client {
+        Client {
+            address: address.into(),
+            limit: None,
+            compression: false,
+            peer_secret: None,
+            trusted_proxies: trusted.iter().map(|ip| IpAddr::from(*ip)).collect(),
+        }
+    }
+
+    fn forwarded_for(values: &[&str]) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        for value in values {
+            headers.append("x-forwarded-for", value.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn a_trusted_proxy_names_the_client_in_the_last_address_it_added() {
+        let proxy = client([10, 0, 0, 1], &[[10, 0, 0, 1]]);
+        let headers = forwarded_for(&["6.6.6.6, 203.0.113.7"]);
+        assert_eq!(proxy.address_of(&headers), IpAddr::from([203, 0, 113, 7]));
+        let two_headers = forwarded_for(&["6.6.6.6", "198.51.100.2"]);
+        assert_eq!(
+            proxy.address_of(&two_headers),
+            IpAddr::from([198, 51, 100, 2])
+        );
+        assert_eq!(
+            proxy.address_of(&forwarded_for(&["not an address"])),
+            IpAddr::from([10, 0, 0, 1])
+        );
+    }
+
+    #[test]
+    fn anyone_else_is_taken_at_the_connections_address() {
+        let direct = client([192, 0, 2, 9], &[[10, 0, 0, 1]]);
+        let headers = forwarded_for(&["203.0.113.7"]);
+        assert_eq!(direct.address_of(&headers), IpAddr::from([192, 0, 2, 9]));
+    }
 }

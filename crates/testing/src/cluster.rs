@@ -21,6 +21,8 @@ pub struct TestCluster {
     db: Postgres,
     binary: PathBuf,
     extra_args: Vec<String>,
+    /// The CPUs the nodes run on (`taskset` list); all when `None`.
+    cpus: Option<String>,
 }
 
 /// One node's place: its address and data directory outlive its process, so that it can be
@@ -44,15 +46,26 @@ struct Links {
 
 impl TestCluster {
     /// Starts PostgreSQL and `count` nodes of `binary`, each with `extra_args` after the
-    /// cluster's flags.
+    /// cluster's flags (and a lease of [`TEST_LEASE_TTL`] unless they set `--lease-ttl`).
     pub async fn start(binary: &Path, count: usize, extra_args: &[&str]) -> TestCluster {
-        TestCluster::start_nodes(binary, count, extra_args, false).await
+        TestCluster::start_nodes(binary, count, extra_args, false, None).await
+    }
+
+    /// [`start`](Self::start), every node confined to `cpus` (as `taskset` lists them): for
+    /// benchmarks that give the server side one core.
+    pub async fn start_on_cpus(
+        binary: &Path,
+        count: usize,
+        extra_args: &[&str],
+        cpus: Option<String>,
+    ) -> TestCluster {
+        TestCluster::start_nodes(binary, count, extra_args, false, cpus).await
     }
 
     /// [`start`](Self::start), with each node's links to the database and from its peers
     /// through proxies that [`partition`](Self::partition) cuts.
     pub async fn start_with_links(binary: &Path, count: usize, extra_args: &[&str]) -> TestCluster {
-        TestCluster::start_nodes(binary, count, extra_args, true).await
+        TestCluster::start_nodes(binary, count, extra_args, true, None).await
     }
 
     async fn start_nodes(
@@ -60,6 +73,7 @@ impl TestCluster {
         count: usize,
         extra_args: &[&str],
         with_links: bool,
+        cpus: Option<String>,
     ) -> TestCluster {
         let db = Postgres::start();
         let mut cluster = TestCluster {
@@ -67,6 +81,7 @@ impl TestCluster {
             db,
             binary: binary.to_owned(),
             extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
+            cpus,
         };
         for index in 0..count {
             let host = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + index as u8));
@@ -149,9 +164,14 @@ impl TestCluster {
             database,
             "--cluster-secret".to_owned(),
             TEST_CLUSTER_SECRET.to_owned(),
-            "--lease-ttl".to_owned(),
-            format!("{}ms", TEST_LEASE_TTL.as_millis()),
         ];
+        // The tests' short lease, unless the extra flags set one.
+        if !self.extra_args.iter().any(|arg| arg == "--lease-ttl") {
+            args.extend([
+                "--lease-ttl".to_owned(),
+                format!("{}ms", TEST_LEASE_TTL.as_millis()),
+            ]);
+        }
         if let Some(links) = &slot.links {
             args.extend(["--node-address".to_owned(), links.peers.addr().to_string()]);
         }
@@ -160,6 +180,7 @@ impl TestCluster {
             args,
             host: Some(slot.addr.ip()),
             listen: Some(slot.addr),
+            cpus: self.cpus.clone(),
             ..Default::default()
         };
         let process = ServerProcess::start(&self.binary, &slot.data, &options).await;

@@ -56,6 +56,7 @@ pub fn test_args(data_dir: &Path) -> ServeArgs {
         max_outbound_bytes: dormouse::runtime::Limits::default().max_outbound_bytes,
         socket_send_buffer: None,
         max_connections_per_ip: None,
+        trusted_proxy: Vec::new(),
         compression: true,
         max_message_size: dormouse::runtime::Limits::default().max_message_bytes,
         cluster_database: None,
