@@ -289,13 +289,11 @@ async fn wake_load(
 async fn failover(setup: &Setup, results: &mut Results) -> Result<()> {
     let scenario = "9. Cluster: failover after the owner's kill -9";
     for (label, lease) in [
-        ("default lease (6 s)", None),
-        ("2 s lease", Some(SHORT_LEASE)),
+        ("default lease (6 s)", DEFAULT_LEASE),
+        ("2 s lease", SHORT_LEASE),
     ] {
         let mut flags = NODE_FLAGS.to_vec();
-        if let Some(lease) = lease {
-            flags.extend(["--lease-ttl", lease]);
-        }
+        flags.extend(["--lease-ttl", lease]);
         let mut cluster = cluster_of(setup, Program::Counter, &flags).await;
         let increment = |addr| async move {
             try_http_request(addr, "POST", "/counter/failover", "")
