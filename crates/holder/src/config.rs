@@ -99,6 +99,9 @@ pub struct Negotiated {
     pub compression: bool,
     /// Held as long as the connection is open (a per-address count, say), dropped with it.
     pub lease: Option<ConnectionLease>,
+    /// The connection is a peer node relaying the socket for its client (cluster mode): it is
+    /// told the socket's tags and attachment, and that the object moved, in relay frames.
+    pub relayed: bool,
 }
 
 /// Something kept alive for as long as a connection is open; dropping it is the signal that the

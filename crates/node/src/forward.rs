@@ -7,11 +7,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
+use dormouse_runtime::AdoptedSocket;
 use dormouse_runtime::placement::{
-    CLUSTER_SECRET_HEADER, Duplex, FORWARDED_OBJECT_HEADER, ForwardedUpgrade, PlacedObject,
-    Undelivered, WRONG_OWNER_HEADER,
+    ADOPT_SOCKET_HEADER, CLUSTER_SECRET_HEADER, Duplex, FORWARDED_OBJECT_HEADER, ForwardedUpgrade,
+    PlacedObject, Undelivered, WRONG_OWNER_HEADER,
 };
 use dormouse_sdk::{Body, Error, ErrorKind, Request, Response};
+use dormouse_ws::relay::Relay;
 use http::{HeaderValue, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::client::conn::http1::{self, SendRequest};
@@ -125,16 +127,87 @@ impl Forwarder {
             let upgrade = hyper::upgrade::on(&mut response);
             let (parts, _) = response.into_parts();
             let mut response = Response::from_parts(parts, Body::empty());
-            response
-                .extensions_mut()
-                .insert(ForwardedUpgrade::new(Box::pin(async move {
+            response.extensions_mut().insert(ForwardedUpgrade::new(
+                Box::pin(async move {
                     let upgraded = upgrade.await.map_err(std::io::Error::other)?;
                     Ok(Box::new(TokioIo::new(upgraded)) as Box<dyn Duplex>)
-                })));
+                }),
+                None,
+            ));
             return Ok(Ok(response));
         }
         self.keep(peer, sender);
         Ok(Ok(response.map(Body::new)))
+    }
+
+    /// Asks `peer` to adopt a socket relayed for the object (its previous owner went away): a
+    /// WebSocket upgrade that carries the socket's state, with the subprotocol it had and the
+    /// client's offer of extensions, so that the peer agrees to what the client has. The
+    /// connection once it switched protocols; `Err` with the owner the peer named when it does
+    /// not own the object, or with nothing when it could not be asked.
+    pub(crate) async fn adopt(
+        &self,
+        peer: &Arc<str>,
+        object: &PlacedObject,
+        socket: &AdoptedSocket,
+        extensions: Option<&HeaderValue>,
+    ) -> Result<Box<dyn Duplex>, NotAdopted> {
+        use base64::Engine as _;
+        let state = Relay::State {
+            tags: socket.tags.clone(),
+            attachment: socket.attachment.clone(),
+        };
+        let encoded = base64::engine::general_purpose::STANDARD.encode(state.encode());
+        let mut request = http::Request::get("/")
+            .header(http::header::HOST, &**peer)
+            .header(http::header::CONNECTION, "Upgrade")
+            .header(http::header::UPGRADE, "websocket")
+            .header(http::header::SEC_WEBSOCKET_VERSION, "13")
+            .header(http::header::SEC_WEBSOCKET_KEY, ADOPTION_KEY)
+            .header(FORWARDED_OBJECT_HEADER, object_header(object))
+            .header(CLUSTER_SECRET_HEADER, self.secret.clone())
+            .header(ADOPT_SOCKET_HEADER, encoded)
+            .body(Full::new(Bytes::new()))
+            .map_err(|error| NotAdopted::Refused(error.to_string()))?;
+        let headers = request.headers_mut();
+        if let Some(protocol) = socket
+            .protocol
+            .as_deref()
+            .and_then(|p| HeaderValue::from_str(p).ok())
+        {
+            headers.insert(http::header::SEC_WEBSOCKET_PROTOCOL, protocol);
+        }
+        if let Some(extensions) = extensions {
+            headers.insert(http::header::SEC_WEBSOCKET_EXTENSIONS, extensions.clone());
+        }
+        let mut sender = self
+            .connection(peer)
+            .await
+            .map_err(NotAdopted::Unreachable)?;
+        let answer = tokio::time::timeout(ANSWER_LIMIT, sender.send_request(request)).await;
+        let mut response = match answer {
+            Ok(Ok(response)) => response,
+            Ok(Err(error)) => return Err(NotAdopted::Unreachable(error.to_string())),
+            Err(_) => return Err(NotAdopted::Unreachable(format!("{peer} did not answer"))),
+        };
+        match response.status() {
+            StatusCode::SWITCHING_PROTOCOLS => {
+                let upgraded = hyper::upgrade::on(&mut response)
+                    .await
+                    .map_err(|error| NotAdopted::Unreachable(error.to_string()))?;
+                Ok(Box::new(TokioIo::new(upgraded)))
+            }
+            StatusCode::MISDIRECTED_REQUEST => {
+                let owner = response
+                    .headers()
+                    .get(WRONG_OWNER_HEADER)
+                    .and_then(|value| value.to_str().ok())
+                    .map(Arc::from);
+                self.keep(peer, sender);
+                Err(NotAdopted::OwnedBy(owner))
+            }
+            status => Err(NotAdopted::Refused(format!("{peer} answered {status}"))),
+        }
     }
 
     /// A connection to `peer` ready for a request: an idle one, or a new one.
@@ -174,6 +247,24 @@ impl Forwarder {
             senders.push(sender);
         }
     }
+}
+
+/// The `Sec-WebSocket-Key` of an adoption request: any valid one does, since the answer's
+/// accept key goes nowhere (this is RFC 6455's example nonce).
+const ADOPTION_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+
+/// Why a socket was not adopted.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum NotAdopted {
+    /// The peer could not be asked (it is down, or the connection failed).
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+    /// The peer does not own the object; it named the node that does, if it knows one.
+    #[error("not the owner (the owner is {0:?})")]
+    OwnedBy(Option<Arc<str>>),
+    /// The peer refused for another reason: asking again would not help.
+    #[error("refused: {0}")]
+    Refused(String),
 }
 
 /// `{binding}/{id in hex}`.

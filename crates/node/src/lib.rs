@@ -13,6 +13,7 @@
 //! - `placement`: [`ClusterPlacement`], the runtime's placement: claims, restores, commits
 //!   shipped under the epoch, releases.
 //! - `forward`: requests sent to the node that owns their object, WebSocket upgrades included.
+//! - `readopt`: a relayed socket moved to its object's next owner when the owner goes away.
 //! - `pool`: [`SessionPool`], the connections to the cluster database for object work.
 //! - `metrics`: [`NodeMetrics`] and their [`NodeCollector`] for `/metrics`.
 //! - `error`: [`NodeError`].
@@ -22,6 +23,7 @@ mod forward;
 mod metrics;
 mod placement;
 mod pool;
+mod readopt;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -211,6 +213,10 @@ impl ClusterNode {
     /// them already. Their sockets close with [`CLOSE_MOVED`]; the next request of each object
     /// finds it wherever it is then.
     fn follow_lease(&self, runtime: Runtime) {
+        if self.placement.fencing() == Fencing::Off {
+            // Without fencing a node keeps serving what it no longer owns: that is the point.
+            return;
+        }
         let mut changes = self.placement.membership().watch();
         tokio::spawn(async move {
             let mut holding = match &*changes.borrow() {

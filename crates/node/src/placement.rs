@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 use dormouse_cluster::{
     Claim, ClusterError, LeaseSettings, Membership, NodeLease, ObjectKey, Ownership,
 };
-use dormouse_runtime::placement::{PlacedObject, Placement, PlacementError, Route, Undelivered};
+use dormouse_runtime::placement::{
+    ForwardedUpgrade, PlacedObject, Placement, PlacementError, Route, Undelivered,
+};
 use dormouse_sdk::{Request, Response};
 use dormouse_storage::WalCursor;
 use futures_util::future::BoxFuture;
@@ -76,7 +78,7 @@ pub struct ClusterPlacement {
     membership: Membership,
     settings: LeaseSettings,
     pool: Arc<SessionPool>,
-    forwarder: Forwarder,
+    pub(crate) forwarder: Forwarder,
     entries: Mutex<Entries>,
     metrics: Arc<NodeMetrics>,
     /// Bounds every database operation of object work.
@@ -115,6 +117,22 @@ impl ClusterPlacement {
             fencing,
             node,
         }
+    }
+
+    /// How long a request (or a socket) whose owner cannot be reached waits for another: long
+    /// enough for a dead owner's lease to lapse and its grace to pass.
+    pub(crate) fn patience(&self) -> Duration {
+        self.settings.ttl + self.settings.grace * 2
+    }
+
+    /// Whether ownership is checked.
+    pub(crate) fn fencing(&self) -> Fencing {
+        self.fencing
+    }
+
+    /// This node's name in the cluster.
+    pub(crate) fn node(&self) -> &str {
+        &self.node
     }
 
     /// The node's lease settings.
@@ -466,17 +484,34 @@ impl Placement for Handle {
         let this = self.0.clone();
         Box::pin(async move {
             this.metrics.forwarded.inc();
-            let result = this.forwarder.send(&peer, &object, request).await;
-            if result.is_err() {
-                this.metrics.undelivered.inc();
-                this.forget_route(&object).await;
+            let extensions = request
+                .headers()
+                .get(http::header::SEC_WEBSOCKET_EXTENSIONS)
+                .cloned();
+            let mut result = this.forwarder.send(&peer, &object, request).await;
+            match &mut result {
+                Err(_) => {
+                    this.metrics.undelivered.inc();
+                    this.forget_route(&object).await;
+                }
+                Ok(Ok(response)) => {
+                    // A WebSocket the owner accepted moves with its object.
+                    let upgrade = response.extensions_mut().remove::<ForwardedUpgrade>();
+                    if let Some(connection) = upgrade.and_then(|upgrade| upgrade.take()) {
+                        let readopt = this.readopter(object.clone(), extensions);
+                        response
+                            .extensions_mut()
+                            .insert(ForwardedUpgrade::new(connection, Some(readopt)));
+                    }
+                }
+                Ok(Err(_)) => {}
             }
             result
         })
     }
 
     fn forward_patience(&self) -> Duration {
-        self.0.settings.ttl + self.0.settings.grace * 2
+        self.0.patience()
     }
 
     fn ship(&self, object: PlacedObject) -> BoxFuture<'static, Result<(), PlacementError>> {

@@ -14,6 +14,8 @@ use dormouse_sdk::{Request, Response};
 use futures_util::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::forwarded::AdoptedSocket;
+
 /// An object as placement names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PlacedObject {
@@ -111,23 +113,44 @@ pub trait Duplex: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Duplex for T {}
 
 /// The extension of a 101 response forwarded from the object's owner: the connection to the
-/// owner once it switched protocols. The server answers the client with the owner's 101 and joins
-/// the two connections.
+/// owner once it switched protocols, and how to hand the socket to the object's next owner. The
+/// server answers the client with the owner's 101 and joins the two connections; when the owner
+/// goes away (it died, lost the object, or drains), the socket is re-adopted by the next owner and
+/// the client's connection stays open.
 #[derive(Clone)]
-pub struct ForwardedUpgrade(Arc<Mutex<Option<UpgradeToOwner>>>);
+pub struct ForwardedUpgrade {
+    connection: Arc<Mutex<Option<UpgradeToOwner>>>,
+    readopt: Option<Readopt>,
+}
 
 /// The connection to an object's owner, once it switched protocols.
 pub type UpgradeToOwner = BoxFuture<'static, std::io::Result<Box<dyn Duplex>>>;
 
+/// Asks the object's owner as it is now (after a takeover, say) to adopt a socket relayed for its
+/// client, with the state its previous owner last reported; the connection to the new owner.
+pub type Readopt = Arc<dyn Fn(AdoptedSocket) -> UpgradeToOwner + Send + Sync>;
+
 impl ForwardedUpgrade {
-    /// Carries `connection` in a response.
-    pub fn new(connection: UpgradeToOwner) -> Self {
-        ForwardedUpgrade(Arc::new(Mutex::new(Some(connection))))
+    /// Carries `connection` in a response; `readopt`, if given, moves the socket to the object's
+    /// next owner.
+    pub fn new(connection: UpgradeToOwner, readopt: Option<Readopt>) -> Self {
+        ForwardedUpgrade {
+            connection: Arc::new(Mutex::new(Some(connection))),
+            readopt,
+        }
     }
 
     /// The connection, to the first taker.
     pub fn take(&self) -> Option<UpgradeToOwner> {
-        self.0.lock().expect("forwarded upgrade lock").take()
+        self.connection
+            .lock()
+            .expect("forwarded upgrade lock")
+            .take()
+    }
+
+    /// How to move the socket to the object's next owner.
+    pub fn readopt(&self) -> Option<Readopt> {
+        self.readopt.clone()
     }
 }
 
@@ -143,6 +166,11 @@ pub const FORWARDED_OBJECT_HEADER: &str = "x-dormouse-object";
 /// The header of a forwarded request that carries the cluster's secret (`--cluster-secret`): a
 /// node serves a forwarded request only with it.
 pub const CLUSTER_SECRET_HEADER: &str = "x-dormouse-cluster-secret";
+
+/// The header of a forwarded WebSocket upgrade that asks the owner to adopt a socket whose object
+/// moved, rather than to run the object's `fetch`: the socket's state, as a relay message
+/// (`dormouse_ws::relay`), in standard base64.
+pub const ADOPT_SOCKET_HEADER: &str = "x-dormouse-adopt";
 
 /// The header of a peer's answer (421) that says it does not own the object: the request was not
 /// delivered and may be sent again.

@@ -6,9 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use bytes::Bytes;
 use dormouse_holder::{Negotiated, SocketRecord};
-use dormouse_sdk::host::NamespaceHost;
 use dormouse_sdk::response::WebSocketUpgrade;
-use dormouse_sdk::{Env, ObjectId, Request, Response};
+use dormouse_sdk::{Env, ObjectId};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
@@ -19,9 +18,8 @@ use crate::error::{Result, RuntimeError};
 use crate::metrics::{self, NamespaceGauges};
 use crate::namespace::Namespace;
 use crate::object::{Control, Envelope, ObjectCell, Phase, Refused};
-use crate::placement::{Placement, WRONG_OWNER_HEADER};
+use crate::placement::Placement;
 use crate::registry::{CellKey, Registry};
-use crate::routing::{self, Placed};
 
 /// State shared by everything the runtime runs.
 pub(crate) struct Shared {
@@ -302,44 +300,6 @@ impl Runtime {
             }
         }
         futures_util::future::join_all(waiting).await;
-    }
-
-    /// Serves a request that a peer forwarded to the object `id` (64 hex digits) of `binding`:
-    /// here, never forwarded again. If this node does not own the object (the peer's view was
-    /// stale), the answer is 421 with [`WRONG_OWNER_HEADER`] and the object saw nothing.
-    pub async fn fetch_forwarded(&self, binding: &str, id: &str, request: Request) -> Response {
-        match self.try_fetch_forwarded(binding, id, request).await {
-            Ok(response) => response,
-            Err(error) => dormouse_sdk::response::text(error.status(), error.to_string()),
-        }
-    }
-
-    async fn try_fetch_forwarded(
-        &self,
-        binding: &str,
-        id: &str,
-        request: Request,
-    ) -> dormouse_sdk::Result<Response> {
-        let namespace = self.shared.namespace(binding).cloned().ok_or_else(|| {
-            dormouse_sdk::Error::new(
-                dormouse_sdk::ErrorKind::Type,
-                format!("no Durable Object binding named {binding:?}"),
-            )
-        })?;
-        let id = NamespaceHost::id_from_string(&*namespace, id)?;
-        if let Placed::Peer(peer, _) = routing::place(&self.shared, &namespace, &id).await? {
-            let mut response = dormouse_sdk::response::text(
-                http::StatusCode::MISDIRECTED_REQUEST,
-                format!("this node does not own the Durable Object; {peer} does"),
-            );
-            response.headers_mut().insert(
-                WRONG_OWNER_HEADER,
-                http::HeaderValue::from_str(&peer)
-                    .unwrap_or(http::HeaderValue::from_static("unknown")),
-            );
-            return Ok(response);
-        }
-        routing::fetch_here(self.shared.clone(), &namespace, &id, request).await
     }
 
     /// Fires the alarm set for `scheduled_ms` of the object `id` of `binding`, claiming the

@@ -3,8 +3,11 @@
 
 use std::net::IpAddr;
 
-use dormouse_runtime::placement::{CLUSTER_SECRET_HEADER, FORWARDED_OBJECT_HEADER};
+use dormouse_runtime::placement::{
+    ADOPT_SOCKET_HEADER, CLUSTER_SECRET_HEADER, FORWARDED_OBJECT_HEADER,
+};
 use dormouse_sdk::{Response, response};
+use dormouse_ws::relay::Relay;
 use http::{HeaderMap, StatusCode};
 
 /// A request that says it comes from a peer, for this object.
@@ -12,6 +15,16 @@ use http::{HeaderMap, StatusCode};
 pub(crate) struct ForwardedTo {
     pub(crate) binding: String,
     pub(crate) id: String,
+    /// The socket to adopt, when the request asks for that rather than for the object's
+    /// `fetch`.
+    pub(crate) adopt: Option<Adopt>,
+}
+
+/// A relayed socket to adopt: its tags and attachment, as its previous owner reported them.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Adopt {
+    pub(crate) tags: Vec<String>,
+    pub(crate) attachment: Option<Vec<u8>>,
 }
 
 /// Why a request that says it was forwarded is not served.
@@ -25,6 +38,9 @@ pub(crate) enum Refusal {
     /// Its object header is not `binding/id`.
     #[error("{FORWARDED_OBJECT_HEADER} must be binding/id")]
     Malformed,
+    /// Its socket to adopt is not a relay state message in base64.
+    #[error("{ADOPT_SOCKET_HEADER} must be a relay state message in base64")]
+    MalformedAdopt,
 }
 
 impl Refusal {
@@ -32,7 +48,7 @@ impl Refusal {
     pub(crate) fn response(self) -> Response {
         let status = match self {
             Refusal::NoSecret => StatusCode::UNAUTHORIZED,
-            Refusal::Malformed => StatusCode::BAD_REQUEST,
+            Refusal::Malformed | Refusal::MalformedAdopt => StatusCode::BAD_REQUEST,
         };
         response::text(status, self.to_string())
     }
@@ -67,8 +83,25 @@ pub(crate) fn forwarded_to(
         .map(|(binding, id)| ForwardedTo {
             binding: binding.to_owned(),
             id: id.to_owned(),
+            adopt: None,
         });
-    parsed.map(Some).ok_or(Refusal::Malformed)
+    let mut target = parsed.ok_or(Refusal::Malformed)?;
+    if let Some(state) = headers.get(ADOPT_SOCKET_HEADER) {
+        target.adopt = Some(adopt(state.as_bytes()).ok_or(Refusal::MalformedAdopt)?);
+    }
+    Ok(Some(target))
+}
+
+/// The socket an adoption request describes.
+fn adopt(header: &[u8]) -> Option<Adopt> {
+    use base64::Engine as _;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(header)
+        .ok()?;
+    match Relay::decode(&payload).ok()? {
+        Relay::State { tags, attachment } => Some(Adopt { tags, attachment }),
+        Relay::Moved => None,
+    }
 }
 
 /// Compares secrets in time that depends on their lengths only.
@@ -107,7 +140,8 @@ mod tests {
             target.unwrap(),
             Some(ForwardedTo {
                 binding: "COUNTER".into(),
-                id: "ab".into()
+                id: "ab".into(),
+                adopt: None,
             })
         );
         for wrong in [
@@ -128,6 +162,38 @@ mod tests {
         assert_eq!(
             forwarded_to(&HeaderMap::new(), Some("s"), FROM).unwrap(),
             None
+        );
+    }
+
+    #[test]
+    fn an_adoption_carries_the_sockets_state() {
+        use base64::Engine as _;
+        let state = Relay::State {
+            tags: vec!["room".into()],
+            attachment: Some(vec![1, 2]),
+        };
+        let encoded = base64::engine::general_purpose::STANDARD.encode(state.encode());
+        let adoption = headers(&[
+            (FORWARDED_OBJECT_HEADER, "ROOMS/ab"),
+            (CLUSTER_SECRET_HEADER, "s"),
+            (ADOPT_SOCKET_HEADER, &encoded),
+        ]);
+        let target = forwarded_to(&adoption, Some("s"), FROM).unwrap().unwrap();
+        assert_eq!(
+            target.adopt,
+            Some(Adopt {
+                tags: vec!["room".into()],
+                attachment: Some(vec![1, 2])
+            })
+        );
+        let garbage = headers(&[
+            (FORWARDED_OBJECT_HEADER, "ROOMS/ab"),
+            (CLUSTER_SECRET_HEADER, "s"),
+            (ADOPT_SOCKET_HEADER, "!!"),
+        ]);
+        assert_eq!(
+            forwarded_to(&garbage, Some("s"), FROM).unwrap_err(),
+            Refusal::MalformedAdopt
         );
     }
 

@@ -1,43 +1,61 @@
 //! A forwarded WebSocket joined to its client: the client's connection to this node and this
-//! node's connection to the object's owner, byte for byte. The owner's side is followed frame by
-//! frame, so that when the owner goes away without closing the socket (it died, or was cut off),
-//! the client gets a close frame it can act on (1012: reconnect) rather than a dropped
-//! connection, whenever the owner's last frame ended whole.
+//! node's connection to the object's owner, frame by frame.
+//!
+//! The owner's side carries, besides the socket's frames, relay frames about the socket
+//! (`dormouse_ws::relay`): its tags and attachment, kept here, and a notice that its object
+//! moved. They are taken out of the stream: the client never sees one. When the owner goes away
+//! (its node died, or lost the object, or drains), the socket is adopted by the object's next
+//! owner with the state last reported, and the client's connection stays open: the client keeps
+//! talking, to the new owner. What it sent meanwhile waits in its connection; frames the old
+//! owner was given but never answered are lost with it. When that cannot be done (no state was
+//! reported yet, or the connection stopped in the middle of a frame), the client gets a close
+//! frame it can act on, 1012: reconnect.
 
 use std::time::Duration;
 
-use dormouse_runtime::placement::ForwardedUpgrade;
+use dormouse_runtime::AdoptedSocket;
+use dormouse_runtime::placement::{Duplex, ForwardedUpgrade, Readopt};
 use dormouse_ws::frame::parse_header_with;
+use dormouse_ws::relay::{self, Relay};
 use dormouse_ws::{Opcode, Role, close};
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use crate::per_address::AddressLease;
 
 /// How long one side may take to finish after the other ended (a close handshake).
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
 
-/// Bytes read from the owner at a time.
+/// Bytes read from either side at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
 /// The longest frame header: 2 bytes, an 8-byte length, a 4-byte mask.
 const MAX_HEADER: usize = 14;
 
-/// The reason the client reads when the owner went away.
+/// The longest client frame kept while it passes, so that it can be sent again, whole, to the
+/// object's next owner if the owner goes away in its middle.
+const MAX_KEPT_FRAME: usize = 64 * 1024;
+
+/// The reason the client reads when the owner went away and the socket could not move.
 const OWNER_GONE: &str = "the Durable Object's node went away; reconnect";
 
 /// Joins the client's connection, once upgraded, to the owner's, until both ended.
-pub(crate) fn join(client: OnUpgrade, owner: ForwardedUpgrade, lease: Option<AddressLease>) {
+pub(crate) fn join(
+    client: OnUpgrade,
+    owner: ForwardedUpgrade,
+    protocol: Option<String>,
+    lease: Option<AddressLease>,
+) {
     tokio::spawn(async move {
         // The client's place in its address's count, held while the connection is open.
         let _lease = lease;
-        let Some(owner) = owner.take() else {
+        let Some(connection) = owner.take() else {
             tracing::error!("a forwarded upgrade was joined twice");
             return;
         };
-        let owner = match owner.await {
-            Ok(owner) => owner,
+        let connection = match connection.await {
+            Ok(connection) => connection,
             Err(error) => {
                 tracing::debug!(%error, "the owner's side of a forwarded WebSocket did not open");
                 return;
@@ -50,162 +68,344 @@ pub(crate) fn join(client: OnUpgrade, owner: ForwardedUpgrade, lease: Option<Add
                 return;
             }
         };
-        splice(client, owner).await;
+        let readopt = owner
+            .readopt()
+            .map(|readopt| Readoption { readopt, protocol });
+        splice(client, connection, readopt).await;
     });
 }
 
-/// Copies both ways until both sides ended (or one ended and the other took too long).
-async fn splice(client: impl AsyncRead + AsyncWrite, owner: impl AsyncRead + AsyncWrite) {
+/// How to move the socket, and what it keeps across moves.
+struct Readoption {
+    readopt: Readopt,
+    protocol: Option<String>,
+}
+
+/// How one stretch with one owner ended.
+enum Ended {
+    /// The client's connection ended: so does the owner's.
+    Client,
+    /// The owner closed the socket (it sent a close frame).
+    Closed,
+    /// The owner went away without closing the socket, or said its object moved.
+    OwnerGone,
+}
+
+/// Copies both ways, moving the socket to the object's next owner when its owner goes away.
+async fn splice(
+    client: impl AsyncRead + AsyncWrite,
+    owner: Box<dyn Duplex>,
+    readoption: Option<Readoption>,
+) {
     let (mut client_read, mut client_write) = tokio::io::split(client);
-    let (mut owner_read, mut owner_write) = tokio::io::split(owner);
-    let upstream = async {
-        let copied = tokio::io::copy(&mut client_read, &mut owner_write).await;
-        let _ = owner_write.shutdown().await;
-        copied.map(drop)
-    };
-    let downstream = async {
-        let mut frames = Frames::default();
-        let mut buffer = vec![0u8; READ_CHUNK];
-        loop {
-            let read = match owner_read.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(read) => read,
-            };
-            frames.feed(&buffer[..read]);
-            if client_write.write_all(&buffer[..read]).await.is_err() {
+    let mut from_client = Frames::new(Role::Server);
+    let mut state: Option<(Vec<String>, Option<Vec<u8>>)> = None;
+    let mut owner = owner;
+    loop {
+        let (mut owner_read, mut owner_write) = tokio::io::split(owner);
+        let mut from_owner = Frames::new(Role::Client);
+        let ended = stretch(
+            (&mut client_read, &mut client_write),
+            (&mut owner_read, &mut owner_write),
+            &mut from_client,
+            &mut from_owner,
+            &mut state,
+        )
+        .await;
+        match ended {
+            Ended::Client => return,
+            Ended::Closed => {
+                let _ = client_write.shutdown().await;
+                let _ = tokio::time::timeout(CLOSE_WAIT, drain(&mut client_read)).await;
                 return;
             }
+            Ended::OwnerGone => {}
         }
-        if frames.ended_without_close() {
+        let next = match (&readoption, &state) {
+            (Some(readoption), Some((tags, attachment)))
+                if from_owner.at_boundary() && from_client.resumable() =>
+            {
+                let socket = AdoptedSocket {
+                    tags: tags.clone(),
+                    attachment: attachment.clone(),
+                    protocol: readoption.protocol.clone(),
+                };
+                match (readoption.readopt)(socket).await {
+                    Ok(next) => Some(next),
+                    Err(error) => {
+                        tracing::debug!(%error, "the object's next owner did not adopt the socket");
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let Some(mut next) = next else {
+            if from_owner.at_boundary() {
+                let _ = client_write.write_all(&owner_gone_frame()).await;
+            }
+            let _ = client_write.shutdown().await;
+            let _ = tokio::time::timeout(CLOSE_WAIT, drain(&mut client_read)).await;
+            return;
+        };
+        tracing::debug!("a relayed socket moved to its object's next owner");
+        // The frame the client was in the middle of goes again, whole, to the new owner.
+        if next.write_all(from_client.kept()).await.is_err() {
             let _ = client_write.write_all(&owner_gone_frame()).await;
+            return;
         }
-        let _ = client_write.shutdown().await;
-    };
-    tokio::pin!(upstream, downstream);
-    tokio::select! {
-        _ = &mut upstream => {
-            let _ = tokio::time::timeout(CLOSE_WAIT, &mut downstream).await;
-        }
-        () = &mut downstream => {
-            let _ = tokio::time::timeout(CLOSE_WAIT, &mut upstream).await;
+        owner = next;
+    }
+}
+
+/// The two halves of the connection to the owner.
+type OwnerHalves<'a> = (
+    &'a mut ReadHalf<Box<dyn Duplex>>,
+    &'a mut WriteHalf<Box<dyn Duplex>>,
+);
+
+/// Copies both ways with one owner until one side ends.
+async fn stretch<C: AsyncRead + AsyncWrite>(
+    (client_read, client_write): (&mut ReadHalf<C>, &mut WriteHalf<C>),
+    (owner_read, owner_write): OwnerHalves<'_>,
+    from_client: &mut Frames,
+    from_owner: &mut Frames,
+    state: &mut Option<(Vec<String>, Option<Vec<u8>>)>,
+) -> Ended {
+    let mut client_buffer = vec![0u8; READ_CHUNK];
+    let mut owner_buffer = vec![0u8; READ_CHUNK];
+    let mut owner_open_for_writes = true;
+    loop {
+        tokio::select! {
+            read = client_read.read(&mut client_buffer), if owner_open_for_writes => {
+                let read = match read {
+                    Ok(0) | Err(_) => {
+                        let _ = owner_write.shutdown().await;
+                        return Ended::Client;
+                    }
+                    Ok(read) => read,
+                };
+                from_client.feed(&client_buffer[..read]);
+                if owner_write.write_all(&client_buffer[..read]).await.is_err() {
+                    // The owner is gone; its reading side says so next.
+                    owner_open_for_writes = false;
+                }
+            }
+            read = owner_read.read(&mut owner_buffer) => {
+                let read = match read {
+                    Ok(0) | Err(_) if from_owner.closed => return Ended::Closed,
+                    Ok(0) | Err(_) => return Ended::OwnerGone,
+                    Ok(read) => read,
+                };
+                let (forward, messages) = from_owner.feed(&owner_buffer[..read]);
+                if client_write.write_all(&forward).await.is_err() {
+                    return Ended::Client;
+                }
+                for message in messages {
+                    match message {
+                        Relay::State { tags, attachment } => *state = Some((tags, attachment)),
+                        Relay::Moved => return Ended::OwnerGone,
+                    }
+                }
+            }
         }
     }
 }
 
-/// The close frame (1012) a client gets when the owner went away.
+/// Reads until the side ends.
+async fn drain(reader: &mut (impl AsyncRead + Unpin)) {
+    let mut buffer = vec![0u8; READ_CHUNK];
+    while matches!(reader.read(&mut buffer).await, Ok(read) if read > 0) {}
+}
+
+/// The close frame (1012) a client gets when the owner went away and the socket could not move.
 fn owner_gone_frame() -> bytes::Bytes {
     let mut payload = close::SERVICE_RESTART.to_be_bytes().to_vec();
     payload.extend_from_slice(OWNER_GONE.as_bytes());
     dormouse_ws::encode::frame(true, Opcode::Close, &payload, None)
 }
 
-/// Where the owner's stream of frames is.
-#[derive(Debug, Default)]
+/// One direction's stream, frame by frame: where frames end, relay frames taken out (from the
+/// owner), and the current frame kept (from the client) while it is short.
+#[derive(Debug)]
 struct Frames {
+    /// Who reads the frames: the server (the client's frames) or the client (the owner's).
+    reader: Role,
     /// The start of a header not yet complete.
     header: Vec<u8>,
     /// Payload bytes of the current frame still to come.
     payload_left: u64,
-    /// The owner sent a close frame.
+    /// The current frame is a relay frame: its bytes so far, header included.
+    relay: Option<Vec<u8>>,
+    /// The current frame's bytes so far, while it is short enough to keep (client frames).
+    kept: Vec<u8>,
+    /// The current frame is too long to keep.
+    too_long: bool,
+    /// A close frame passed.
     closed: bool,
-    /// The stream stopped making sense as frames: where frames end is no longer known.
+    /// The stream stopped making sense as frames.
     lost: bool,
 }
 
 impl Frames {
-    fn feed(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() && !self.lost {
+    fn new(reader: Role) -> Frames {
+        Frames {
+            reader,
+            header: Vec::new(),
+            payload_left: 0,
+            relay: None,
+            kept: Vec::new(),
+            too_long: false,
+            closed: false,
+            lost: false,
+        }
+    }
+
+    /// Follows `bytes`; returns those to pass on (all but relay frames) and the relay messages
+    /// that ended in them.
+    fn feed(&mut self, mut bytes: &[u8]) -> (Vec<u8>, Vec<Relay>) {
+        let mut forward = Vec::with_capacity(bytes.len());
+        let mut messages = Vec::new();
+        while !bytes.is_empty() {
+            if self.lost {
+                forward.extend_from_slice(bytes);
+                break;
+            }
             if self.payload_left > 0 {
-                let skipped = self.payload_left.min(bytes.len() as u64);
-                self.payload_left -= skipped;
-                bytes = &bytes[skipped as usize..];
+                let taken = self.payload_left.min(bytes.len() as u64) as usize;
+                let (payload, rest) = bytes.split_at(taken);
+                self.payload_left -= taken as u64;
+                match &mut self.relay {
+                    Some(frame) => frame.extend_from_slice(payload),
+                    None => {
+                        forward.extend_from_slice(payload);
+                        self.keep(payload);
+                    }
+                }
+                bytes = rest;
+                if self.payload_left == 0 {
+                    self.frame_ended(&mut messages);
+                }
                 continue;
             }
             let before = self.header.len();
             let take = (MAX_HEADER - before).min(bytes.len());
             self.header.extend_from_slice(&bytes[..take]);
-            match parse_header_with(&self.header, Role::Client, true) {
-                Ok(Some(header)) => {
-                    bytes = &bytes[header.header_len - before..];
+            let Some((header_len, payload_len, opcode)) = self.parse_header() else {
+                if self.lost {
+                    forward.extend_from_slice(&self.header);
                     self.header.clear();
-                    self.payload_left = header.payload_len;
-                    self.closed |= header.opcode == Opcode::Close;
+                    bytes = &bytes[take..];
+                    continue;
                 }
-                Ok(None) => bytes = &bytes[take..],
-                Err(_) => self.lost = true,
+                bytes = &bytes[take..];
+                continue;
+            };
+            let header = self.header[..header_len].to_vec();
+            bytes = &bytes[header_len - before..];
+            self.kept.clear();
+            self.too_long = false;
+            if self.reader == Role::Client && opcode == relay::OPCODE {
+                self.relay = Some(header);
+            } else {
+                forward.extend_from_slice(&header);
+                self.keep(&header);
+                self.closed |= opcode == Opcode::Close.bits();
+            }
+            self.header.clear();
+            self.payload_left = payload_len;
+            if payload_len == 0 {
+                self.frame_ended(&mut messages);
+            }
+        }
+        (forward, messages)
+    }
+
+    /// The header at the start of `self.header`: its length, its payload's, its opcode; `None`
+    /// while incomplete (or when the stream is lost).
+    fn parse_header(&mut self) -> Option<(usize, u64, u8)> {
+        let b0 = *self.header.first()?;
+        if self.reader == Role::Client && relay::is_relay(b0) {
+            let b1 = *self.header.get(1)?;
+            let (len, at) = match b1 & 0x7F {
+                126 => (
+                    u64::from(u16::from_be_bytes([
+                        *self.header.get(2)?,
+                        *self.header.get(3)?,
+                    ])),
+                    4,
+                ),
+                127 => (
+                    u64::from_be_bytes(self.header.get(2..10)?.try_into().ok()?),
+                    10,
+                ),
+                short => (u64::from(short), 2),
+            };
+            return Some((at, len, relay::OPCODE));
+        }
+        match parse_header_with(&self.header, self.reader, true) {
+            Ok(Some(header)) => Some((header.header_len, header.payload_len, header.opcode.bits())),
+            Ok(None) => None,
+            Err(_) => {
+                self.lost = true;
+                None
             }
         }
     }
 
-    /// Whether the owner's stream ended between two frames without a close frame: the client can
-    /// be sent one.
-    fn ended_without_close(&self) -> bool {
-        !self.closed && !self.lost && self.payload_left == 0 && self.header.is_empty()
+    fn keep(&mut self, bytes: &[u8]) {
+        if self.reader != Role::Server || self.too_long {
+            return;
+        }
+        if self.kept.len() + bytes.len() > MAX_KEPT_FRAME {
+            self.kept = Vec::new();
+            self.too_long = true;
+        } else {
+            self.kept.extend_from_slice(bytes);
+        }
     }
+
+    fn frame_ended(&mut self, messages: &mut Vec<Relay>) {
+        self.kept.clear();
+        self.too_long = false;
+        if let Some(frame) = self.relay.take() {
+            let payload = &frame[frame.len() - frame_payload_len(&frame)..];
+            match Relay::decode(payload) {
+                Ok(message) => messages.push(message),
+                Err(error) => tracing::warn!(%error, "a relay frame from the owner was malformed"),
+            }
+        }
+    }
+
+    /// Whether the stream stands between two frames.
+    fn at_boundary(&self) -> bool {
+        !self.lost && self.payload_left == 0 && self.header.is_empty()
+    }
+
+    /// Whether the stream can go on with another owner: between frames, or in a frame kept whole.
+    fn resumable(&self) -> bool {
+        !self.lost && !self.too_long
+    }
+
+    /// The bytes of the current frame so far (empty between frames), to send again.
+    fn kept(&self) -> &[u8] {
+        if self.header.is_empty() {
+            &self.kept
+        } else {
+            &self.header
+        }
+    }
+}
+
+/// The payload length of a whole relay frame (header plus payload).
+fn frame_payload_len(frame: &[u8]) -> usize {
+    let header_len = match frame.get(1).map(|b1| b1 & 0x7F) {
+        Some(126) => 4,
+        Some(127) => 10,
+        _ => 2,
+    };
+    frame.len().saturating_sub(header_len)
 }
 
 #[cfg(test)]
-mod tests {
-    use dormouse_ws::encode;
-
-    use super::*;
-
-    fn frames_of(chunks: &[&[u8]]) -> Frames {
-        let mut frames = Frames::default();
-        for chunk in chunks {
-            frames.feed(chunk);
-        }
-        frames
-    }
-
-    #[test]
-    fn whole_frames_in_any_chunks_end_at_a_boundary() {
-        let mut stream = encode::frame(true, Opcode::Text, b"hello", None).to_vec();
-        stream.extend_from_slice(&encode::frame(true, Opcode::Binary, &[7; 300], None));
-        stream.extend_from_slice(&encode::frame(true, Opcode::Text, &[b'x'; 70_000], None));
-        for split in [1, 2, 3, 7, 8, 300, 4096, stream.len()] {
-            let chunks: Vec<&[u8]> = stream.chunks(split).collect();
-            assert!(
-                frames_of(&chunks).ended_without_close(),
-                "chunks of {split}"
-            );
-        }
-    }
-
-    #[test]
-    fn a_frame_cut_short_is_no_boundary() {
-        let frame = encode::frame(true, Opcode::Text, b"hello", None);
-        assert!(!frames_of(&[&frame[..4]]).ended_without_close());
-        assert!(!frames_of(&[&frame[..1]]).ended_without_close());
-    }
-
-    #[test]
-    fn a_close_from_the_owner_needs_no_other() {
-        let mut payload = close::NORMAL.to_be_bytes().to_vec();
-        payload.extend_from_slice(b"bye");
-        let frame = encode::frame(true, Opcode::Close, &payload, None);
-        assert!(!frames_of(&[&frame]).ended_without_close());
-    }
-
-    #[test]
-    fn garbage_loses_track() {
-        assert!(!frames_of(&[&[0xFF, 0xFF, 0xFF]]).ended_without_close());
-    }
-
-    #[tokio::test]
-    async fn a_client_hears_1012_when_the_owner_goes_away() {
-        let (client, mut client_peer) = tokio::io::duplex(1024);
-        let (owner, mut owner_peer) = tokio::io::duplex(1024);
-        let spliced = tokio::spawn(splice(client, owner));
-        let text = encode::frame(true, Opcode::Text, b"hi", None);
-        owner_peer.write_all(&text).await.unwrap();
-        drop(owner_peer);
-        let mut received = Vec::new();
-        client_peer.read_to_end(&mut received).await.unwrap();
-        let mut expected = text.to_vec();
-        expected.extend_from_slice(&owner_gone_frame());
-        assert_eq!(received, expected);
-        drop(client_peer);
-        spliced.await.unwrap();
-    }
-}
+mod tests;

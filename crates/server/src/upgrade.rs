@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use dormouse_runtime::placement::ForwardedUpgrade;
-use dormouse_runtime::{ConnectionLease, Negotiated, Runtime};
+use dormouse_runtime::{AdoptedSocket, ConnectionLease, Negotiated, Runtime};
 use dormouse_sdk::response::WebSocketUpgrade;
 use dormouse_sdk::{Body, Request, Response, response};
 use dormouse_ws::{deflate, handshake};
@@ -16,8 +16,9 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tower_service::Service;
 
+use crate::peer::{self, Adopt, ForwardedTo};
 use crate::per_address::{AddressLease, AddressLimit};
-use crate::{peer, splice};
+use crate::splice;
 
 /// Who sent a request, and what its connection may agree to: its address, the bound on
 /// connections per address, whether compression is on.
@@ -127,7 +128,20 @@ where
         None
     };
     let request = request.map(Body::new);
+    let relayed = forwarded.is_some();
     let mut reply = match forwarded {
+        Some(ForwardedTo {
+            binding,
+            id,
+            adopt: Some(Adopt { tags, attachment }),
+        }) => {
+            let socket = AdoptedSocket {
+                tags,
+                attachment,
+                protocol: upgrade.as_ref().and_then(|p| p.offered.first().cloned()),
+            };
+            runtime.adopt_forwarded(&binding, &id, socket).await
+        }
         Some(target) => {
             runtime
                 .fetch_forwarded(&target.binding, &target.id, request)
@@ -146,7 +160,12 @@ where
         };
         // The owner answered the handshake (accept key, subprotocol, extensions): its 101 goes to
         // the client as it is, and the two connections are joined.
-        splice::join(pending.on_upgrade, owner, pending.lease);
+        let protocol = reply
+            .headers()
+            .get(header::SEC_WEBSOCKET_PROTOCOL)
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
+        splice::join(pending.on_upgrade, owner, protocol, pending.lease);
         return Ok(reply);
     }
     let Some(socket) = reply.extensions_mut().remove::<WebSocketUpgrade>() else {
@@ -179,6 +198,7 @@ where
         protocol,
         compression,
         lease: lease.map(ConnectionLease::new),
+        relayed,
     };
     let headers = reply.headers_mut();
     // Extensions are the runtime's to agree, not the object's.

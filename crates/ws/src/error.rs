@@ -60,6 +60,9 @@ pub enum ProtocolError {
         /// The configured limit.
         max: usize,
     },
+    /// A relay frame between two nodes that does not hold what relay frames hold.
+    #[error("malformed relay frame")]
+    InvalidRelay,
 }
 
 impl ProtocolError {

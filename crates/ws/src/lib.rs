@@ -15,6 +15,8 @@
 //! - [`deflate`] — permessage-deflate without context takeover: negotiation, and one message
 //!   compressed or inflated at a time by a compressor and an inflater per thread.
 //! - [`handshake`] — validation of the HTTP upgrade request and the `Sec-WebSocket-Accept` key.
+//! - [`relay`] — frames between two nodes of a cluster about a socket one relays for the other
+//!   (its state, and its object moving), taken out of the stream before the client.
 //! - [`error`] — [`ProtocolError`] and [`HandshakeError`], each mapped to the close code or the
 //!   HTTP status a peer should see.
 //!
@@ -37,6 +39,7 @@ pub mod encode;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+pub mod relay;
 
 pub use decoder::{DecodeStep, Message, MessageDecoder};
 pub use error::{HandshakeError, ProtocolError};

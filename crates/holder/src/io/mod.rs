@@ -63,6 +63,8 @@ pub(crate) struct Connection {
     pub(crate) progress: OutputProgress,
     /// permessage-deflate was agreed: messages worth it go out compressed.
     pub(crate) compression: bool,
+    /// The connection is a peer node relaying the socket for its client.
+    pub(crate) relayed: bool,
 }
 
 impl Connection {
@@ -82,6 +84,7 @@ impl Connection {
                 decoder
             },
             compression: negotiated.compression,
+            relayed: negotiated.relayed,
             partial: leftover.to_vec(),
             pending: None,
             progress: OutputProgress::default(),

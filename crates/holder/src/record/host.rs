@@ -128,6 +128,7 @@ impl SocketHost for SocketRecord {
             ));
         }
         inner.attachment = Some(Arc::from(serialized));
+        self.report_state(&mut inner);
         Ok(())
     }
 
@@ -162,6 +163,7 @@ impl SocketHost for SocketRecord {
         let mut grown = std::mem::take(tags).into_vec();
         grown.push(tag.into());
         *tags = grown.into_boxed_slice();
+        self.report_state(&mut inner);
         Ok(())
     }
 
@@ -177,7 +179,11 @@ impl SocketHost for SocketRecord {
             .filter(|t| &**t != tag)
             .collect();
         *tags = kept.into_boxed_slice();
-        Ok(tags.len() != before)
+        let removed = tags.len() != before;
+        if removed {
+            self.report_state(&mut inner);
+        }
+        Ok(removed)
     }
 
     fn accept(self: Arc<Self>) -> dormouse_sdk::Result<()> {

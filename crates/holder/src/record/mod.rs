@@ -9,13 +9,15 @@
 //! allocations.
 //!
 //! - `state`: the states it moves through; `output`: the write path; `host`: the SDK's
-//!   `SocketHost`; `liveness`: pings and handshake deadlines.
+//!   `SocketHost`; `liveness`: pings and handshake deadlines; `relay`: what a relaying peer node
+//!   is told (cluster mode).
 
 mod host;
 pub(crate) mod liveness;
 mod output;
 #[cfg(test)]
 mod output_tests;
+mod relay;
 pub(crate) mod state;
 #[cfg(test)]
 mod tests;
@@ -306,6 +308,7 @@ impl SocketRecord {
                 max_message_bytes,
                 negotiated,
             ));
+            self.report_state(&mut inner);
         }
         self.driver.ensure_started();
         self.schedule();
@@ -462,7 +465,8 @@ impl SocketRecord {
             reason: reason.to_owned(),
         };
         let (limit, timeout) = (inner.max_outbound(), inner.group.settings.close_timeout);
-        inner.send_close(encode::close_frame(Some(&close), None), limit, timeout);
+        let frame = Self::ending_frame(&inner, code, encode::close_frame(Some(&close), None));
+        inner.send_close(frame, limit, timeout);
         inner.stop_reading(timeout);
         if matches!(inner.link, Link::Pending) {
             inner.handshake = Handshake::Lost;

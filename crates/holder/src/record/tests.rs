@@ -296,6 +296,7 @@ async fn the_negotiated_subprotocol_stays_and_the_lease_ends_before_the_peer_see
             protocol: Some("mqtt".into()),
             compression: false,
             lease: Some(ConnectionLease::new(Flag(released.clone()))),
+            relayed: false,
         },
     );
     let mut peer = Peer::new(client);

@@ -46,6 +46,16 @@ pub(crate) enum WriteFailure {
     Shipped(crate::placement::PlacementError),
 }
 
+impl WriteFailure {
+    /// Whether the writes failed because another node took the object over (cluster mode).
+    pub(crate) fn is_lost_object(&self) -> bool {
+        matches!(
+            self,
+            WriteFailure::Shipped(crate::placement::PlacementError::Lost(_))
+        )
+    }
+}
+
 /// An answer held behind the gate: called with `None` once the writes before it are durable, or
 /// with the error to answer instead when they were lost.
 pub(crate) type HeldReply = Box<dyn FnOnce(Option<Error>) + Send>;

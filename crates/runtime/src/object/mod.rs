@@ -15,7 +15,8 @@
 //! - `task`: the runner of turns; `guard`: one handler call, its panics caught and its time
 //!   bounded; `context`: `State`'s host; `alarm`: the alarm event; `socket_event`: a socket's
 //!   event; `gate`: the output gate; `commit`: flushes and checkpoints; `inspection`: what the
-//!   inspector reads and does between turns; `logged`: the entries of the object's live log.
+//!   inspector reads and does between turns; `reset`: resets, and sockets told their object
+//!   moved; `logged`: the entries of the object's live log.
 
 mod alarm;
 mod commit;
@@ -24,6 +25,7 @@ mod gate;
 mod guard;
 mod inspection;
 mod logged;
+mod reset;
 mod socket_event;
 mod task;
 

@@ -17,14 +17,11 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::context::{ReplySlot, reset_error};
+use super::context::ReplySlot;
 use super::guard::{Outcome, guard, panic_message};
 use super::{Control, Envelope, NotHibernatable, ObjectCell, ObjectContext, Phase};
 use crate::event_log::EventKind;
 use crate::runtime::Shared;
-
-/// Reason sent to clients whose socket is closed by a reset. Details go to the log only.
-const RESET_REASON: &str = "Durable Object reset";
 
 /// Reason sent to sockets closed because the server stops.
 pub(crate) const SHUTDOWN_REASON: &str = "server shutting down";
@@ -128,7 +125,7 @@ impl Runner {
     }
 
     /// Commits the batch and waits for flushes until no write is left waiting (or one failed).
-    async fn settle_writes(&mut self) {
+    pub(super) async fn settle_writes(&mut self) {
         loop {
             if let Some(context) = &self.context {
                 let _ = context.commit_if_due();
@@ -150,12 +147,6 @@ impl Runner {
             let _ = context.commit_if_due();
         }
         self.reset_if_storage_failed().await;
-    }
-
-    async fn reset_if_storage_failed(&mut self) {
-        if let Some(failure) = self.cell.gate.take_failure() {
-            self.reset(&failure.to_string()).await;
-        }
     }
 
     /// When the object may leave memory if nothing happens before.
@@ -505,7 +496,7 @@ impl Runner {
     }
 
     /// Drops the instance (catching a panicking `Drop`) and cancels its `wait_until` work.
-    fn drop_instance(&mut self) {
+    pub(super) fn drop_instance(&mut self) {
         if let Some(context) = self.context.take() {
             context.retire();
             context.cancel_wait_until();
@@ -515,31 +506,5 @@ impl Runner {
         {
             tracing::error!("object's Drop panicked");
         }
-    }
-
-    /// Resets the object: drops the instance and closes every socket with 1011, without events.
-    /// Output of earlier turns goes out first if their flush succeeds; the failed turn's, and
-    /// everything after a failed flush, is dropped. Queued requests stay queued and will be
-    /// served by a new instance.
-    pub(super) async fn reset(&mut self, reason: &str) {
-        if let Some(context) = &self.context {
-            context.abort_turn(Some(reason));
-        }
-        // Earlier turns' writes are committed and flushed, and their output released, unless
-        // storage failed; what is left after a failure is dropped.
-        self.settle_writes().await;
-        self.cell.gate.take_failure();
-        if let Some(context) = &self.context {
-            context.rollback_batch();
-        }
-        self.cell.namespace.metrics.resets.fetch_add(1, Relaxed);
-        tracing::error!(%reason, "object reset");
-        self.cell.log(EventKind::Reset, || reason.to_owned());
-        self.cell.gate.discard(&reset_error(Some(reason)));
-        self.drop_instance();
-        self.cell
-            .sockets
-            .terminate_all(close::INTERNAL_ERROR, RESET_REASON);
-        self.shared.after_instance_dropped();
     }
 }
