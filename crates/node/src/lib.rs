@@ -10,14 +10,17 @@
 //! # Layout
 //! - [`ClusterNode`] (here): joins the cluster, follows the node's lease (objects stop when it is
 //!   lost), and leaves it on a drain.
-//! - `placement`: [`ClusterPlacement`], the runtime's placement: claims, restores, commits
-//!   shipped under the epoch, releases.
+//! - `placement`: [`ClusterPlacement`], the runtime's placement: claims, restores, releases,
+//!   routes, alarms.
+//! - `commits`: the commits of owned objects appended to the cluster under their epoch, and
+//!   compaction.
 //! - `forward`: requests sent to the node that owns their object, WebSocket upgrades included.
 //! - `readopt`: a relayed socket moved to its object's next owner when the owner goes away.
 //! - `pool`: [`SessionPool`], the connections to the cluster database for object work.
 //! - `metrics`: [`NodeMetrics`] and their [`NodeCollector`] for `/metrics`.
 //! - `error`: [`NodeError`].
 
+mod commits;
 mod error;
 mod forward;
 mod metrics;

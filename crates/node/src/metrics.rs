@@ -30,6 +30,8 @@ pub struct NodeMetrics {
     pub(crate) undelivered: Counter,
     /// Commits the cluster refused because another node took the object.
     pub(crate) fenced: Counter,
+    /// Relayed sockets moved to their object's next owner, the client's connection kept.
+    pub(crate) moved_sockets: Counter,
     /// Time to append one commit to the cluster database.
     pub(crate) commit_seconds: Histogram,
     /// Objects held, counted from the placement at scrape time.
@@ -44,6 +46,7 @@ impl Default for NodeMetrics {
             forwarded: Counter::default(),
             undelivered: Counter::default(),
             fenced: Counter::default(),
+            moved_sockets: Counter::default(),
             commit_seconds: Histogram::new(COMMIT_BUCKETS),
             placement: std::sync::OnceLock::new(),
         }
@@ -67,7 +70,7 @@ impl Collector for NodeCollector {
         if let Some(placement) = metrics.placement.get().and_then(Weak::upgrade) {
             owned.set(placement.held() as i64);
         }
-        let rows: [(&str, &str, &dyn EncodeMetric); 7] = [
+        let rows: [(&str, &str, &dyn EncodeMetric); 8] = [
             (
                 "dormouse_cluster_objects_owned",
                 "Objects this node owns now.",
@@ -97,6 +100,11 @@ impl Collector for NodeCollector {
                 "dormouse_cluster_fenced_commits",
                 "Commits refused because another node had taken the object.",
                 &metrics.fenced,
+            ),
+            (
+                "dormouse_cluster_moved_sockets",
+                "Sockets relayed by this node that moved to their object's next owner, open.",
+                &metrics.moved_sockets,
             ),
             (
                 "dormouse_cluster_commit_seconds",

@@ -32,18 +32,14 @@ use crate::pool::SessionPool;
 /// forward that fails asks at once.
 const ROUTE_CACHE: Duration = Duration::from_secs(1);
 
-/// Longest a restore may take: the whole database is read from the cluster.
-const RESTORE_LIMIT: Duration = Duration::from_secs(60);
+/// Longest a restore (or a compaction) may take: the whole database is read from the cluster.
+pub(crate) const RESTORE_LIMIT: Duration = Duration::from_secs(60);
 
 /// Alarms one poll hands to the runtime at most; the rest wait for the next poll.
 const ORPHAN_ALARMS_PER_POLL: i64 = 64;
 
-/// Commits appended between two compactions of an object's log: keeps a restore to the page
-/// image and at most this many commits after it.
-const COMPACT_EVERY: i64 = 64;
-
 /// Where one object stands for this node.
-enum Standing {
+pub(crate) enum Standing {
     /// Not this node's. `local_head` is the commit the local file holds when this node gave the
     /// object up cleanly: a claim at that head needs no restore.
     Unclaimed { local_head: Option<i64> },
@@ -61,13 +57,13 @@ enum Standing {
 }
 
 /// One object, as this node knows it.
-struct Entry {
-    key: ObjectKey,
+pub(crate) struct Entry {
+    pub(crate) key: ObjectKey,
     /// The incarnation under which this node holds the object, 0 when it does not: what every
     /// delivery checks.
-    held_by: AtomicI64,
+    pub(crate) held_by: AtomicI64,
     /// Claims, commits and releases of the object, one at a time.
-    standing: tokio::sync::Mutex<Standing>,
+    pub(crate) standing: tokio::sync::Mutex<Standing>,
 }
 
 /// Every object this node has dealt with, by binding and id.
@@ -75,15 +71,15 @@ type Entries = HashMap<Arc<str>, HashMap<[u8; 32], Arc<Entry>>>;
 
 /// The placement of a node in a cluster.
 pub struct ClusterPlacement {
-    membership: Membership,
+    pub(crate) membership: Membership,
     settings: LeaseSettings,
-    pool: Arc<SessionPool>,
+    pub(crate) pool: Arc<SessionPool>,
     pub(crate) forwarder: Forwarder,
     entries: Mutex<Entries>,
-    metrics: Arc<NodeMetrics>,
+    pub(crate) metrics: Arc<NodeMetrics>,
     /// Bounds every database operation of object work.
-    operation_limit: Duration,
-    fencing: Fencing,
+    pub(crate) operation_limit: Duration,
+    pub(crate) fencing: Fencing,
     /// This node's name in the cluster (its address).
     node: String,
 }
@@ -152,7 +148,7 @@ impl ClusterPlacement {
         })
     }
 
-    fn entry(&self, binding: &str, id: &[u8; 32]) -> Option<Arc<Entry>> {
+    pub(crate) fn entry(&self, binding: &str, id: &[u8; 32]) -> Option<Arc<Entry>> {
         let entries = self.entries.lock().expect("placement entries lock");
         entries.get(binding)?.get(id).cloned()
     }
@@ -293,128 +289,6 @@ impl ClusterPlacement {
             )));
         }
         Ok(())
-    }
-
-    async fn ship_now(&self, object: PlacedObject) -> Result<(), PlacementError> {
-        let Some(entry) = self.entry(&object.binding, &object.id) else {
-            return Err(PlacementError::Lost("this node never claimed it".into()));
-        };
-        let mut standing = entry.standing.lock().await;
-        let Standing::Owned {
-            ownership,
-            cursor,
-            incarnation,
-            compacted,
-        } = &mut *standing
-        else {
-            return Err(PlacementError::Lost("this node does not own it".into()));
-        };
-        if self.fencing == Fencing::Enforced && self.membership.holding() != Some(*incarnation) {
-            entry.held_by.store(0, Ordering::Relaxed);
-            *standing = Standing::Unclaimed { local_head: None };
-            return Err(PlacementError::Lost("this node's lease lapsed".into()));
-        }
-        let Some(mut reading) = cursor.take() else {
-            return Ok(());
-        };
-        let read = tokio::task::spawn_blocking(move || {
-            let commits = reading.read_commits();
-            (reading, commits)
-        })
-        .await;
-        let commits = match read {
-            Ok((reading, commits)) => {
-                *cursor = Some(reading);
-                commits
-            }
-            Err(panic) => Err(dormouse_storage::StorageError::CorruptCommit(format!(
-                "reading the log panicked: {panic}"
-            ))),
-        };
-        let result = match commits {
-            Ok(commits) => self.append(ownership, &commits).await,
-            Err(error) => Err(ClusterError::Storage(error)),
-        };
-        // A node whose lease lapsed while it committed (it was paused, or cut off) may have been
-        // replaced: what it committed is durable or fenced, but it acknowledges nothing more.
-        if result.is_ok()
-            && self.fencing == Fencing::Enforced
-            && self.membership.holding() != Some(*incarnation)
-        {
-            entry.held_by.store(0, Ordering::Relaxed);
-            *standing = Standing::Unclaimed { local_head: None };
-            return Err(PlacementError::Lost(
-                "this node's lease lapsed while it committed".into(),
-            ));
-        }
-        match result {
-            Ok(()) => {
-                if ownership.head_seq - *compacted >= COMPACT_EVERY {
-                    *compacted = ownership.head_seq;
-                    self.compact(ownership.clone());
-                }
-                Ok(())
-            }
-            Err(error) => {
-                // The local file is ahead of the cluster (or another node's): the next claim
-                // restores it.
-                entry.held_by.store(0, Ordering::Relaxed);
-                *standing = Standing::Unclaimed { local_head: None };
-                if error.is_fenced() {
-                    self.metrics.fenced.inc();
-                    tracing::warn!(object = %entry.key, %error, "commit fenced: another node owns the object");
-                    Err(PlacementError::Lost(error.to_string()))
-                } else {
-                    Err(unavailable(error))
-                }
-            }
-        }
-    }
-
-    async fn append(
-        &self,
-        ownership: &mut Ownership,
-        commits: &[dormouse_storage::CommitPages],
-    ) -> Result<(), ClusterError> {
-        for commit in commits {
-            let frames = commit.encode();
-            let started = Instant::now();
-            let fencing = self.fencing;
-            self.pool
-                .run(
-                    "committing",
-                    self.operation_limit,
-                    async |session| match fencing {
-                        Fencing::Enforced => session.append(ownership, &frames).await,
-                        Fencing::Off => session.append_unfenced(ownership, &frames).await,
-                    },
-                )
-                .await?;
-            self.metrics
-                .commit_seconds
-                .observe(started.elapsed().as_secs_f64());
-        }
-        Ok(())
-    }
-
-    /// Folds the object's log into its page image, apart from its commits.
-    fn compact(&self, ownership: Ownership) {
-        let pool = self.pool.clone();
-        let limit = RESTORE_LIMIT;
-        tokio::spawn(async move {
-            let through = ownership.head_seq;
-            let result = pool
-                .run("compacting an object's log", limit, async |session| {
-                    session.compact(&ownership, through).await
-                })
-                .await;
-            match result {
-                Ok(folded) => tracing::debug!(object = %ownership.key, folded, "log compacted"),
-                Err(error) => {
-                    tracing::warn!(object = %ownership.key, %error, "compaction failed; tried again later")
-                }
-            }
-        });
     }
 
     /// Releases the object in the cluster if this node holds it; it stands unclaimed after.
@@ -599,6 +473,6 @@ impl ClusterPlacement {
     }
 }
 
-fn unavailable(error: ClusterError) -> PlacementError {
+pub(crate) fn unavailable(error: ClusterError) -> PlacementError {
     PlacementError::Unavailable(error.to_string())
 }

@@ -58,7 +58,10 @@ impl ClusterPlacement {
                 .adopt(&peer, object, socket, extensions)
                 .await
             {
-                Ok(connection) => return Ok(connection),
+                Ok(connection) => {
+                    self.metrics.moved_sockets.inc();
+                    return Ok(connection);
+                }
                 Err(NotAdopted::OwnedBy(Some(owner))) if owner != peer => {
                     peer = owner;
                     continue;

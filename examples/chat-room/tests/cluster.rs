@@ -95,8 +95,16 @@ async fn members_outlive_their_rooms_node(leave: impl AsyncFnOnce(&mut TestClust
             );
         }
     }
-    let new_owner = cluster.owner_index("CHAT_ROOM").await.expect("a new owner");
-    assert_ne!(new_owner, owner);
+    let mut moved = 0.0;
+    for node in (0..cluster.len()).filter(|node| *node != owner) {
+        let metrics = cluster.node(node).metrics().await;
+        moved += metrics.series("dormouse_cluster_moved_sockets_total");
+    }
+    assert_eq!(
+        moved,
+        members.len() as f64,
+        "each survivor's socket moved once"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -118,8 +118,16 @@ async fn the_socket_moves_to_the_next_owner_with_its_state_and_the_client_stays(
     let hello = encode::frame(true, Opcode::Text, b"hello", None);
     first_end.write_all(&hello).await.unwrap();
     assert_eq!(read_exactly(&mut client_end, hello.len()).await, hello);
-    // The first owner says its object moved: the client hears nothing of it.
+    // The first owner says its object moved: the client hears nothing of it. (What the client
+    // sends before the move is seen would go to the first owner: the test waits for the move.)
     first_end.write_all(&Relay::Moved.frame()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while adopted.lock().unwrap().is_none() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the socket is offered to the next owner");
     let message = encode::frame(true, Opcode::Text, b"still here", Some([9, 9, 9, 9]));
     client_end.write_all(&message).await.unwrap();
     assert_eq!(read_exactly(&mut second_end, message.len()).await, message);
