@@ -23,6 +23,8 @@ pub struct TestCluster {
     extra_args: Vec<String>,
     /// The CPUs the nodes run on (`taskset` list); all when `None`.
     cpus: Option<String>,
+    /// Arguments before the flags (`serve PROJECT` for Workers mode).
+    leading_args: Vec<String>,
 }
 
 /// One node's place: its address and data directory outlive its process, so that it can be
@@ -51,6 +53,15 @@ impl TestCluster {
         TestCluster::start_nodes(binary, count, extra_args, false, None).await
     }
 
+    /// [`start`](Self::start) of the `dormouse` binary at `binary` serving the Workers project
+    /// at `project` (`dormouse serve PROJECT`).
+    pub async fn start_workers(binary: &Path, project: &Path, count: usize) -> TestCluster {
+        let mut cluster = TestCluster::empty(binary, &[], None);
+        cluster.leading_args = vec!["serve".into(), project.display().to_string()];
+        cluster.add_nodes(count, false).await;
+        cluster
+    }
+
     /// [`start`](Self::start), every node confined to `cpus` (as `taskset` lists them): for
     /// benchmarks that give the server side one core.
     pub async fn start_on_cpus(
@@ -75,37 +86,48 @@ impl TestCluster {
         with_links: bool,
         cpus: Option<String>,
     ) -> TestCluster {
-        let db = Postgres::start();
-        let mut cluster = TestCluster {
+        let mut cluster = TestCluster::empty(binary, extra_args, cpus);
+        cluster.add_nodes(count, with_links).await;
+        cluster
+    }
+
+    /// A database and no node yet.
+    fn empty(binary: &Path, extra_args: &[&str], cpus: Option<String>) -> TestCluster {
+        TestCluster {
             nodes: Vec::new(),
-            db,
+            db: Postgres::start(),
             binary: binary.to_owned(),
             extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
             cpus,
-        };
-        for index in 0..count {
+            leading_args: Vec::new(),
+        }
+    }
+
+    /// Starts `count` nodes, each on the next loopback address.
+    async fn add_nodes(&mut self, count: usize, with_links: bool) {
+        for _ in 0..count {
+            let index = self.nodes.len();
             let host = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + index as u8));
             let addr = crate::free_port_at(host);
             let dir = TempDir::new(&format!("cluster-node-{index}"));
             let data = dir.path().join("data");
             let links = if with_links {
                 Some(Links {
-                    database: FaultProxy::start(cluster.db.addr()).await,
+                    database: FaultProxy::start(self.db.addr()).await,
                     peers: FaultProxy::start(addr).await,
                 })
             } else {
                 None
             };
-            cluster.nodes.push(Slot {
+            self.nodes.push(Slot {
                 addr,
                 data,
                 _dir: dir,
                 process: None,
                 links,
             });
-            cluster.restart(index).await;
+            self.restart(index).await;
         }
-        cluster
     }
 
     /// The cluster database.
@@ -177,6 +199,7 @@ impl TestCluster {
         }
         args.extend(self.extra_args.iter().cloned());
         let options = ProcessOptions {
+            leading_args: self.leading_args.clone(),
             args,
             host: Some(slot.addr.ip()),
             listen: Some(slot.addr),

@@ -9,6 +9,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use bytes::Bytes;
+use dormouse_runtime::placement::ForwardedUpgrade;
 use dormouse_sdk::response::WebSocketUpgrade;
 use dormouse_sdk::{Body, Request, Response, ResponseExt};
 use http_body_util::BodyExt;
@@ -67,7 +68,15 @@ impl BodyHandle {
 #[rquickjs::class(rename = "NativeUpgrade")]
 pub(crate) struct UpgradeHandle {
     #[qjs(skip_trace)]
-    upgrade: RefCell<Option<WebSocketUpgrade>>,
+    upgrade: RefCell<Option<Upgrade>>,
+}
+
+/// What a 101 response carries to the connection that asked for the upgrade.
+enum Upgrade {
+    /// The client end of a socket of this node's objects.
+    Local(WebSocketUpgrade),
+    /// The connection to the node that owns the object and accepted the socket (cluster mode).
+    Forwarded(ForwardedUpgrade),
 }
 
 /// Where JavaScript writes a streamed body.
@@ -212,7 +221,14 @@ pub(crate) fn response_from_js<'js>(
             )
         })?;
         let mut response = dormouse_sdk::response::empty(http::StatusCode::SWITCHING_PROTOCOLS);
-        response.extensions_mut().insert(upgrade);
+        match upgrade {
+            Upgrade::Local(upgrade) => {
+                response.extensions_mut().insert(upgrade);
+            }
+            Upgrade::Forwarded(upgrade) => {
+                response.extensions_mut().insert(upgrade);
+            }
+        }
         response
     } else if let Ok(socket) = Class::<SocketHandle>::from_value(&socket) {
         let ws = socket.borrow().ws.clone();
@@ -241,7 +257,13 @@ pub(crate) fn response_to_js<'js>(
     response: Response,
 ) -> rquickjs::Result<Array<'js>> {
     let (mut parts, body) = response.into_parts();
-    let upgrade = parts.extensions.remove::<WebSocketUpgrade>();
+    let upgrade = match parts.extensions.remove::<WebSocketUpgrade>() {
+        Some(upgrade) => Some(Upgrade::Local(upgrade)),
+        None => parts
+            .extensions
+            .remove::<ForwardedUpgrade>()
+            .map(Upgrade::Forwarded),
+    };
     let status_text = parts
         .extensions
         .get::<hyper::ext::ReasonPhrase>()
@@ -254,8 +276,15 @@ pub(crate) fn response_to_js<'js>(
     list.set(3, body_or_null(ctx, body)?)?;
     match upgrade {
         Some(upgrade) => {
-            let socket = SocketHandle::new(upgrade.client().clone());
-            list.set(4, Class::instance(ctx.clone(), socket)?)?;
+            // A socket forwarded from another node has no end here: only its upgrade travels.
+            let socket = match &upgrade {
+                Upgrade::Local(local) => {
+                    let socket = SocketHandle::new(local.client().clone());
+                    Class::instance(ctx.clone(), socket)?.into_value()
+                }
+                Upgrade::Forwarded(_) => Value::new_null(ctx.clone()),
+            };
+            list.set(4, socket)?;
             let handle = UpgradeHandle {
                 upgrade: RefCell::new(Some(upgrade)),
             };
