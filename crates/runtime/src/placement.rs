@@ -66,7 +66,7 @@ pub trait Placement: Send + Sync + 'static {
     fn is_here(&self, binding: &str, id: &[u8; 32]) -> bool;
 
     /// Makes the object this node's, or says which node owns it. When the answer is
-    /// [`Route::Here`], the object's database file is current.
+    /// [`Route::Here`] or [`Route::Claimed`], the object's database file is current.
     fn route(&self, object: PlacedObject) -> BoxFuture<'static, Result<Route, PlacementError>>;
 
     /// Sends `request` to the object on the node at `peer`. A WebSocket upgrade that the peer

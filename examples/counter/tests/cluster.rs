@@ -181,3 +181,32 @@ async fn a_drained_node_hands_its_objects_over_at_once() {
     );
     assert_eq!(cluster.owner_index("COUNTER").await, Some(other));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rolling_restart_loses_no_acknowledged_increment() {
+    let mut cluster = cluster(3).await;
+    let mut acknowledged = Vec::new();
+    for round in 0..cluster.len() {
+        // Every node serves a few increments, then one node after the other drains and comes
+        // back; the increments go through a node that stays up meanwhile.
+        for node in 0..cluster.len() {
+            acknowledged.push(increment(cluster.addr(node), "rolling").await.unwrap());
+        }
+        let status = cluster.drain(round).await;
+        assert!(status.success(), "node {round} drains: {status:?}");
+        let other = (round + 1) % cluster.len();
+        acknowledged.push(increment(cluster.addr(other), "rolling").await.unwrap());
+        cluster.restart(round).await;
+    }
+    let expected: Vec<u64> = (1..=acknowledged.len() as u64).collect();
+    assert_eq!(
+        acknowledged, expected,
+        "each increment saw every one before it"
+    );
+    for node in 0..cluster.len() {
+        assert_eq!(
+            read(cluster.addr(node), "rolling").await,
+            acknowledged.len().to_string()
+        );
+    }
+}
