@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::TempDir;
-use crate::net::free_port;
+use crate::net::free_port_at;
+
+/// The loopback address the servers listen on: one of their own, so that the port a test server
+/// was given on 127.0.0.1 can never be taken by a database starting meanwhile.
+const HOST: std::net::Ipv4Addr = std::net::Ipv4Addr::new(127, 0, 0, 253);
 
 /// The database role and name the tests use.
 const ROLE: &str = "dormouse";
@@ -66,9 +70,9 @@ impl Postgres {
             "UTF8",
             "--no-sync",
         ]));
-        let port = free_port().port();
+        let port = free_port_at(HOST.into()).port();
         let options = format!(
-            "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=16MB",
+            "-k {} -p {port} -c listen_addresses={HOST} -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200 -c shared_buffers=16MB",
             dir.path().display()
         );
         run(program("pg_ctl")
@@ -98,7 +102,7 @@ impl Postgres {
 
     /// Where the server listens.
     pub fn addr(&self) -> std::net::SocketAddr {
-        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
+        std::net::SocketAddr::from((HOST, self.port))
     }
 
     /// The server's log so far, for a failing test's message.

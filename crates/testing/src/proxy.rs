@@ -32,7 +32,11 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts forwarding to `target`.
     pub async fn start(target: SocketAddr) -> FaultProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        // An address of the proxies' own, so that the port a test server was given on 127.0.0.1
+        // can never be taken by a proxy starting meanwhile.
+        let listener = TcpListener::bind("127.0.0.254:0")
+            .await
+            .expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
         let link = Arc::new(watch::channel(Link::Open).0);
         let switch = link.clone();
