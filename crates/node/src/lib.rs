@@ -175,7 +175,9 @@ impl ClusterNode {
             options.fencing,
             options.node_address.clone(),
         ));
-        metrics.count_objects_of(&placement);
+        let counted = Arc::downgrade(&placement);
+        metrics
+            .count_objects_with(move || counted.upgrade().map_or(0, |placement| placement.held()));
         tracing::info!(node = %options.node_address, ttl = ?options.lease.ttl, "joined the cluster");
         Ok(ClusterNode {
             placement,

@@ -1,15 +1,13 @@
 //! [`NodeMetrics`]: what `/metrics` says of this node in the cluster.
 
 use std::fmt;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-
-use crate::placement::ClusterPlacement;
 
 /// Upper bounds (seconds) of the commit-latency buckets: a commit to PostgreSQL on the same
 /// network takes about a millisecond, a slow disk or a far database tens of them.
@@ -18,7 +16,6 @@ const COMMIT_BUCKETS: [f64; 10] = [
 ];
 
 /// Counters of this node's work in the cluster.
-#[derive(Debug)]
 pub struct NodeMetrics {
     /// Objects claimed (granted to this node).
     pub(crate) claims: Counter,
@@ -34,8 +31,8 @@ pub struct NodeMetrics {
     pub(crate) moved_sockets: Counter,
     /// Time to append one commit to the cluster database.
     pub(crate) commit_seconds: Histogram,
-    /// Objects held, counted from the placement at scrape time.
-    placement: std::sync::OnceLock<Weak<ClusterPlacement>>,
+    /// Counts the objects this node owns, at scrape time.
+    objects_owned: std::sync::OnceLock<Box<dyn Fn() -> usize + Send + Sync>>,
 }
 
 impl Default for NodeMetrics {
@@ -48,14 +45,24 @@ impl Default for NodeMetrics {
             fenced: Counter::default(),
             moved_sockets: Counter::default(),
             commit_seconds: Histogram::new(COMMIT_BUCKETS),
-            placement: std::sync::OnceLock::new(),
+            objects_owned: std::sync::OnceLock::new(),
         }
     }
 }
 
 impl NodeMetrics {
-    pub(crate) fn count_objects_of(&self, placement: &Arc<ClusterPlacement>) {
-        let _ = self.placement.set(Arc::downgrade(placement));
+    /// Where the count of owned objects comes from.
+    pub(crate) fn count_objects_with(&self, count: impl Fn() -> usize + Send + Sync + 'static) {
+        let _ = self.objects_owned.set(Box::new(count));
+    }
+}
+
+impl std::fmt::Debug for NodeMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeMetrics")
+            .field("claims", &self.claims.get())
+            .field("fenced", &self.fenced.get())
+            .finish_non_exhaustive()
     }
 }
 
@@ -67,8 +74,8 @@ impl Collector for NodeCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         let metrics = &self.0;
         let owned = Gauge::<i64>::default();
-        if let Some(placement) = metrics.placement.get().and_then(Weak::upgrade) {
-            owned.set(placement.held() as i64);
+        if let Some(count) = metrics.objects_owned.get() {
+            owned.set(count() as i64);
         }
         let rows: [(&str, &str, &dyn EncodeMetric); 8] = [
             (

@@ -12,20 +12,9 @@ use http::{HeaderValue, StatusCode, header};
 
 use crate::namespace::Namespace;
 use crate::object::{Control, Envelope, Phase};
-use crate::placement::WRONG_OWNER_HEADER;
+use crate::placement::{AdoptedSocket, WRONG_OWNER_HEADER};
 use crate::routing::{self, Placed};
 use crate::runtime::Runtime;
-
-/// A socket a peer relays, as it stood on the node its object left.
-#[derive(Debug, Clone, Default)]
-pub struct AdoptedSocket {
-    /// Its tags.
-    pub tags: Vec<String>,
-    /// Its serialized attachment.
-    pub attachment: Option<Vec<u8>>,
-    /// The subprotocol agreed when it opened.
-    pub protocol: Option<String>,
-}
 
 impl Runtime {
     /// Serves a request that a peer forwarded to the object `id` (64 hex digits) of `binding`:

@@ -22,9 +22,10 @@
 //! - `inspector`: what the admin inspector reads and does: [`NamespaceSummary`],
 //!   [`ObjectDetail`], resets and alarm deletion.
 //! - `forwarded`: what a node serves for its peers in a cluster: forwarded requests, and
-//!   relayed sockets adopted by an object that moved here ([`AdoptedSocket`]).
+//!   relayed sockets adopted by an object that moved here.
 //! - `placement`: [`placement::Placement`], the seam cluster mode fills: where each object runs,
-//!   and the commits handed to the cluster; `routing`: placement applied to each delivery.
+//!   the commits handed to the cluster, and sockets moving between nodes ([`AdoptedSocket`]);
+//!   `routing`: placement applied to each delivery.
 //! - `event_log`: the live log of a watched object's events ([`EventWatch`]), kept only while
 //!   somebody watches.
 //! - [`error`] — [`RuntimeError`].
@@ -89,8 +90,8 @@ pub use dormouse_storage::{Durability, Migration};
 pub use dormouse_storage::{InspectLimits, SqlValue, StorageView, TableView};
 pub use error::RuntimeError;
 pub use event_log::{EventKind, EventWatch, LoggedEvent, Watched};
-pub use forwarded::AdoptedSocket;
 pub use guest::GuestClass;
 pub use inspector::{NamespaceSummary, ObjectDetail, SocketView};
 pub use metrics::NamespaceGauges;
+pub use placement::AdoptedSocket;
 pub use runtime::{HibernateReport, ObjectState, ObjectStatus, Runtime, RuntimeMetrics};

@@ -14,8 +14,6 @@ use dormouse_sdk::{Request, Response};
 use futures_util::future::BoxFuture;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use crate::forwarded::AdoptedSocket;
-
 /// An object as placement names it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct PlacedObject {
@@ -105,6 +103,17 @@ pub struct Undelivered {
     pub request: Request,
     /// Why it was not delivered, for the log and for the error if it never is.
     pub why: String,
+}
+
+/// A socket a peer relays, as it stood on the node its object left.
+#[derive(Debug, Clone, Default)]
+pub struct AdoptedSocket {
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Its serialized attachment.
+    pub attachment: Option<Vec<u8>>,
+    /// The subprotocol agreed when it opened.
+    pub protocol: Option<String>,
 }
 
 /// A byte stream both ways: a forwarded WebSocket connection.
