@@ -66,6 +66,10 @@ pub const SCHEMA_VERSION: i32 = MIGRATIONS.len() as i32;
 
 /// Brings the schema to [`SCHEMA_VERSION`], in one transaction.
 pub(crate) async fn migrate(client: &mut Client) -> Result<()> {
+    // "already exists, skipping" on every connection of every node says nothing.
+    client
+        .batch_execute("SET client_min_messages TO warning")
+        .await?;
     let transaction = client.transaction().await?;
     transaction
         .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
