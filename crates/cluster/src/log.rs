@@ -19,6 +19,30 @@ pub struct LoggedCommit {
     pub frames: Vec<u8>,
 }
 
+/// Writes commit `seq` of the object, made under `ownership.epoch`, into its log.
+async fn insert_commit(
+    transaction: &tokio_postgres::Transaction<'_>,
+    ownership: &Ownership,
+    seq: i64,
+    frames: &[u8],
+) -> Result<()> {
+    let key = &ownership.key;
+    transaction
+        .execute(
+            "INSERT INTO dormouse_object_log (namespace, object_id, seq, epoch, frames)
+             VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &key.namespace,
+                &&key.id[..],
+                &seq,
+                &ownership.epoch,
+                &frames,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
 impl Session {
     /// Appends a commit of `frames` after the owner's last one; on success `ownership.head_seq`
     /// is the new commit's. Fails with [`ClusterError::Fenced`] when the object is no longer
@@ -47,19 +71,7 @@ impl Session {
             });
         }
         let seq = ownership.head_seq + 1;
-        transaction
-            .execute(
-                "INSERT INTO dormouse_object_log (namespace, object_id, seq, epoch, frames)
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[
-                    &key.namespace,
-                    &&key.id[..],
-                    &seq,
-                    &ownership.epoch,
-                    &frames,
-                ],
-            )
-            .await?;
+        insert_commit(&transaction, ownership, seq, frames).await?;
         transaction.commit().await?;
         ownership.head_seq = seq;
         Ok(seq)
@@ -84,19 +96,7 @@ impl Session {
             )
             .await?;
         let seq: i64 = row.get(0);
-        transaction
-            .execute(
-                "INSERT INTO dormouse_object_log (namespace, object_id, seq, epoch, frames)
-                 VALUES ($1, $2, $3, $4, $5)",
-                &[
-                    &key.namespace,
-                    &&key.id[..],
-                    &seq,
-                    &ownership.epoch,
-                    &frames,
-                ],
-            )
-            .await?;
+        insert_commit(&transaction, ownership, seq, frames).await?;
         transaction.commit().await?;
         ownership.head_seq = seq;
         Ok(seq)

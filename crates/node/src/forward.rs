@@ -269,11 +269,7 @@ pub(crate) enum NotAdopted {
 
 /// `{binding}/{id in hex}`.
 fn object_header(object: &PlacedObject) -> HeaderValue {
-    let mut value = String::with_capacity(object.binding.len() + 65);
-    value.push_str(&object.binding);
-    value.push('/');
-    for byte in object.id {
-        value.push_str(&format!("{byte:02x}"));
-    }
-    HeaderValue::from_str(&value).expect("a binding and hex digits make a header value")
+    let id = dormouse_sdk::ObjectId::from_raw(object.id, None);
+    HeaderValue::from_str(&format!("{}/{id}", object.binding))
+        .expect("a binding and hex digits make a header value")
 }

@@ -160,14 +160,7 @@ impl Runtime {
     /// Hibernates the object now if nothing prevents it, as if its idle timeout had passed:
     /// for tests and operators. Succeeds at once for an object that is not in memory.
     pub async fn hibernate_now(&self, binding: &str, id: &ObjectId) -> Result<()> {
-        let namespace = self
-            .shared
-            .namespace(binding)
-            .ok_or_else(|| RuntimeError::UnknownBinding(binding.to_owned()))?;
-        let key = CellKey {
-            namespace: namespace.index,
-            raw: *id.as_bytes(),
-        };
+        let key = self.key_of(binding, *id.as_bytes())?;
         match self.shared.registry.get(&key) {
             None => Ok(()),
             Some(cell) => hibernate_cell(&cell).await,
@@ -306,16 +299,21 @@ impl Runtime {
     /// object first in cluster mode (an alarm the cluster database keeps for an object no live
     /// node owns). The object's database decides whether it is still due.
     pub fn fire_alarm(&self, binding: &str, id: [u8; 32], scheduled_ms: i64) -> Result<()> {
+        let key = self.key_of(binding, id)?;
+        crate::alarms::fire(&self.shared, key, scheduled_ms);
+        Ok(())
+    }
+
+    /// The registry key of the object `id` of `binding`.
+    fn key_of(&self, binding: &str, id: [u8; 32]) -> Result<CellKey> {
         let namespace = self
             .shared
             .namespace(binding)
             .ok_or_else(|| RuntimeError::UnknownBinding(binding.to_owned()))?;
-        let key = CellKey {
+        Ok(CellKey {
             namespace: namespace.index,
             raw: id,
-        };
-        crate::alarms::fire(&self.shared, key, scheduled_ms);
-        Ok(())
+        })
     }
 
     /// This node's name in its cluster (`None` on a single node): the owner of every object it

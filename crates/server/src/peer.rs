@@ -8,6 +8,8 @@ use dormouse_runtime::placement::{
 };
 use dormouse_sdk::{Response, response};
 use dormouse_ws::relay::Relay;
+
+use crate::admin::auth::same_secret;
 use http::{HeaderMap, StatusCode};
 
 /// A request that says it comes from a peer, for this object.
@@ -102,16 +104,6 @@ fn adopt(header: &[u8]) -> Option<Adopt> {
         Relay::State { tags, attachment } => Some(Adopt { tags, attachment }),
         Relay::Moved => None,
     }
-}
-
-/// Compares secrets in time that depends on their lengths only.
-fn same_secret(offered: &[u8], secret: &[u8]) -> bool {
-    offered.len() == secret.len()
-        && offered
-            .iter()
-            .zip(secret)
-            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-            == 0
 }
 
 #[cfg(test)]

@@ -174,6 +174,8 @@ async fn stretch<C: AsyncRead + AsyncWrite>(
 ) -> Ended {
     let mut client_buffer = vec![0u8; READ_CHUNK];
     let mut owner_buffer = vec![0u8; READ_CHUNK];
+    // What of the owner's bytes goes on to the client, and the relay messages among them.
+    let (mut forward, mut messages) = (Vec::new(), Vec::new());
     let mut owner_open_for_writes = true;
     loop {
         tokio::select! {
@@ -185,7 +187,7 @@ async fn stretch<C: AsyncRead + AsyncWrite>(
                     }
                     Ok(read) => read,
                 };
-                from_client.feed(&client_buffer[..read]);
+                from_client.follow(&client_buffer[..read]);
                 if owner_write.write_all(&client_buffer[..read]).await.is_err() {
                     // The owner is gone; its reading side says so next.
                     owner_open_for_writes = false;
@@ -197,11 +199,12 @@ async fn stretch<C: AsyncRead + AsyncWrite>(
                     Ok(0) | Err(_) => return Ended::OwnerGone,
                     Ok(read) => read,
                 };
-                let (forward, messages) = from_owner.feed(&owner_buffer[..read]);
+                forward.clear();
+                from_owner.feed(&owner_buffer[..read], &mut forward, &mut messages);
                 if client_write.write_all(&forward).await.is_err() {
                     return Ended::Client;
                 }
-                for message in messages {
+                for message in messages.drain(..) {
                     match message {
                         Relay::State { tags, attachment } => *state = Some((tags, attachment)),
                         Relay::Moved => return Ended::OwnerGone,
@@ -220,9 +223,11 @@ async fn drain(reader: &mut (impl AsyncRead + Unpin)) {
 
 /// The close frame (1012) a client gets when the owner went away and the socket could not move.
 fn owner_gone_frame() -> bytes::Bytes {
-    let mut payload = close::SERVICE_RESTART.to_be_bytes().to_vec();
-    payload.extend_from_slice(OWNER_GONE.as_bytes());
-    dormouse_ws::encode::frame(true, Opcode::Close, &payload, None)
+    let close = close::CloseFrame {
+        code: close::SERVICE_RESTART,
+        reason: OWNER_GONE.into(),
+    };
+    dormouse_ws::encode::close_frame(Some(&close), None)
 }
 
 /// One direction's stream, frame by frame: where frames end, relay frames taken out (from the
@@ -235,7 +240,7 @@ struct Frames {
     header: Vec<u8>,
     /// Payload bytes of the current frame still to come.
     payload_left: u64,
-    /// The current frame is a relay frame: its bytes so far, header included.
+    /// The current frame is a relay frame: its payload so far.
     relay: Option<Vec<u8>>,
     /// The current frame's bytes so far, while it is short enough to keep (client frames).
     kept: Vec<u8>,
@@ -261,14 +266,31 @@ impl Frames {
         }
     }
 
-    /// Follows `bytes`; returns those to pass on (all but relay frames) and the relay messages
-    /// that ended in them.
-    fn feed(&mut self, mut bytes: &[u8]) -> (Vec<u8>, Vec<Relay>) {
-        let mut forward = Vec::with_capacity(bytes.len());
-        let mut messages = Vec::new();
+    /// Follows `bytes` without passing anything on (the client's side, copied as it is).
+    fn follow(&mut self, bytes: &[u8]) {
+        self.walk(bytes, None, &mut Vec::new());
+    }
+
+    /// Follows `bytes`, appending to `forward` those to pass on (all but relay frames) and to
+    /// `messages` the relay messages that ended in them.
+    fn feed(&mut self, bytes: &[u8], forward: &mut Vec<u8>, messages: &mut Vec<Relay>) {
+        self.walk(bytes, Some(forward), messages);
+    }
+
+    fn walk(
+        &mut self,
+        mut bytes: &[u8],
+        mut forward: Option<&mut Vec<u8>>,
+        messages: &mut Vec<Relay>,
+    ) {
+        let pass = |forward: &mut Option<&mut Vec<u8>>, part: &[u8]| {
+            if let Some(out) = forward {
+                out.extend_from_slice(part);
+            }
+        };
         while !bytes.is_empty() {
             if self.lost {
-                forward.extend_from_slice(bytes);
+                pass(&mut forward, bytes);
                 break;
             }
             if self.payload_left > 0 {
@@ -276,15 +298,15 @@ impl Frames {
                 let (payload, rest) = bytes.split_at(taken);
                 self.payload_left -= taken as u64;
                 match &mut self.relay {
-                    Some(frame) => frame.extend_from_slice(payload),
+                    Some(relayed) => relayed.extend_from_slice(payload),
                     None => {
-                        forward.extend_from_slice(payload);
+                        pass(&mut forward, payload);
                         self.keep(payload);
                     }
                 }
                 bytes = rest;
                 if self.payload_left == 0 {
-                    self.frame_ended(&mut messages);
+                    self.frame_ended(messages);
                 }
                 continue;
             }
@@ -293,32 +315,31 @@ impl Frames {
             self.header.extend_from_slice(&bytes[..take]);
             let Some((header_len, payload_len, opcode)) = self.parse_header() else {
                 if self.lost {
-                    forward.extend_from_slice(&self.header);
+                    pass(&mut forward, &self.header);
                     self.header.clear();
-                    bytes = &bytes[take..];
-                    continue;
                 }
                 bytes = &bytes[take..];
                 continue;
             };
-            let header = self.header[..header_len].to_vec();
             bytes = &bytes[header_len - before..];
             self.kept.clear();
             self.too_long = false;
+            self.header.truncate(header_len);
             if self.reader == Role::Client && opcode == relay::OPCODE {
-                self.relay = Some(header);
+                self.relay = Some(Vec::new());
             } else {
-                forward.extend_from_slice(&header);
+                pass(&mut forward, &self.header);
+                let header = std::mem::take(&mut self.header);
                 self.keep(&header);
+                self.header = header;
                 self.closed |= opcode == Opcode::Close.bits();
             }
             self.header.clear();
             self.payload_left = payload_len;
             if payload_len == 0 {
-                self.frame_ended(&mut messages);
+                self.frame_ended(messages);
             }
         }
-        (forward, messages)
     }
 
     /// The header at the start of `self.header`: its length, its payload's, its opcode; `None`
@@ -326,22 +347,8 @@ impl Frames {
     fn parse_header(&mut self) -> Option<(usize, u64, u8)> {
         let b0 = *self.header.first()?;
         if self.reader == Role::Client && relay::is_relay(b0) {
-            let b1 = *self.header.get(1)?;
-            let (len, at) = match b1 & 0x7F {
-                126 => (
-                    u64::from(u16::from_be_bytes([
-                        *self.header.get(2)?,
-                        *self.header.get(3)?,
-                    ])),
-                    4,
-                ),
-                127 => (
-                    u64::from_be_bytes(self.header.get(2..10)?.try_into().ok()?),
-                    10,
-                ),
-                short => (u64::from(short), 2),
-            };
-            return Some((at, len, relay::OPCODE));
+            let (header_len, payload_len) = relay::header(&self.header)?;
+            return Some((header_len, payload_len, relay::OPCODE));
         }
         match parse_header_with(&self.header, self.reader, true) {
             Ok(Some(header)) => Some((header.header_len, header.payload_len, header.opcode.bits())),
@@ -368,9 +375,8 @@ impl Frames {
     fn frame_ended(&mut self, messages: &mut Vec<Relay>) {
         self.kept.clear();
         self.too_long = false;
-        if let Some(frame) = self.relay.take() {
-            let payload = &frame[frame.len() - frame_payload_len(&frame)..];
-            match Relay::decode(payload) {
+        if let Some(payload) = self.relay.take() {
+            match Relay::decode(&payload) {
                 Ok(message) => messages.push(message),
                 Err(error) => tracing::warn!(%error, "a relay frame from the owner was malformed"),
             }
@@ -395,16 +401,6 @@ impl Frames {
             &self.header
         }
     }
-}
-
-/// The payload length of a whole relay frame (header plus payload).
-fn frame_payload_len(frame: &[u8]) -> usize {
-    let header_len = match frame.get(1).map(|b1| b1 & 0x7F) {
-        Some(126) => 4,
-        Some(127) => 10,
-        _ => 2,
-    };
-    frame.len().saturating_sub(header_len)
 }
 
 #[cfg(test)]

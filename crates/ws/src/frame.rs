@@ -202,8 +202,19 @@ pub fn header_bytes_with(
     mask: Option<[u8; 4]>,
     compressed: bool,
 ) -> ([u8; MAX_HEADER_LEN], usize) {
+    let first = if fin { 0x80 } else { 0 } | if compressed { RSV1 } else { 0 } | opcode.bits();
+    raw_header_bytes(first, len, mask)
+}
+
+/// A frame header whose first byte is `first` (FIN, reserved bits, opcode as they are): for
+/// frames of an opcode [`Opcode`] does not name (`crate::relay`).
+pub(crate) fn raw_header_bytes(
+    first: u8,
+    len: usize,
+    mask: Option<[u8; 4]>,
+) -> ([u8; MAX_HEADER_LEN], usize) {
     let mut header = [0u8; MAX_HEADER_LEN];
-    header[0] = if fin { 0x80 } else { 0 } | if compressed { RSV1 } else { 0 } | opcode.bits();
+    header[0] = first;
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
     let mut at = if len < 126 {
         header[1] = mask_bit | len as u8;

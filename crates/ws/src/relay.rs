@@ -60,19 +60,10 @@ impl Relay {
     /// The message as a frame (server to client: unmasked).
     pub fn frame(&self) -> Vec<u8> {
         let payload = self.encode();
-        let mut frame = Vec::with_capacity(payload.len() + 10);
-        frame.push(0x80 | OPCODE);
-        match payload.len() {
-            len @ 0..=125 => frame.push(len as u8),
-            len @ 126..=0xFFFF => {
-                frame.push(126);
-                frame.extend_from_slice(&(len as u16).to_be_bytes());
-            }
-            len => {
-                frame.push(127);
-                frame.extend_from_slice(&(len as u64).to_be_bytes());
-            }
-        }
+        let (header, header_len) =
+            crate::frame::raw_header_bytes(0x80 | OPCODE, payload.len(), None);
+        let mut frame = Vec::with_capacity(header_len + payload.len());
+        frame.extend_from_slice(&header[..header_len]);
         frame.extend_from_slice(&payload);
         frame
     }
@@ -115,6 +106,20 @@ impl Relay {
 /// Whether the frame whose first byte is `b0` is a relay frame.
 pub fn is_relay(b0: u8) -> bool {
     b0 & 0x0F == OPCODE
+}
+
+/// The header of the relay frame at the start of `buf` (unmasked, from the owner): its length
+/// and its payload's; `None` while incomplete.
+pub fn header(buf: &[u8]) -> Option<(usize, u64)> {
+    let b1 = *buf.get(1)?;
+    Some(match b1 & 0x7F {
+        126 => (
+            4,
+            u64::from(u16::from_be_bytes(buf.get(2..4)?.try_into().ok()?)),
+        ),
+        127 => (10, u64::from_be_bytes(buf.get(2..10)?.try_into().ok()?)),
+        short => (2, u64::from(short)),
+    })
 }
 
 /// A cursor over a payload.

@@ -99,7 +99,7 @@ fn percent_decoded(value: &str) -> Vec<u8> {
 }
 
 /// Compares in time that depends on the lengths only, not on where the first difference is.
-fn same_secret(offered: &[u8], token: &[u8]) -> bool {
+pub(crate) fn same_secret(offered: &[u8], token: &[u8]) -> bool {
     offered.len() == token.len()
         && offered
             .iter()

@@ -5,7 +5,7 @@
 //!   bytes made readable; `page`: the page itself.
 
 mod api;
-mod auth;
+pub(crate) mod auth;
 mod live;
 mod page;
 mod value;

@@ -9,9 +9,7 @@ fn fed(reader: Role, chunks: &[&[u8]]) -> (Frames, Vec<u8>, Vec<Relay>) {
     let mut frames = Frames::new(reader);
     let (mut forward, mut messages) = (Vec::new(), Vec::new());
     for chunk in chunks {
-        let (bytes, relayed) = frames.feed(chunk);
-        forward.extend(bytes);
-        messages.extend(relayed);
+        frames.feed(chunk, &mut forward, &mut messages);
     }
     (frames, forward, messages)
 }
